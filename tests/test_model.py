@@ -1,0 +1,117 @@
+import numpy as np
+import pytest
+import torch
+
+from bench.original_stgcn import OriginalSTGCN, original_graph
+from model import (NTU_RGBD_25, OPENPOSE_18, STGCN, CheckpointError, ModelConfig, adjacency_partitions,
+                   count_parameters, load_original_checkpoint)
+
+
+@pytest.mark.parametrize("strategy,k", [("uniform", 1), ("distance", 2), ("spatial", 3)])
+def test_partitions_equal_the_original_construction(strategy, k):
+    ours = adjacency_partitions(OPENPOSE_18, strategy)
+    assert ours.shape == (k, 18, 18)
+    np.testing.assert_allclose(ours, original_graph(strategy), atol=1e-7)
+
+
+@pytest.mark.parametrize("strategy", ["uniform", "distance", "spatial"])
+def test_partitions_sum_to_a_column_normalised_adjacency(strategy):
+    for layout in (OPENPOSE_18, NTU_RGBD_25):
+        total = adjacency_partitions(layout, strategy).sum(axis=0)
+        np.testing.assert_allclose(total.sum(axis=0), np.ones(layout.num_joints), atol=1e-6)
+        assert (total > 0).sum() == layout.num_joints + 2 * len(layout.bones)
+
+
+def test_spatial_partition_puts_the_neck_root_and_its_neighbours_by_distance_to_centre():
+    a = adjacency_partitions(OPENPOSE_18, "spatial")
+    neck, nose, r_shoulder = 1, 0, 2
+    assert a[0, neck, neck] > 0 and a[0, nose, nose] > 0  # self links: root partition
+    assert a[1, r_shoulder, neck] > 0  # shoulder is farther from the centre than the neck
+    assert a[2, neck, r_shoulder] > 0  # the neck is nearer to the centre than the shoulder
+
+
+def test_unknown_strategy_is_refused():
+    with pytest.raises(ValueError, match="unknown partition strategy 'star'"):
+        adjacency_partitions(OPENPOSE_18, "star")
+
+
+@pytest.mark.parametrize("classes,expected", [(400, 3_177_140), (30, 3_082_050)])
+def test_paper_shape_parameter_count(classes, expected):
+    assert count_parameters(STGCN(ModelConfig(num_classes=classes))) == expected
+
+
+def test_cpu_sized_variant_is_labelled_and_smaller():
+    small = ModelConfig(num_classes=30, width=0.25)
+    assert not small.is_paper_shape and ModelConfig().is_paper_shape
+    assert count_parameters(STGCN(small)) < 300_000
+
+
+def _randomised_original(num_class=400) -> OriginalSTGCN:
+    torch.manual_seed(0)
+    net = OriginalSTGCN(num_class=num_class)
+    with torch.no_grad():
+        for name, tensor in net.state_dict().items():
+            if name == "A" or name.endswith("num_batches_tracked"):
+                continue
+            if name.endswith("running_var"):
+                tensor.uniform_(0.5, 1.5)
+            else:
+                tensor.normal_(0.0, 0.1 if "weight" in name else 0.05)
+            if name.startswith("edge_importance"):
+                tensor.uniform_(0.5, 1.5)
+    return net
+
+
+@pytest.mark.parametrize("mode", ["eval", "train"])
+def test_loaded_original_checkpoint_gives_the_original_outputs(tmp_path, mode):
+    original = _randomised_original()
+    path = tmp_path / "st_gcn.kinetics.pt"
+    torch.save(original.state_dict(), path)
+    ours = load_original_checkpoint(path)
+    assert ours.config.num_classes == 400 and ours.config.strategy == "spatial"
+    getattr(original, mode)()
+    getattr(ours, mode)()
+    x = torch.randn(2, 3, 32, 18, 2)
+    with torch.no_grad():
+        np.testing.assert_allclose(ours(x).numpy(), original(x).numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_checkpoint_gets_a_new_head_for_fine_tuning_on_a_subset(tmp_path):
+    original = _randomised_original()
+    path = tmp_path / "st_gcn.kinetics.pt"
+    torch.save({"state_dict": {f"module.{k}": v for k, v in original.state_dict().items()}}, path)
+    ours = load_original_checkpoint(path, num_classes=30).eval()
+    original.eval()
+    x = torch.randn(1, 3, 16, 18, 2)
+    assert ours(x).shape == (1, 30)
+    with torch.no_grad():
+        feats = ours.features(x)
+        assert torch.allclose(ours.st_gcn_networks[3].gcn.conv.weight, original.st_gcn_networks[3].gcn.conv.weight)
+    assert feats.shape == (1, 256)
+
+
+def test_foreign_checkpoint_error_lists_missing_keys(tmp_path):
+    path = tmp_path / "resnet.pt"
+    torch.save({"conv1.weight": torch.zeros(3)}, path)
+    with pytest.raises(CheckpointError, match=r"resnet\.pt: not an ST-GCN checkpoint; missing keys: fcn\.weight"):
+        load_original_checkpoint(path)
+
+
+def test_checkpoint_with_unexpected_keys_names_them(tmp_path):
+    state = _randomised_original(num_class=30).state_dict()
+    state["extra.head.weight"] = torch.zeros(2)
+    del state["st_gcn_networks.9.tcn.3.bias"]
+    path = tmp_path / "odd.pt"
+    torch.save(state, path)
+    with pytest.raises(CheckpointError, match=r"missing: \['st_gcn_networks\.9\.tcn\.3\.bias'\]; "
+                                              r"unexpected: \['extra\.head\.weight'\]"):
+        load_original_checkpoint(path)
+
+
+def test_unreadable_or_absent_checkpoint_is_named(tmp_path):
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a zip")
+    with pytest.raises(CheckpointError, match="junk.pt: not a readable PyTorch checkpoint"):
+        load_original_checkpoint(junk)
+    with pytest.raises(CheckpointError, match="nowhere.pt: no such checkpoint file"):
+        load_original_checkpoint(tmp_path / "nowhere.pt")
