@@ -3,8 +3,16 @@ import pytest
 import torch
 
 from bench.original_stgcn import OriginalSTGCN, original_graph
-from model import (NTU_RGBD_25, OPENPOSE_18, STGCN, CheckpointError, ModelConfig, adjacency_partitions,
-                   count_parameters, load_original_checkpoint)
+from model import (
+    NTU_RGBD_25,
+    OPENPOSE_18,
+    STGCN,
+    CheckpointError,
+    ModelConfig,
+    adjacency_partitions,
+    count_parameters,
+    load_original_checkpoint,
+)
 
 
 @pytest.mark.parametrize("strategy,k", [("uniform", 1), ("distance", 2), ("spatial", 3)])

@@ -1,0 +1,183 @@
+"""The one config type: it flows from a search space through the trainable and the trainer to the result
+tables, and its field names are the spreadsheet's and the plots' vocabulary.
+
+Defaults are the paper's Kinetics-skeleton recipe (SGD nesterov, lr 0.1, wd 1e-4, batch 256, step at
+20/30/40 of 50 epochs, window 150, the paper-shape network). ``cpu_profile`` gives the labelled CPU-sized
+variant used by the synthetic demo.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULERS = ("step", "cosine", "plateau", "none")
+SYNTHETIC = "synthetic"
+
+
+class ConfigError(ValueError):
+    """A config value is invalid; the message names the source, the field and the fix."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    # optimisation
+    optimizer: str = "sgd"
+    lr: float = 0.1
+    weight_decay: float = 1e-4
+    momentum: float = 0.9
+    nesterov: bool = True
+    beta1: float = 0.9
+    beta2: float = 0.999
+    batch_size: int = 256
+    # learning-rate schedule
+    scheduler: str = "step"
+    milestones: tuple[int, ...] = (20, 30, 40)
+    gamma: float = 0.1
+    plateau_patience: int = 5
+    plateau_factor: float = 0.1
+    warmup_epochs: int = 0
+    epochs: int = 50
+    # data
+    data: str = SYNTHETIC
+    subset: str = "kinetics-motion"
+    classes_file: str | None = None
+    fraction_per_class: float | None = None
+    cap_per_class: int | None = None
+    window: int = 150
+    frame_stride: int = 1
+    random_shift: bool = False
+    random_move: bool = True
+    # model
+    width: float = 1.0
+    dropout: float = 0.0
+    pretrained: str | None = None
+    # run
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    loader_workers: int = 0
+    eval_batch_size: int = 64
+    sample_images: int = 4
+    extra: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def model_variant(self) -> str:
+        """'paper' or a label that says how the network was shrunk, for every table and plot."""
+        if self.width == 1.0 and self.frame_stride == 1:
+            return "paper"
+        return f"cpu-sized (width x{self.width:g}, frame stride {self.frame_stride})"
+
+    def to_dict(self) -> dict:
+        out = dataclasses.asdict(self)
+        out["milestones"] = list(self.milestones)
+        return out
+
+    def replace(self, **changes) -> TrainConfig:
+        return from_dict({**self.to_dict(), **changes}, source="override")
+
+
+FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
+
+# CPU-sized variant for the synthetic demo and tests: a quarter of the paper's width, frames at half rate.
+CPU_PROFILE = {"width": 0.125, "frame_stride": 2, "window": 64, "batch_size": 32, "epochs": 8,
+               "milestones": [5, 7], "eval_batch_size": 64}
+
+
+def _coerce(name: str, value, source: str):
+    kind = FIELD_TYPES[name]
+    if value is None:
+        if "None" in kind:
+            return None
+        raise ConfigError(f"{source}: field '{name}' must not be empty")
+    try:
+        if kind.startswith("tuple"):
+            return tuple(int(v) for v in (value if isinstance(value, (list, tuple)) else [value]))
+        if kind.startswith("bool"):
+            if not isinstance(value, bool):
+                raise TypeError
+            return value
+        if kind.startswith("int"):
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise TypeError
+            return int(value)
+        if kind.startswith("float"):
+            if isinstance(value, bool):
+                raise TypeError
+            return float(value)
+        if kind.startswith("str"):
+            return str(value)
+        if kind.startswith("dict"):
+            return dict(value)
+    except (TypeError, ValueError):
+        pass
+    raise ConfigError(f"{source}: field '{name}' has {value!r}, expected {kind}")
+
+
+def from_dict(values: dict, source: str = "config") -> TrainConfig:
+    """Build and validate; unknown keys and bad values are errors naming ``source`` and the field."""
+    unknown = sorted(set(values) - set(FIELD_TYPES))
+    if unknown:
+        raise ConfigError(f"{source}: unknown field(s) {', '.join(unknown)}; known fields: "
+                          f"{', '.join(sorted(FIELD_TYPES))}")
+    config = TrainConfig(**{k: _coerce(k, v, source) for k, v in values.items()})
+    validate(config, source)
+    return config
+
+
+def validate(c: TrainConfig, source: str = "config") -> None:
+    problems = []
+    if c.optimizer not in OPTIMIZERS:
+        problems.append(f"'optimizer' is {c.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+    if c.scheduler not in SCHEDULERS:
+        problems.append(f"'scheduler' is {c.scheduler!r}; choose one of {', '.join(SCHEDULERS)}")
+    if not (math.isfinite(c.lr) and c.lr > 0):
+        problems.append(f"'lr' must be a positive number, got {c.lr}")
+    for name in ("weight_decay", "momentum", "gamma", "dropout"):
+        value = getattr(c, name)
+        if not (math.isfinite(value) and value >= 0):
+            problems.append(f"'{name}' must be >= 0, got {value}")
+    for name in ("beta1", "beta2", "plateau_factor"):
+        if not 0 < getattr(c, name) < 1:
+            problems.append(f"'{name}' must be in (0, 1), got {getattr(c, name)}")
+    for name in ("batch_size", "epochs", "window", "frame_stride", "eval_batch_size", "plateau_patience"):
+        if getattr(c, name) < 1:
+            problems.append(f"'{name}' must be >= 1, got {getattr(c, name)}")
+    if c.batch_size < 2:
+        problems.append("'batch_size' must be >= 2 (BatchNorm needs two clips to train)")
+    if c.warmup_epochs < 0 or c.warmup_epochs >= c.epochs:
+        problems.append(f"'warmup_epochs' must be in [0, epochs), got {c.warmup_epochs}")
+    if c.scheduler == "step" and (list(c.milestones) != sorted(set(c.milestones)) or
+                                  any(m < 1 or m > c.epochs for m in c.milestones)):
+        problems.append(f"'milestones' must be increasing epochs in [1, {c.epochs}], got {list(c.milestones)} "
+                        "(set milestones to fit the epochs, or use another scheduler)")
+    if not 0 < c.width <= 4:
+        problems.append(f"'width' must be in (0, 4], got {c.width}")
+    if c.device not in ("auto", "cpu", "cuda") and not c.device.startswith("cuda:"):
+        problems.append(f"'device' must be auto, cpu, cuda or cuda:N, got {c.device!r}")
+    if problems:
+        raise ConfigError(f"{source}: " + "; ".join(problems))
+
+
+def load(path: str | Path, overrides: dict | None = None) -> TrainConfig:
+    """A YAML or JSON file of fields (any subset; the rest are the paper defaults)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML/JSON ({exc})") from exc
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: expected a mapping of field: value")
+    return from_dict({**values, **(overrides or {})}, source=str(path))
+
+
+def dumps(config: TrainConfig) -> str:
+    return json.dumps(config.to_dict(), indent=2)

@@ -1,0 +1,1 @@
+"""Kinetics-skeleton data: the raw release, its conversion to memory-mappable arrays, subsets, augmentation."""

@@ -1,0 +1,92 @@
+"""One experiment end to end: a Trainer plus its experiment folder and checkpoint. Shared by the standalone
+CLI (study.train) and the Ray Tune trainable, so both write the same folder the same way.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from study.config import TrainConfig
+from study.data.dataset import ConvertedDataset
+from study.experiment import ExperimentFolder, folder_name
+from study.files import atomic_path
+from study.trainer import Trainer
+
+CHECKPOINT = "checkpoint.pt"
+
+
+def describe_epoch(m: dict) -> str:
+    if m["diverged"]:
+        return f"epoch {m['epoch']}: diverged (training loss is NaN/inf), lr {m['lr']:.3g}"
+    return (f"epoch {m['epoch']}: train loss {m['train_loss']:.4f} top-1 {100 * m['train_top1']:.1f}% | "
+            f"val loss {m['val_loss']:.4f} top-1 {100 * m['val_top1']:.1f}% top-5 {100 * m['val_top5']:.1f}% | "
+            f"lr {m['lr']:.3g} | {m['epoch_time_s']:.1f}s, {m['clips_per_s']:.0f} clips/s, "
+            f"{m['inference_ms_per_clip']:.2f} ms/clip inference")
+
+
+class Experiment:
+    """A trainer writing its experiment folder; ``step()`` runs one epoch and records everything."""
+
+    def __init__(self, config: TrainConfig, dataset: ConvertedDataset, root: Path, index: int = 0,
+                 experiment_id: int | None = None, echo: Callable[[str], None] = print, run_info: dict | None = None):
+        self.config, self.echo = config, echo
+        self.trainer = Trainer(config, dataset)
+        self.experiment_id = experiment_id if experiment_id is not None else int(time.time() * 1000) % 100_000
+        name = folder_name(index, self.experiment_id, config, self.trainer.num_classes)
+        self.folder = ExperimentFolder(Path(root) / name)
+        self.title = f"{config.optimizer} lr={config.lr:.3g} bs={config.batch_size} {config.scheduler} ({name})"
+        self.folder.write_run_info({
+            **(run_info or {}), "experiment_id": self.experiment_id, "folder": name, "config": config.to_dict(),
+            "seed": config.seed, "data_source": dataset.source, "data_dir": str(dataset.root),
+            "model_variant": config.model_variant, "num_classes": self.trainer.num_classes,
+            "class_names": list(self.trainer.class_names), "device": str(self.trainer.device),
+            "torch": torch.__version__, "python": platform.python_version()})
+        self.folder.copy_sources()
+
+    @property
+    def finished(self) -> bool:
+        return self.trainer.finished
+
+    def step(self) -> dict:
+        metrics = self.trainer.run_epoch()
+        line = describe_epoch(metrics)
+        self.folder.log(line)
+        self.echo(line)
+        stop = (metrics["epoch"], "diverged (loss NaN)") if metrics["diverged"] else (None, None)
+        self.folder.record_epochs(self.trainer.history, self.title, *stop)
+        if self.config.sample_images and (self.trainer.finished or metrics["epoch"] == 1):
+            self.folder.write_samples(*self.trainer.sample_predictions(self.config.sample_images),
+                                      self.trainer.class_names)
+        return metrics
+
+    def mark_stopped(self, epoch: int, reason: str) -> None:
+        """Redraw the curves with the stop marked (an ASHA stop is decided outside the trainer)."""
+        self.folder.record_epochs(self.trainer.history, self.title, epoch, reason)
+        self.folder.log(f"stopped at epoch {epoch}: {reason}")
+
+    def save_checkpoint(self, directory: Path) -> Path:
+        target = Path(directory) / CHECKPOINT
+        with atomic_path(target) as tmp:
+            torch.save(self.trainer.state_dict(), tmp)
+        return target
+
+    def restore(self, directory: Path) -> bool:
+        path = Path(directory) / CHECKPOINT
+        if not path.is_file():
+            return False
+        self.trainer.load_state_dict(torch.load(path, map_location=self.trainer.device, weights_only=False))
+        self.folder.log(f"restored from {path} after epoch {self.trainer.epoch}")
+        if self.trainer.history:
+            self.folder.record_epochs(self.trainer.history, self.title)
+        return True
+
+
+def best(history: list[dict], key: str = "val_top1") -> float:
+    values = [m[key] for m in history if not math.isnan(m[key])]
+    return max(values) if values else math.nan

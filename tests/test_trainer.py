@@ -1,0 +1,137 @@
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from study.config import CPU_PROFILE, ConfigError, from_dict, load
+from study.data.convert import convert
+from study.data.dataset import ConvertedDataset
+from study.data.subsets import KINETICS_MOTION
+from study.data.synth import SynthSpec, generate
+from study.schedule import EpochSchedule
+from study.train import main as train_main
+from study.trainer import Trainer
+
+FIVE_CLASSES = ["squat", "push up", "tai chi", "skipping rope", "pull ups"]
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("trainer_data")
+    generate(root / "raw", SynthSpec(classes=30, clips_per_class=20, val_clips_per_class=8, seed=11))
+    convert(root / "raw", root / "converted", workers=1)
+    (root / "five.txt").write_text("\n".join(FIVE_CLASSES))
+    return root
+
+
+def _config(dataset_root, **changes):
+    base = {**CPU_PROFILE, "data": str(dataset_root / "converted"), "classes_file": str(dataset_root / "five.txt"),
+            "batch_size": 8, "epochs": 3, "scheduler": "none", "optimizer": "adam", "lr": 3e-3,
+            "sample_images": 0}
+    return from_dict({**base, **changes}, source="test")
+
+
+def test_short_cpu_training_learns_well_above_chance(dataset):
+    trainer = Trainer(_config(dataset, epochs=10), ConvertedDataset(dataset / "converted"))
+    while not trainer.finished:
+        trainer.run_epoch()
+    best = max(m["val_top1"] for m in trainer.history)
+    assert trainer.num_classes == 5
+    assert best >= 0.45, f"val top-1 {best:.2f} should be well above chance (0.20)"
+    assert trainer.history[-1]["train_loss"] < trainer.history[0]["train_loss"]
+
+
+def test_resumed_run_gives_the_same_epochs_as_an_uninterrupted_one(dataset):
+    data = ConvertedDataset(dataset / "converted")
+    config = _config(dataset, epochs=3, optimizer="sgd", lr=0.05, scheduler="step", milestones=[2])
+    straight = Trainer(config, data)
+    while not straight.finished:
+        straight.run_epoch()
+    first = Trainer(config, data)
+    first.run_epoch()
+    first.run_epoch()
+    state = first.state_dict()
+    resumed = Trainer(config, data)
+    resumed.load_state_dict(state)
+    resumed.run_epoch()
+    for key in ("train_loss", "train_top1", "val_loss", "val_top1", "val_top5", "lr"):
+        assert [m[key] for m in resumed.history] == pytest.approx([m[key] for m in straight.history], rel=1e-6)
+
+
+def test_divergence_stops_the_run_and_is_recorded(dataset):
+    trainer = Trainer(_config(dataset, optimizer="sgd", lr=1e6, momentum=0.9), ConvertedDataset(dataset / "converted"))
+    while not trainer.finished:
+        trainer.run_epoch()
+    last = trainer.history[-1]
+    assert trainer.diverged and last["diverged"] and math.isnan(last["train_loss"])
+    assert len(trainer.history) < 3
+
+
+def test_schedules_follow_their_definitions():
+    step = EpochSchedule(from_dict({"scheduler": "step", "lr": 0.1, "milestones": [2, 4], "epochs": 6}))
+    assert [round(step.lr(e), 6) for e in range(6)] == [0.1, 0.1, 0.01, 0.01, 0.001, 0.001]
+    warm = EpochSchedule(from_dict({"scheduler": "cosine", "lr": 1.0, "epochs": 5, "warmup_epochs": 1}))
+    assert warm.lr(0) == 0.5 and warm.lr(1) == 1.0 and warm.lr(4) < 0.2
+    plateau = EpochSchedule(from_dict({"scheduler": "plateau", "lr": 1.0, "plateau_patience": 1,
+                                       "plateau_factor": 0.5}))
+    for epoch, loss in enumerate([1.0, 1.1, 1.2, 0.9]):
+        plateau.observe(epoch, loss)
+    assert plateau.lr(4) == 0.5
+
+
+def test_standalone_cli_writes_the_experiment_folder(dataset, tmp_path, capsys):
+    config = tmp_path / "run.yaml"
+    config.write_text(json.dumps({**_config(dataset, epochs=2, sample_images=2).to_dict()}))
+    assert train_main(["--config", str(config), "--out", str(tmp_path / "runs"), "--index", "3"]) == 0
+    (folder,) = (tmp_path / "runs").iterdir()
+    parts = folder.name.split("_")
+    assert parts[0] == "3" and parts[1] == "5" and folder.name.endswith("_kinetics_motion_5_From_Scratch")
+    assert (folder / "log" / "train.log").read_text().count("epoch ") >= 2
+    info = json.loads((folder / "log" / "config.json").read_text())
+    assert info["seed"] == 0 and info["data_source"] == "synthetic"
+    assert info["class_names"] == sorted(FIVE_CLASSES, key=KINETICS_MOTION.index)  # dataset order
+    assert "cpu-sized" in info["model_variant"]
+    assert (folder / "log" / "source" / "model" / "stgcn.py").is_file()
+    epochs = pd.read_csv(folder / "save_values_csv" / "epochs.csv")
+    assert list(epochs["epoch"]) == [1, 2] and (epochs["inference_ms_per_clip"] > 0).all()
+    for png in ("matplotlib_graphs/accuracy.png", "matplotlib_graphs/loss.png", "images_independant/sample_0.png"):
+        assert (folder / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "best val top-1" in capsys.readouterr().out
+
+    # Resuming a finished run trains nothing more and keeps its epochs.
+    assert train_main(["--config", str(config), "--resume", str(folder)]) == 0
+    assert len(pd.read_csv(folder / "save_values_csv" / "epochs.csv")) == 2
+
+
+@pytest.mark.parametrize("values,message", [
+    ({"optimiser": "sgd"}, "unknown field\\(s\\) optimiser"),
+    ({"optimizer": "lion"}, "'optimizer' is 'lion'; choose one of sgd, adam, adamw"),
+    ({"lr": -1}, "'lr' must be a positive number"),
+    ({"lr": "fast"}, "field 'lr' has 'fast', expected float"),
+    ({"batch_size": 1}, "'batch_size' must be >= 2"),
+    ({"milestones": [30, 20]}, "'milestones' must be increasing epochs in \\[1, 50\\]"),
+    ({"warmup_epochs": 50}, "'warmup_epochs' must be in \\[0, epochs\\)"),
+    ({"beta2": 1.5}, "'beta2' must be in \\(0, 1\\)"),
+])
+def test_bad_config_values_name_the_field(values, message):
+    with pytest.raises(ConfigError, match=message):
+        from_dict(values, source="my.yaml")
+
+
+def test_config_file_errors_name_the_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("lr: [unclosed")
+    with pytest.raises(ConfigError, match="bad.yaml: not valid YAML"):
+        load(bad)
+    with pytest.raises(ConfigError, match="absent.yaml: config file not found"):
+        load(tmp_path / "absent.yaml")
+
+
+def test_paper_recipe_is_the_default():
+    config = from_dict({})
+    assert (config.optimizer, config.lr, config.weight_decay, config.batch_size, config.nesterov) == \
+        ("sgd", 0.1, 1e-4, 256, True)
+    assert config.milestones == (20, 30, 40) and config.epochs == 50 and config.model_variant == "paper"
+    assert np.isclose(from_dict(CPU_PROFILE).width, 0.125)
