@@ -43,6 +43,14 @@ def test_short_cpu_training_learns_well_above_chance(dataset):
     assert trainer.history[-1]["train_loss"] < trainer.history[0]["train_loss"]
 
 
+def test_far_too_low_learning_rate_stays_near_chance(dataset):
+    trainer = Trainer(_config(dataset, epochs=10, lr=1e-7), ConvertedDataset(dataset / "converted"))
+    while not trainer.finished:
+        trainer.run_epoch()
+    best = max(m["val_top1"] for m in trainer.history)
+    assert best <= 0.35, f"val top-1 {best:.2f} with lr 1e-7 should stay near chance (0.20)"
+
+
 def test_resumed_run_gives_the_same_epochs_as_an_uninterrupted_one(dataset):
     data = ConvertedDataset(dataset / "converted")
     config = _config(dataset, epochs=3, optimizer="sgd", lr=0.05, scheduler="step", milestones=[2])

@@ -1,0 +1,69 @@
+"""Training step of model/'s ST-GCN vs the straightforward original-style one, same weights, same process.
+
+    python -m bench.bench_model [--batch 16] [--frames 150] [--classes 30] [--width 1.0] [--repeats 5]
+
+Prints the median step time of each (forward + backward + SGD nesterov step), their ratio, and the largest
+output difference. Repeats alternate between the two so machine noise hits both alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+from bench.original_stgcn import OriginalSTGCN
+from model import STGCN, ModelConfig
+
+
+def step_time(model, x, y) -> float:
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, nesterov=True)
+    start = time.perf_counter()
+    loss = F.cross_entropy(model(x), y)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--frames", type=int, default=150)
+    parser.add_argument("--classes", type=int, default=30)
+    parser.add_argument("--width", type=float, default=1.0)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    ours = STGCN(ModelConfig(num_classes=args.classes, width=args.width))
+    original = OriginalSTGCN(num_class=args.classes, channels=ours.config.channels())
+    original.load_state_dict(ours.state_dict())
+    x = torch.randn(args.batch, 3, args.frames, 18, 2)
+    y = torch.randint(0, args.classes, (args.batch,))
+    with torch.no_grad():
+        difference = (ours.eval()(x) - original.eval()(x)).abs().max().item()
+    ours = ours.to(memory_format=torch.channels_last)  # as the trainer runs it
+    ours.train()
+    original.train()
+    for model in (ours, original):  # warm-up: allocator, oneDNN primitive caches
+        step_time(model, x, y)
+    times = {"ours": [], "original": []}
+    for _ in range(args.repeats):
+        times["ours"].append(step_time(ours, x, y))
+        times["original"].append(step_time(original, x, y))
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print(f"machine: {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}")
+    print(f"shape: batch {args.batch}, T={args.frames}, M=2, {args.classes} classes, width x{args.width:g}, fp32")
+    print(f"max |output difference| (eval): {difference:.2e}")
+    for name in ("original", "ours"):
+        print(f"{name:>9}: median {1000 * med[name]:8.1f} ms/step, {args.batch / med[name]:7.1f} clips/s "
+              f"(over {args.repeats})")
+    print(f"speed-up ours/original: {med['original'] / med['ours']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
