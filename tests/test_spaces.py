@@ -1,0 +1,88 @@
+import optuna
+import pytest
+
+from study.spaces import SPACES_DIR, SpaceError, load_space
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+SHIPPED = ("sgd_lr", "optimizer", "batch_size", "scheduler", "full", "smoke")
+
+
+def _sample(space, count=12, seed=0):
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed))
+    samples = []
+    for _ in range(count):
+        trial = study.ask()
+        space.define_by_run(trial)
+        samples.append(trial.params)
+        study.tell(trial, 0.0)
+    return samples
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_shipped_space_loads_and_samples_valid_configs(name):
+    space = load_space(name)
+    assert (SPACES_DIR / f"{name}.yaml").is_file() and space.description
+    for sample in _sample(space, 6):
+        config = space.to_config(sample, cpu=True)
+        assert config.model_variant.startswith("cpu-sized")
+        assert space.to_config(sample, cpu=False).model_variant == "paper"
+
+
+def test_conditional_parameters_follow_their_parent():
+    samples = _sample(load_space("optimizer"), 30)
+    assert {s["optimizer"] for s in samples} == {"sgd", "adam", "adamw"}
+    for s in samples:
+        assert ("momentum" in s) == ("nesterov" in s) == (s["optimizer"] == "sgd")
+        assert ("beta1" in s) == ("beta2" in s) == (s["optimizer"] != "sgd")
+    for s in _sample(load_space("scheduler"), 30):
+        assert ("gamma" in s) == (s["scheduler"] == "step")
+        assert ("plateau_patience" in s) == (s["scheduler"] == "plateau")
+
+
+def test_paper_recipe_is_a_point_of_the_space():
+    space = load_space("full")
+    point = space.paper_point(cpu=False)
+    assert point["optimizer"] == "sgd" and point["lr"] == 0.1 and point["nesterov"] is True
+    assert point["batch_size"] == 256 and point["scheduler"] == "step" and "beta1" not in point
+    assert space.paper_point(cpu=True)["batch_size"] == 32  # batch 256 scaled to the CPU profile
+    config = space.to_config(point, cpu=False)
+    assert (config.weight_decay, config.milestones) == (1e-4, (20, 30, 40))
+
+
+def test_linear_scaling_switch_scales_lr_by_batch():
+    space = load_space("batch_size")
+    scaled = space.to_config({"batch_size": 64, "lr": 0.1, "linear_scaling": True}, cpu=True)
+    plain = space.to_config({"batch_size": 64, "lr": 0.1, "linear_scaling": False}, cpu=True)
+    assert scaled.lr == pytest.approx(0.025) and plain.lr == 0.1
+
+
+GOOD = "params:\n  lr: {type: loguniform, low: 1.0e-4, high: 1.0}\n"
+
+
+@pytest.mark.parametrize("text,message", [
+    ("trails: 3\n" + GOOD, "top level: unknown key\\(s\\) trails"),
+    ("params:\n  lr: {type: loguniform, low: 1.0, high: 1.0e-4}\n", "params.lr: empty or inverted range"),
+    ("params:\n  lr: {type: uniform, low: 0.1, high: 0.1}\n", "params.lr: empty or inverted range"),
+    ("params:\n  lr: {type: loguniform, low: 0, high: 1}\n", "params.lr: a log range cannot touch 0"),
+    ("params:\n  momentum: {type: uniform, low: 0.5, high: 0.9, when: {optimizer: sgd}}\n",
+     "params.momentum.when: parent 'optimizer' is neither a parameter defined above nor in base"),
+    ("params:\n  learning_rate: {type: uniform, low: 0.1, high: 0.2}\n", "params.learning_rate: not a config field"),
+    ("params:\n  lr: {type: gaussian, low: 0.1, high: 0.2}\n", "params.lr: needs 'type', one of"),
+    ("params:\n  lr: {type: uniform, low: 0.1}\n", "params.lr: type uniform needs high"),
+    ("params:\n  optimizer: {type: choice, values: []}\n", "params.optimizer.values: must be a non-empty list"),
+    ("subsets: [kinetics-700]\n" + GOOD, "subsets: unknown subset\\(s\\) kinetics-700"),
+    ("asha: {grace: 1}\n" + GOOD, "asha: unknown key\\(s\\) grace"),
+    ("base: {optimizer: lion}\n" + GOOD, "base: 'optimizer' is 'lion'"),
+    ("params: {}\n", "params: no parameter to search"),
+    ("params:\n  batch_size: {type: pow2, low: 12, high: 64}\n", "pow2 bounds must be powers of two"),
+])
+def test_invalid_space_files_name_the_file_and_key(tmp_path, text, message):
+    path = tmp_path / "mine.yaml"
+    path.write_text(text)
+    with pytest.raises(SpaceError, match=f"mine.yaml: .*{message}"):
+        load_space(path)
+
+
+def test_unknown_space_name_lists_the_known_ones():
+    with pytest.raises(SpaceError, match="no such search space; known spaces: batch_size, full, optimizer"):
+        load_space("lr_only")
