@@ -136,7 +136,7 @@ def _check_known(path: Path, where: str, mapping: dict, known: set[str]) -> None
 def _param(path: Path, name: str, spec: Any, earlier: set[str], fixed: dict) -> Param:
     where = f"params.{name}"
     if name not in FIELD_TYPES and name not in SWITCHES:
-        searchable = ", ".join(sorted(FIELD_TYPES | SWITCHES))
+        searchable = ", ".join(sorted(set(FIELD_TYPES) | SWITCHES))
         raise _fail(path, where, f"not a config field; searchable: {searchable}")
     if not isinstance(spec, dict) or spec.get("type") not in PARAM_TYPES:
         raise _fail(path, where, f"needs 'type', one of {', '.join(PARAM_TYPES)}")
