@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -65,7 +65,6 @@ class TrainConfig:
     loader_workers: int = 0
     eval_batch_size: int = 64
     sample_images: int = 4
-    extra: dict = field(default_factory=dict, compare=False)
 
     @property
     def model_variant(self) -> str:
@@ -113,8 +112,6 @@ def _coerce(name: str, value, source: str):
             return float(value)
         if kind.startswith("str"):
             return str(value)
-        if kind.startswith("dict"):
-            return dict(value)
     except (TypeError, ValueError):
         pass
     raise ConfigError(f"{source}: field '{name}' has {value!r}, expected {kind}")

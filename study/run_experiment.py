@@ -65,11 +65,6 @@ class Experiment:
                                       self.trainer.class_names)
         return metrics
 
-    def mark_stopped(self, epoch: int, reason: str) -> None:
-        """Redraw the curves with the stop marked (an ASHA stop is decided outside the trainer)."""
-        self.folder.record_epochs(self.trainer.history, self.title, epoch, reason)
-        self.folder.log(f"stopped at epoch {epoch}: {reason}")
-
     def save_checkpoint(self, directory: Path) -> Path:
         target = Path(directory) / CHECKPOINT
         with atomic_path(target) as tmp:

@@ -12,6 +12,8 @@ import argparse
 import sys
 from pathlib import Path
 
+import yaml
+
 from study.config import CPU_PROFILE, FIELD_TYPES, ConfigError, from_dict, load
 from study.data.errors import DataError
 from study.data.source import open_data
@@ -24,16 +26,11 @@ def _overrides(args: argparse.Namespace) -> dict:
         key, _, value = item.partition("=")
         if key not in FIELD_TYPES:
             raise ConfigError(f"--set {item}: unknown field {key!r}")
-        values[key] = yaml_value(value)
+        values[key] = yaml.safe_load(value)
     for key in ("data", "subset", "seed", "epochs", "lr", "optimizer", "batch_size", "scheduler", "pretrained"):
         if getattr(args, key) is not None:
             values[key] = getattr(args, key)
     return values
-
-
-def yaml_value(text: str):
-    import yaml
-    return yaml.safe_load(text)
 
 
 def main(argv: list[str] | None = None) -> int:

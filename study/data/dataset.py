@@ -92,8 +92,8 @@ class ConvertedDataset:
             self.class_names = [f"class {k}" for k in range(top)]
         for split in self.splits.values():
             if len(split.labels) and split.labels.max() >= len(self.class_names):
-                raise DataError(f"{label_file(self.root, 'train').parent}: label {split.labels.max()} but only "
-                                f"{len(self.class_names)} class names in {names_path.name}")
+                raise DataError(f"{names_path}: {len(self.class_names)} class names, but "
+                                f"{label_file(self.root, 'train').name} uses label {split.labels.max()}")
         prov = provenance_file(self.root)
         self.provenance = json.loads(prov.read_text()) if prov.is_file() else {"source": "real", "note":
                                                                                "converted elsewhere"}
