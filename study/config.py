@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
+from study.files import read_yaml_mapping
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULERS = ("step", "cosine", "plateau", "none")
@@ -165,14 +165,7 @@ def validate(c: TrainConfig, source: str = "config") -> None:
 def load(path: str | Path, overrides: dict | None = None) -> TrainConfig:
     """A YAML or JSON file of fields (any subset; the rest are the paper defaults)."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
-    try:
-        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML/JSON ({exc})") from exc
-    if not isinstance(values, dict):
-        raise ConfigError(f"{path}: expected a mapping of field: value")
+    values = read_yaml_mapping(path, ConfigError, "config file")
     return from_dict({**values, **(overrides or {})}, source=str(path))
 
 

@@ -10,6 +10,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import yaml
+
 
 @contextlib.contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
@@ -38,3 +40,18 @@ def write_text(target: Path, text: str) -> None:
 def write_pickle(target: Path, obj) -> None:
     with atomic_path(target) as tmp, open(tmp, "wb") as handle:
         pickle.dump(obj, handle, protocol=4)
+
+
+def read_yaml_mapping(path: Path, error: type[Exception], what: str) -> dict:
+    """A YAML (or JSON) file that must hold a mapping; ``error`` names the file and what went wrong."""
+    if not path.is_file():
+        raise error(f"{path}: {what} not found")
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise error(f"{path}: not valid YAML/JSON ({exc})") from exc
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise error(f"{path}: expected a mapping of key: value, found {type(values).__name__}")
+    return values

@@ -25,10 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from study.config import CPU_PROFILE, FIELD_TYPES, ConfigError, TrainConfig, from_dict
 from study.data.subsets import SUBSET_NAMES
+from study.files import read_yaml_mapping
 
 SPACES_DIR = Path(__file__).resolve().parents[1] / "search_spaces"
 PARAM_TYPES = {"loguniform": {"low", "high"}, "uniform": {"low", "high"}, "int": {"low", "high"},
@@ -176,12 +175,7 @@ def load_space(name_or_path: str | Path) -> SearchSpace:
     if not path.is_file():
         known = ", ".join(sorted(p.stem for p in SPACES_DIR.glob("*.yaml")))
         raise SpaceError(f"{path}: no such search space; known spaces: {known}")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise SpaceError(f"{path}: not valid YAML ({exc})") from exc
-    if not isinstance(raw, dict):
-        raise SpaceError(f"{path}: expected a mapping with keys {', '.join(sorted(TOP_KEYS))}")
+    raw = read_yaml_mapping(path, SpaceError, "search space")
     _check_known(path, "top level", raw, TOP_KEYS)
     base, cpu = raw.get("base") or {}, {**CPU_PROFILE, **(raw.get("cpu_profile") or {})}
     for where, values in (("base", base), ("cpu_profile", cpu)):
