@@ -78,11 +78,26 @@ class TrainConfig:
         out["milestones"] = list(self.milestones)
         return out
 
+    def applied_dict(self) -> dict:
+        """``to_dict`` with the fields this run does not use set to None (momentum of an Adam run, gamma of a
+        cosine schedule), so result tables never show a value that had no effect."""
+        out = self.to_dict()
+        for name, (parent, values) in APPLIES_WHEN.items():
+            if getattr(self, parent) not in values:
+                out[name] = None
+        return out
+
     def replace(self, **changes) -> TrainConfig:
         return from_dict({**self.to_dict(), **changes}, source="override")
 
 
 FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
+
+# Fields that only mean something for some optimizers or schedulers: field -> (parent field, values).
+APPLIES_WHEN = {"momentum": ("optimizer", ("sgd",)), "nesterov": ("optimizer", ("sgd",)),
+                "beta1": ("optimizer", ("adam", "adamw")), "beta2": ("optimizer", ("adam", "adamw")),
+                "milestones": ("scheduler", ("step",)), "gamma": ("scheduler", ("step",)),
+                "plateau_patience": ("scheduler", ("plateau",)), "plateau_factor": ("scheduler", ("plateau",))}
 
 # CPU-sized variant for the synthetic demo and tests: a quarter of the paper's width, frames at half rate.
 CPU_PROFILE = {"width": 0.125, "frame_stride": 2, "window": 64, "batch_size": 32, "epochs": 8,

@@ -18,9 +18,6 @@ from study.data.dataset import Augmentation, ConvertedDataset, SkeletonBatches, 
 from study.data.subsets import SubsetSpec
 from study.schedule import EpochSchedule
 
-METRICS = ("train_loss", "train_top1", "val_loss", "val_top1", "val_top5", "lr", "epoch_time_s",
-           "inference_ms_per_clip", "clips_per_s")
-
 
 def pick_device(name: str) -> torch.device:
     if name == "auto":
@@ -93,7 +90,7 @@ class Trainer:
                                                           "val_top5": math.nan, "inference_ms_per_clip": math.nan}
         if not self.diverged:
             self.schedule.observe(epoch, val["val_loss"])
-        metrics = {"epoch": epoch + 1, **train, **val, "lr": lr, "epoch_time_s": time.perf_counter() - start,
+        metrics = {"epoch": epoch + 1, **train, **val, "epoch_lr": lr, "epoch_time_s": time.perf_counter() - start,
                    "clips_per_s": train["train_clips"] / train_time if train_time > 0 else math.nan,
                    "diverged": self.diverged}
         del metrics["train_clips"]

@@ -64,7 +64,7 @@ def test_resumed_run_gives_the_same_epochs_as_an_uninterrupted_one(dataset):
     resumed = Trainer(config, data)
     resumed.load_state_dict(state)
     resumed.run_epoch()
-    for key in ("train_loss", "train_top1", "val_loss", "val_top1", "val_top5", "lr"):
+    for key in ("train_loss", "train_top1", "val_loss", "val_top1", "val_top5", "epoch_lr"):
         assert [m[key] for m in resumed.history] == pytest.approx([m[key] for m in straight.history], rel=1e-6)
 
 

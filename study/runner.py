@@ -1,0 +1,173 @@
+"""A study: for each subset, one Ray Tune experiment of the same search space (Optuna TPE proposes, ASHA stops
+early), recorded as it runs into the study directory. ``run_study`` is what ``python -m study.run`` calls.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import ray
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler
+from ray.tune.search import ConcurrencyLimiter
+from ray.tune.search.optuna import OptunaSearch
+
+from study import study_dir
+from study.config import SYNTHETIC
+from study.data.dataset import ConvertedDataset
+from study.data.source import resolve_data_dir
+from study.recorder import StudyRecorder
+from study.results import TRIALS, read_table
+from study.spaces import SearchSpace, load_space
+from study.study_dir import StudyRequest
+from study.trainable import REPORTED_CONFIG, TrialPlan, run_trial
+from study.trainer import subset_spec
+
+METRIC, MODE = "val_top1", "max"
+# The progress table: what was searched shows as a parameter, the rest as the value the trial reports.
+KEY_COLUMNS = {"optimizer": "optimizer", "lr": "lr", "batch_size": "batch", "scheduler": "scheduler"}
+METRIC_COLUMNS = {"epoch": "epoch", "epoch_lr": "lr now", "val_top1": "val top-1", "train_loss": "train loss"}
+
+
+@dataclass(frozen=True)
+class StudyLocation:
+    storage: Path
+    name: str
+
+    @property
+    def root(self) -> Path:
+        return self.storage / self.name
+
+
+def cpu_profile_for(request: StudyRequest, data_source: str) -> bool:
+    """``auto`` uses the labelled CPU-sized network on synthetic data and the paper's network on real data."""
+    return request.profile == "cpu" or (request.profile == "auto" and data_source == SYNTHETIC)
+
+
+def connect(address: str | None, echo: Callable[[str], None]) -> None:
+    """Join the cluster at ``address`` (or RAY_ADDRESS); otherwise start a local Ray with its dashboard."""
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        context = ray.init(address=address)
+    else:
+        context = ray.init(include_dashboard=True, dashboard_host="127.0.0.1")
+    url = getattr(context, "dashboard_url", None)
+    echo(f"ray: {'joined ' + address if address else 'local cluster'}; "
+         f"dashboard: {'http://' + url if url else 'not running'}")
+
+
+def gpus_per_trial(request: StudyRequest) -> float:
+    """The requested share, or half a GPU per trial when the cluster has GPUs and nothing was asked."""
+    if request.gpus_per_trial >= 0:
+        return request.gpus_per_trial
+    return 0.5 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+
+
+def make_plan(location: StudyLocation, space: SearchSpace, request: StudyRequest, subset: str,
+              data_source: str) -> TrialPlan:
+    return TrialPlan(study=location.name, subset=subset, subset_position=list(request.subsets).index(subset),
+                     space=space, cpu_profile=cpu_profile_for(request, data_source),
+                     experiments_dir=str(location.root / "experiments"),
+                     overrides={**request.overrides, "data": request.data, "seed": request.seed},
+                     cpus=request.cpus_per_trial)
+
+
+def make_tuner(location: StudyLocation, plan: TrialPlan, request: StudyRequest, data_source: str,
+               trainable: Callable, echo: Callable[[str], None]) -> tune.Tuner:
+    space, cpu = plan.space, plan.cpu_profile
+    experiment = location.root / plan.subset
+    if tune.Tuner.can_restore(str(experiment)):
+        echo(f"{plan.subset}: resuming Tune experiment {experiment}")
+        return tune.Tuner.restore(str(experiment), trainable=trainable, resume_unfinished=True)
+    searcher = OptunaSearch(
+        space=space.define_by_run, metric=METRIC, mode=MODE, seed=request.seed, study_name=plan.subset,
+        storage=JournalStorage(JournalFileBackend(str(location.root / study_dir.OPTUNA_JOURNAL))),
+        points_to_evaluate=[space.paper_point(cpu)] if space.include_paper_recipe else None)
+    scheduler = ASHAScheduler(time_attr="epoch", metric=METRIC, mode=MODE, max_t=plan.config_for({}).epochs,
+                              grace_period=space.grace_period, reduction_factor=space.reduction_factor)
+    searched = {p.name for p in space.params}
+    reporter = tune.CLIReporter(parameter_columns={k: v for k, v in KEY_COLUMNS.items() if k in searched},
+                                metric_columns={**{k: v for k, v in KEY_COLUMNS.items()
+                                                   if k not in searched and k in REPORTED_CONFIG},
+                                                **METRIC_COLUMNS},
+                                max_report_frequency=30, max_progress_rows=12, metric=METRIC, mode=MODE)
+    return tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            search_alg=ConcurrencyLimiter(searcher, max_concurrent=request.max_concurrent),
+            scheduler=scheduler, num_samples=request.num_samples,
+            trial_name_creator=plan.trial_name, trial_dirname_creator=plan.trial_dirname),
+        run_config=tune.RunConfig(
+            name=plan.subset, storage_path=str(location.root), verbose=1, progress_reporter=reporter,
+            callbacks=[StudyRecorder(location.root, plan, data_source, echo)],
+            failure_config=tune.FailureConfig(max_failures=request.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
+
+
+def run_study(location: StudyLocation, request: StudyRequest | None, resume: bool = False,
+              address: str | None = None, trainable: Callable = run_trial,
+              echo: Callable[[str], None] = print) -> pd.DataFrame:
+    """Run (or resume) a study and return its trials table. ``trainable`` is replaceable for fault tests."""
+    if resume:
+        request = study_dir.load_request(location.root)
+        echo(f"resuming study {location.root} ({request.space}, subsets {', '.join(request.subsets)})")
+    space = load_space(request.space)
+    if not resume:
+        study_dir.create(location.root, request, space.path)
+    data_dir = resolve_data_dir(request.data)  # prepared once per study, before any trial starts
+    dataset = ConvertedDataset(data_dir)
+    plans = [make_plan(location, space, request, subset, dataset.source) for subset in request.subsets]
+    for plan in plans:
+        dataset.subset(subset_spec(plan.config_for({})))  # a subset the data cannot give fails now, not in a trial
+    echo(f"study {location.name}: space {space.name}, {request.num_samples} trials per subset on "
+         f"{', '.join(request.subsets)}; data {data_dir} ({dataset.source}); model "
+         f"{plans[0].config_for({}).model_variant}; results in {location.root}")
+    connect(address, echo)
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's table reporter, trimmed to our columns
+    # A checkpoint every epoch with num_to_keep=1 snapshots the experiment state each time, on purpose: a resumed
+    # study then loses at most the epoch in flight. Tune warns about that frequency; the warning is not for us.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    resources = {"cpu": request.cpus_per_trial, "gpu": gpus_per_trial(request)}
+    study_dir.update(location.root, data_dir=str(data_dir), data_source=dataset.source, ray=ray.__version__,
+                     optuna=optuna.__version__, resources_per_trial=resources, status="running")
+    for plan in plans:
+        wrapped = tune.with_resources(tune.with_parameters(trainable, plan=plan), resources)
+        make_tuner(location, plan, request, dataset.source, wrapped, echo).fit()
+    study_dir.update(location.root, status="finished")
+    trials = read_table(location.root, TRIALS).to_pandas()
+    echo(summarize(trials, request.subsets))
+    return trials
+
+
+def summarize(trials: pd.DataFrame, order: tuple[str, ...] = ()) -> str:
+    """One screen: per subset the best trial's config and score, and how the trials ended."""
+    if trials.empty:
+        return "no trial recorded"
+    lines = []
+    for subset in order or sorted(trials["subset"].unique()):
+        group = trials[trials["subset"] == subset]
+        if group.empty:
+            lines.append(f"{subset}: no trial recorded")
+            continue
+        counts = group["stop_reason"].value_counts()
+        lines.append(f"{subset}: {len(group)} trials; " + ", ".join(f"{counts.get(r, 0)} {r.replace('_', ' ')}"
+                     for r in ("completed", "stopped_by_asha", "diverged", "errored") if counts.get(r, 0)))
+        scored = group.dropna(subset=["best_val_top1"])
+        if scored.empty:
+            lines.append("  no trial finished an epoch with a valid score")
+            continue
+        top = scored.loc[scored["best_val_top1"].idxmax()]
+        lines.append(f"  best: val top-1 {100 * top['best_val_top1']:.1f}% (top-5 {100 * top['best_val_top5']:.1f}%) "
+                     f"at epoch {top['best_epoch']}/{top['epochs_planned']}: {top['optimizer']} lr {top['lr']:.3g} "
+                     f"batch {top['batch_size']} {top['scheduler']} wd {top['weight_decay']:.3g}  "
+                     f"[{top['folder']}]")
+    return "\n".join(lines)

@@ -1,0 +1,204 @@
+"""The study runner through real Ray (one local 2-CPU cluster for the module), real Optuna, real files."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+import ray
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from ray import cloudpickle
+from ray.tune import ExperimentAnalysis
+
+from study.config import TrainConfig
+from study.data.convert import convert
+from study.data.synth import SynthSpec, generate
+from study.results import EPOCHS, METRIC_TYPES, TRIALS, read_table
+from study.run import main, request_from, parser
+from study.runner import StudyLocation, run_study
+from study.study_dir import OPTUNA_JOURNAL, StudyDirError
+from study.trainable import trial_epochs
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("study_data")
+    generate(root / "raw", SynthSpec(classes=40, clips_per_class=8, val_clips_per_class=3, seed=5))
+    convert(root / "raw", root / "converted", workers=1)
+    return root / "converted"
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    context = ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield context.address_info["gcs_address"]
+    ray.shutdown()
+
+
+def request(data: Path, *args: str):
+    return request_from(parser().parse_args(["--space", "smoke", "--data", str(data), *args]))
+
+
+@pytest.fixture(scope="module")
+def smoke(cluster, data, tmp_path_factory):
+    location = StudyLocation(tmp_path_factory.mktemp("studies"), "smoke-test")
+    trials = run_study(location, request(data, "--num-samples", "6"), echo=lambda line: None)
+    return location.root, trials
+
+
+def test_smoke_study_records_every_trial_and_asha_stops_some(smoke):
+    root, trials = smoke
+    epochs = read_table(root, EPOCHS).to_pandas()
+    assert sorted(trials["subset"].unique()) == ["kinetics-392", "kinetics-motion"]
+    assert (trials.groupby("subset").size() == 6).all()
+    assert set(trials["stop_reason"]) <= {"completed", "stopped_by_asha"}
+    assert (trials["stop_reason"] == "stopped_by_asha").any()
+    stopped = trials[trials["stop_reason"] == "stopped_by_asha"]
+    assert (stopped["epochs_run"] < stopped["epochs_planned"]).all()
+    assert not epochs.duplicated(["subset", "trial_id", "epoch"]).any()
+    assert (trials["data_source"] == "synthetic").all() and (trials["seed"] == 0).all()
+    assert trials["model_variant"].str.startswith("cpu-sized").all()
+    for column in ("study", "subset", "trial_id", "experiment_id", "epoch", *METRIC_TYPES, "lr", "batch_size",
+                   "optimizer", "scheduler", "weight_decay", "seed"):
+        assert column in epochs.columns
+
+
+def test_parquet_tables_match_tunes_own_results(smoke):
+    root, trials = smoke
+    epochs = read_table(root, EPOCHS).to_pandas()
+    for subset in ("kinetics-motion", "kinetics-392"):
+        analysis = ExperimentAnalysis(str(root / subset))
+        tune_rows = pd.concat(analysis.trial_dataframes.values(), ignore_index=True)
+        ours = epochs[epochs["subset"] == subset]
+        merged = ours.merge(tune_rows[["trial_id", "epoch", "val_top1", "train_loss"]], on=["trial_id", "epoch"],
+                            suffixes=("", "_tune"), validate="one_to_one")
+        assert len(merged) == len(ours) == len(tune_rows)
+        assert merged["val_top1"].tolist() == pytest.approx(merged["val_top1_tune"].tolist())
+        assert merged["train_loss"].tolist() == pytest.approx(merged["train_loss_tune"].tolist())
+        runs = ours.groupby("trial_id")["epoch"].agg(["max", "count"])
+        assert (runs["max"] == runs["count"]).all()  # epochs 1..n, none missing
+        summary = trials[trials["subset"] == subset].set_index("trial_id")
+        assert summary.loc[runs.index, "epochs_run"].tolist() == runs["count"].tolist()
+
+
+def test_conditional_parameters_only_exist_where_their_parent_allows(smoke):
+    root, trials = smoke
+    adam, sgd = trials[trials["optimizer"] == "adam"], trials[trials["optimizer"] == "sgd"]
+    assert len(adam) and len(sgd)
+    assert adam["momentum"].isna().all() and adam["nesterov"].isna().all() and adam["beta1"].notna().all()
+    assert sgd["beta1"].isna().all() and sgd["momentum"].notna().all()
+    storage = JournalStorage(JournalFileBackend(str(root / OPTUNA_JOURNAL)))
+    for subset in ("kinetics-motion", "kinetics-392"):
+        for trial in optuna.load_study(study_name=subset, storage=storage).trials:
+            assert ("momentum" in trial.params) == (trial.params["optimizer"] == "sgd")
+            assert ("beta1" in trial.params) == (trial.params["optimizer"] == "adam")
+
+
+def test_paper_recipe_is_the_first_trial_of_each_subset(smoke):
+    _, trials = smoke
+    first = trials[trials["index"] == 0]
+    assert len(first) == 2
+    paper = TrainConfig()
+    assert (first["optimizer"] == "sgd").all() and (first["lr"] == paper.lr).all()
+    assert (first["momentum"] == paper.momentum).all() and first["nesterov"].all()
+
+
+def test_experiment_folders_are_written_by_the_trials(smoke):
+    root, trials = smoke
+    for folder in trials["folder"]:
+        path = root / "experiments" / folder
+        assert (path / "save_values_csv" / "epochs.csv").is_file()
+        assert (path / "matplotlib_graphs" / "accuracy.png").is_file()
+        assert json.loads((path / "log" / "config.json").read_text())["data_source"] == "synthetic"
+
+
+def test_rerunning_a_study_name_without_resume_is_refused(smoke, data):
+    root, _ = smoke
+    before = sorted(p.name for p in root.iterdir())
+    with pytest.raises(StudyDirError, match="already exists; pass --resume"):
+        run_study(StudyLocation(root.parent, root.name), request(data))
+    assert sorted(p.name for p in root.iterdir()) == before
+
+
+def flaky_trial(sampled: dict, plan) -> None:
+    """Raises once, after the second epoch was reported with its checkpoint: Tune must retry from there."""
+    marker = Path(plan.experiments_dir).parent / f"failed-once-{plan.subset}"
+    for metrics in trial_epochs(sampled, plan):
+        if metrics["epoch"] == 2 and not marker.exists():
+            marker.touch()
+            raise RuntimeError("injected failure after epoch 2")
+
+
+def test_a_trial_that_raises_is_retried_from_its_checkpoint_without_duplicate_epochs(cluster, data, tmp_path):
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    location = StudyLocation(tmp_path, "flaky")
+    trials = run_study(location, request(data, "--subset", "kinetics-motion", "--num-samples", "1"),
+                       trainable=flaky_trial, echo=lambda line: None)
+    assert (location.root / "failed-once-kinetics-motion").exists()
+    row = trials.iloc[0]
+    assert row["retries"] == 1 and row["stop_reason"] == "completed" and row["epochs_run"] == 3
+    epochs = read_table(location.root, EPOCHS).to_pandas()
+    assert epochs["epoch"].tolist() == [1, 2, 3]
+    log = (location.root / "experiments" / row["folder"] / "log" / "train.log").read_text()
+    assert "after epoch 2" in log and log.count("epoch 1:") == 1
+
+
+def _rows(path: Path) -> int:
+    return len(read_table(path, EPOCHS)) if (path / EPOCHS).is_dir() else 0
+
+
+def test_a_study_resumes_after_its_driver_is_killed(cluster, data, tmp_path):
+    command = [sys.executable, "-m", "study.run", "--space", "smoke", "--subset", "kinetics-motion", "--data",
+               str(data), "--storage", str(tmp_path), "--name", "killed", "--num-samples", "3",
+               "--max-concurrent", "1", "--address", cluster]
+    driver = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+    deadline = time.monotonic() + 240
+    while _rows(tmp_path / "killed") < 4 and driver.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert driver.poll() is None, "the study ended before it could be killed"
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    before = read_table(tmp_path / "killed", EPOCHS).to_pandas()
+    finished_before = read_table(tmp_path / "killed", TRIALS).to_pandas().query("status == 'terminated'")
+    assert len(finished_before) >= 1
+
+    assert main(["--space", "smoke", "--storage", str(tmp_path), "--name", "killed", "--resume",
+                 "--address", cluster]) == 0
+    trials = read_table(tmp_path / "killed", TRIALS).to_pandas()
+    epochs = read_table(tmp_path / "killed", EPOCHS).to_pandas()
+    assert len(trials) == 3 and (trials["status"] == "terminated").all()
+    assert not epochs.duplicated(["trial_id", "epoch"]).any()
+    kept = before.merge(epochs, on=["trial_id", "epoch"], suffixes=("", "_after"))
+    assert len(kept) == len(before)  # no finished epoch lost
+    for trial_id in finished_before["trial_id"]:  # finished trials were not run again
+        assert kept.loc[kept["trial_id"] == trial_id, "recorded_at"].tolist() == \
+            kept.loc[kept["trial_id"] == trial_id, "recorded_at_after"].tolist()
+    counts = epochs.groupby("trial_id")["epoch"].agg(["max", "count"])
+    assert (counts["max"] == counts["count"]).all()
+
+
+def test_cli_rejects_unknown_space_and_bad_numbers(capsys, tmp_path):
+    assert main(["--space", "no_such_space", "--storage", str(tmp_path)]) == 2
+    assert "no such search space; known spaces:" in capsys.readouterr().err
+    assert main(["--space", "smoke", "--num-samples", "0", "--storage", str(tmp_path)]) == 2
+    assert "--num-samples must be >= 1" in capsys.readouterr().err
+    assert main(["--space", "smoke", "--set", "bogus=1", "--storage", str(tmp_path)]) == 2
+    assert "unknown field 'bogus'" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+def test_resume_of_a_study_that_does_not_exist_says_so(capsys, tmp_path):
+    assert main(["--space", "smoke", "--storage", str(tmp_path), "--resume"]) == 2
+    assert "no study of space 'smoke' to resume" in capsys.readouterr().err
