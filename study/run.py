@@ -2,7 +2,8 @@
 
 Each subset (kinetics-motion, kinetics-392) is its own Tune experiment over the same search space, so their
 results compare cleanly. Results are written while the study runs: STORAGE/NAME/{epochs,trials}.parquet,
-experiments/<one folder per trial>, optuna.journal. With no --data the built-in synthetic set (made once,
+experiments/<one folder per trial>, optuna.journal; at the end the report (python -m reports.build) goes to
+STORAGE/NAME/report/. With no --data the built-in synthetic set (made once,
 cached) and the labelled CPU-sized network are used, so a study finishes in minutes on a laptop.
 
 Examples:
@@ -22,6 +23,8 @@ from pathlib import Path
 
 import yaml
 
+from reports.build import build
+from reports.spreadsheet import FILENAME
 from study.config import FIELD_TYPES, SYNTHETIC, ConfigError
 from study.data.errors import DataError
 from study.data.subsets import SUBSET_NAMES
@@ -67,6 +70,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="training seed of every trial and the TPE sampler's seed")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="fix a config field for every trial, e.g. --set epochs=4")
+    p.add_argument("--no-report", action="store_true", help="skip building the report at the end")
     return p
 
 
@@ -101,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"results: {location.root} ({len(trials)} trials)")
+    if not args.no_report:
+        report = build(location.root)
+        print(f"report: {report / FILENAME}, {report / 'index.html'}")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""The study runner through real Ray (one local 2-CPU cluster for the module), real Optuna, real files."""
+"""The study runner through real Ray (the session's local 2-CPU cluster), real Optuna, real files."""
 
 from __future__ import annotations
 
@@ -13,48 +13,19 @@ from pathlib import Path
 import optuna
 import pandas as pd
 import pytest
-import ray
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from ray import cloudpickle
 from ray.tune import ExperimentAnalysis
 
 from study.config import TrainConfig
-from study.data.convert import convert
-from study.data.synth import SynthSpec, generate
 from study.results import EPOCHS, METRIC_TYPES, TRIALS, read_table
-from study.run import main, request_from, parser
+from study.run import main
 from study.runner import StudyLocation, run_study
 from study.study_dir import OPTUNA_JOURNAL, StudyDirError
 from study.trainable import trial_epochs
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("study_data")
-    generate(root / "raw", SynthSpec(classes=40, clips_per_class=8, val_clips_per_class=3, seed=5))
-    convert(root / "raw", root / "converted", workers=1)
-    return root / "converted"
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    context = ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield context.address_info["gcs_address"]
-    ray.shutdown()
-
-
-def request(data: Path, *args: str):
-    return request_from(parser().parse_args(["--space", "smoke", "--data", str(data), *args]))
-
-
-@pytest.fixture(scope="module")
-def smoke(cluster, data, tmp_path_factory):
-    location = StudyLocation(tmp_path_factory.mktemp("studies"), "smoke-test")
-    trials = run_study(location, request(data, "--num-samples", "6"), echo=lambda line: None)
-    return location.root, trials
 
 
 def test_smoke_study_records_every_trial_and_asha_stops_some(smoke):
@@ -123,11 +94,11 @@ def test_experiment_folders_are_written_by_the_trials(smoke):
         assert json.loads((path / "log" / "config.json").read_text())["data_source"] == "synthetic"
 
 
-def test_rerunning_a_study_name_without_resume_is_refused(smoke, data):
+def test_rerunning_a_study_name_without_resume_is_refused(smoke, data, smoke_request):
     root, _ = smoke
     before = sorted(p.name for p in root.iterdir())
     with pytest.raises(StudyDirError, match="already exists; pass --resume"):
-        run_study(StudyLocation(root.parent, root.name), request(data))
+        run_study(StudyLocation(root.parent, root.name), smoke_request(data))
     assert sorted(p.name for p in root.iterdir()) == before
 
 
@@ -140,10 +111,11 @@ def flaky_trial(sampled: dict, plan) -> None:
             raise RuntimeError("injected failure after epoch 2")
 
 
-def test_a_trial_that_raises_is_retried_from_its_checkpoint_without_duplicate_epochs(cluster, data, tmp_path):
+def test_a_trial_that_raises_is_retried_from_its_checkpoint_without_duplicate_epochs(cluster, data, tmp_path,
+                                                                                     smoke_request):
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
     location = StudyLocation(tmp_path, "flaky")
-    trials = run_study(location, request(data, "--subset", "kinetics-motion", "--num-samples", "1"),
+    trials = run_study(location, smoke_request(data, "--subset", "kinetics-motion", "--num-samples", "1"),
                        trainable=flaky_trial, echo=lambda line: None)
     assert (location.root / "failed-once-kinetics-motion").exists()
     row = trials.iloc[0]
@@ -174,7 +146,7 @@ def test_a_study_resumes_after_its_driver_is_killed(cluster, data, tmp_path):
     finished_before = read_table(tmp_path / "killed", TRIALS).to_pandas().query("status == 'terminated'")
     assert len(finished_before) >= 1
 
-    assert main(["--space", "smoke", "--storage", str(tmp_path), "--name", "killed", "--resume",
+    assert main(["--space", "smoke", "--storage", str(tmp_path), "--name", "killed", "--resume", "--no-report",
                  "--address", cluster]) == 0
     trials = read_table(tmp_path / "killed", TRIALS).to_pandas()
     epochs = read_table(tmp_path / "killed", EPOCHS).to_pandas()
