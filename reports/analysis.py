@@ -74,3 +74,25 @@ def bootstrap_beats(a: np.ndarray, b: np.ndarray, draws: int = 10_000, seed: int
     diffs = rng.choice(a, (draws, len(a))).mean(1) - rng.choice(b, (draws, len(b))).mean(1)
     low, high = np.percentile(diffs, [2.5, 97.5])
     return float(a.mean() - b.mean()), float(low), float(high)
+
+
+def seed_comparisons(trials: pd.DataFrame) -> list[list]:
+    """Per subset, the best repeated config against each other repeated config: mean difference of best val
+    top-1 over seeds with its 95% bootstrap interval, and whether the interval excludes zero."""
+    table = [["Subset", "config A (experiment)", "config B (experiment)", "A - B top-1", "95% CI low", "95% CI high",
+              "verdict"]]
+    if "repeat_of" not in trials or trials["repeat_of"].isna().all():
+        return table
+    for subset, rows in trials.groupby("subset"):
+        rows = rows.assign(origin=rows["repeat_of"].fillna(rows["trial_id"]))
+        ids = rows.set_index("trial_id")["experiment_id"]
+        groups = {o: g["best_val_top1"].dropna().to_numpy() for o, g in rows.groupby("origin")}
+        groups = {o: v for o, v in groups.items() if len(v) >= 2}
+        if len(groups) < 2:
+            continue
+        order = sorted(groups, key=lambda o: -groups[o].mean())
+        for other in order[1:]:
+            diff, low, high = bootstrap_beats(groups[order[0]], groups[other])
+            table.append([subset, int(ids[order[0]]), int(ids[other]), diff, low, high,
+                          "A beats B" if low > 0 else "not distinguishable from seed noise"])
+    return table

@@ -107,7 +107,7 @@ def build(study: Path, out: Path | None = None) -> Path:
         if study_for is not None:
             importances[subset], why = analysis.importances(study_for, search[search["subset"] == subset])
             results.missing.extend(f"{subset}: {line}" for line in why)
-        expected[subset] = analysis.expected_max(rows["best_val_top1"].to_numpy(dtype=float))
+        expected[subset] = analysis.expected_max(rows.loc[rows["repeat_of"].isna(), "best_val_top1"].to_numpy(float))
     figures = []
     if len(results.trials):
         figures += [
@@ -117,7 +117,7 @@ def build(study: Path, out: Path | None = None) -> Path:
             (sensitivity.lr_batch(results.trials, subsets, plots),
              "Learning rate against batch size, coloured by best validation top-1; the dashed line is the linear "
              "scaling rule through the paper's recipe (lr 0.1 at batch 256)."),
-            (sensitivity.scheduler_comparison(results.trials, subsets, plots),
+            (sensitivity.scheduler_comparison(results.trials, subsets, plots, noise),
              "Distribution of best validation top-1 per learning-rate scheduler."),
             (sensitivity.learning_curves(results.epochs, results.trials, subsets, plots),
              "Validation top-1 per epoch for every trial; x marks where ASHA stopped a trial, + a divergence."),
@@ -133,11 +133,14 @@ def build(study: Path, out: Path | None = None) -> Path:
              ["Status", results.manifest.get("status", "unknown")], ["Trials", len(results.trials)],
              *[[f"Seed noise ({s})", f"{100 * v:.2f} points (std of best val top-1 over seeds)"] for s, v in noise.items()],
              *[["Missing", line] for line in results.missing]]
-    workbook = write_workbook(out / FILENAME, per_subset, summary_tables(per_subset) + [
-        ("Reproduction check (published ST-GCN)", reproduction_table(per_subset, results.data_source))],
-        facts, results.root / "experiments")
-    write_page(out / "index.html", results, figures, facts, reproduction_table(per_subset, results.data_source),
-               workbook)
+    reproduction = reproduction_table(per_subset, results.data_source)
+    comparisons = analysis.seed_comparisons(results.trials) if len(results.trials) else []
+    extra = [("Reproduction check (published ST-GCN)", reproduction)]
+    if len(comparisons) > 1:
+        extra.append(("Does the best config beat the others? (bootstrap over seeds)", comparisons))
+    workbook = write_workbook(out / FILENAME, per_subset, summary_tables(per_subset) + extra, facts,
+                              results.root / "experiments")
+    write_page(out / "index.html", results, figures, facts, extra, workbook)
     return out
 
 

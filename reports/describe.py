@@ -55,6 +55,8 @@ def notes(row: pd.Series, best_of_subset: bool, noise: float | None, best_score:
         out.append(f"errored after {run} epoch(s): {row.get('error') or 'no message'}")
     elif reason == "running":
         out.append(f"still running ({run} of {planned} epochs)")
+    if isinstance(row.get("repeat_of"), str):
+        out.append(f"seed repeat (seed {int(row['seed'])}) of trial {row['repeat_of']}")
     if int(row.get("retries") or 0):
         out.append(f"retried {int(row['retries'])}x from its checkpoint")
     train, val = row.get("train_top1_at_best"), row.get("best_val_top1")

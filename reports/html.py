@@ -22,12 +22,15 @@ def _table(rows: list[list]) -> str:
 
 
 def write_page(target: Path, results: StudyResults, figures: list[tuple[Path, str]], facts: list[list],
-               reproduction: list[list], workbook: Path) -> Path:
+               tables: list[tuple[str, list[list]]], workbook: Path) -> Path:
+    """``tables``: titled tables after the plots (the reproduction check first)."""
     link = lambda path: html.escape(os.path.relpath(path, target.parent))  # noqa: E731
     missing = "".join(f"<li>{html.escape(line)}</li>" for line in results.missing)
     sections = "".join(
         f'<figure><img src="{link(path)}" alt="{html.escape(path.stem)}"><figcaption>{html.escape(caption)}'
         "</figcaption></figure>" for path, caption in figures)
+    tables_html = "".join(f"<h2>{html.escape(title)}</h2>" + (_table(rows) if len(rows) > 1 else
+                          "<p>No subset has a scored trial.</p>") for title, rows in tables)
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>ST-GCN sensitivity study: {html.escape(results.name)}</title>
 <style>body{{font-family:sans-serif;max-width:1200px;margin:2em auto;}} img{{max-width:100%;}}
@@ -39,10 +42,9 @@ th{{background:#1F4E78;color:#fff;}} figure{{margin:2em 0;}} .missing{{color:#a3
 <code>experiments/</code>.</p>
 {f'<h2>Missing or partial</h2><ul class="missing">{missing}</ul>' if missing else ''}
 <h2>Sensitivity</h2>{sections or '<p>No trial has reported yet, so there is nothing to plot.</p>'}
-<h2>Reproduction check</h2>
-<p>The study's best accuracies next to the published ST-GCN figures (Yan et al., 2018). Results on synthetic data
-or a CPU-sized network are not comparable to them.</p>
-{_table(reproduction) if len(reproduction) > 1 else '<p>No subset has a scored trial.</p>'}
+<p>The reproduction check puts the study's best accuracies next to the published ST-GCN figures (Yan et al.,
+2018); results on synthetic data or a CPU-sized network are not comparable to them.</p>
+{tables_html}
 </body></html>
 """
     write_text(target, page)

@@ -79,7 +79,7 @@ def lr_batch(trials: pd.DataFrame, subsets, out: Path) -> Path:
     return out / "lr_batch.png"
 
 
-def scheduler_comparison(trials: pd.DataFrame, subsets, out: Path) -> Path:
+def scheduler_comparison(trials: pd.DataFrame, subsets, out: Path, noise: dict) -> Path:
     """Distribution of best val top-1 per scheduler (box plus every trial as a dot)."""
     fig, axes = _panels(subsets, "Validation top-1 per learning-rate scheduler")
     for ax, subset in zip(axes, subsets):
@@ -91,6 +91,7 @@ def scheduler_comparison(trials: pd.DataFrame, subsets, out: Path) -> Path:
             for i, values in enumerate(data, start=1):
                 ax.scatter(np.full(len(values), i) + np.linspace(-0.08, 0.08, len(values)), values, s=14,
                            color="tab:blue", alpha=0.7)
+        _noise_band(ax, rows["best_val_top1"].max() if len(rows) else None, noise.get(subset))
         ax.set(xlabel="scheduler", ylabel="best val top-1 (%)", title=subset)
         ax.grid(alpha=0.3, axis="y")
     _save(fig, out / "scheduler_comparison.png")

@@ -12,7 +12,7 @@ from pathlib import Path
 from ray.tune import Callback
 
 from study.results import TrialRecord, reload, write_record
-from study.trainable import TrialPlan
+from study.trainable import REPEAT_OF, TrialPlan
 
 
 def stop_reason(record: TrialRecord) -> str:
@@ -42,7 +42,8 @@ class StudyRecorder(Callback):
         if record is None:
             index = self.plan.index_of(str(trial))
             record = TrialRecord(self.plan.study, self.plan.subset, trial.trial_id, index,
-                                 self.plan.experiment_id(index), self.plan.config_for(trial.config), self.data_source)
+                                 self.plan.experiment_id(index), self.plan.config_for(trial.config), self.data_source,
+                                 repeat_of=trial.config.get(REPEAT_OF), sampled=dict(trial.config))
             reload(self.study_dir, record)
             self.records[trial.trial_id] = record
         return record

@@ -9,6 +9,7 @@ The schemas are explicit so every file of a dataset has the same column types, w
 
 from __future__ import annotations
 
+import json
 import math
 import socket
 import time
@@ -58,7 +59,8 @@ TRIAL_SCHEMA = pa.schema(
         pa.field("last_train_loss", pa.float64()), pa.field("last_train_top1", pa.float64()),
         pa.field("last_val_loss", pa.float64()), pa.field("last_val_top1", pa.float64()),
         pa.field("last_val_top5", pa.float64()), pa.field("wall_time_s", pa.float64()),
-        pa.field("retries", pa.int64()), pa.field("error", pa.string()),
+        pa.field("retries", pa.int64()), pa.field("error", pa.string()), pa.field("repeat_of", pa.string()),
+        pa.field("sampled", pa.string()),
         pa.field("started_at", pa.float64()), pa.field("updated_at", pa.float64())])
 
 
@@ -79,6 +81,8 @@ class TrialRecord:
     config: TrainConfig
     data_source: str
     folder: str | None = None  # the experiment folder's name, known from the trial's first report
+    repeat_of: str | None = None  # for a seed repeat: the search trial whose hyperparameters it re-runs
+    sampled: dict = field(default_factory=dict)  # what the search proposed (JSON in the table)
     epochs: dict[int, dict] = field(default_factory=dict)
     status: str = "running"
     stop_reason: str = "running"
@@ -121,7 +125,8 @@ class TrialRecord:
                 **{f"last_{k}": last.get(k, math.nan) for k in ("train_loss", "train_top1", "val_loss", "val_top1",
                                                                   "val_top5")},
                 "wall_time_s": sum(r["epoch_time_s"] for r in rows if not math.isnan(r["epoch_time_s"])),
-                "retries": self.retries, "error": self.error, "started_at": self.started_at,
+                "retries": self.retries, "error": self.error, "repeat_of": self.repeat_of,
+                "sampled": json.dumps(self.sampled, sort_keys=True, default=str), "started_at": self.started_at,
                 "updated_at": self.updated_at}
 
 

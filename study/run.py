@@ -11,6 +11,7 @@ Examples:
   python -m study.run --space sgd_lr --subset kinetics-motion
   python -m study.run --space full --data /data/kinetics-converted --gpus-per-trial 0.5
   python -m study.run --space sgd_lr --name lr-study --resume        # continue an interrupted study
+  python -m study.run --space sgd_lr --repeats 2 --seeds 3           # plus the seed-noise floor
   RAY_ADDRESS=auto python -m study.run --space full                  # on a running Ray cluster
 Search spaces: search_spaces/*.yaml, or a path to your own file.
 """
@@ -70,6 +71,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="training seed of every trial and the TPE sampler's seed")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="fix a config field for every trial, e.g. --set epochs=4")
+    p.add_argument("--repeats", type=int, default=0, metavar="K",
+                   help="after the search, re-run the K best configs of each subset with --seeds more seeds")
+    p.add_argument("--seeds", type=int, default=0, metavar="N",
+                   help="seeds per repeated config (beyond the search's own), for the seed-noise floor")
     p.add_argument("--no-report", action="store_true", help="skip building the report at the end")
     return p
 
@@ -79,7 +84,8 @@ def request_from(args: argparse.Namespace) -> StudyRequest:
     subsets = space.subsets if args.subset == "both" else (args.subset,)
     for name, value, minimum in (("--num-samples", args.num_samples, 1), ("--max-concurrent", args.max_concurrent, 1),
                                  ("--cpus-per-trial", args.cpus_per_trial, 0.01), ("--max-failures", args.max_failures, 0),
-                                 ("--gpus-per-trial", args.gpus_per_trial, 0)):
+                                 ("--gpus-per-trial", args.gpus_per_trial, 0), ("--repeats", args.repeats, 0),
+                                 ("--seeds", args.seeds, 0)):
         if value is not None and value < minimum:
             raise ConfigError(f"{name} must be >= {minimum}, got {value}")
     gpus = args.gpus_per_trial if args.gpus_per_trial is not None else (space.gpus if space.gpus > 0 else -1.0)
@@ -87,7 +93,7 @@ def request_from(args: argparse.Namespace) -> StudyRequest:
                         data=args.data, profile=args.profile, seed=args.seed,
                         cpus_per_trial=args.cpus_per_trial or space.cpus, gpus_per_trial=gpus,
                         max_concurrent=args.max_concurrent or space.max_concurrent, max_failures=args.max_failures,
-                        overrides=_overrides(args.set))
+                        overrides=_overrides(args.set), repeats=args.repeats, seeds=args.seeds)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,9 +4,10 @@ early), recorded as it runs into the study directory. ``run_study`` is what ``py
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import optuna
@@ -16,18 +17,20 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
-from ray.tune.search import ConcurrencyLimiter
+from ray.tune.search import ConcurrencyLimiter, Searcher
 from ray.tune.search.optuna import OptunaSearch
 
+from reports.analysis import seed_noise
 from study import study_dir
 from study.config import SYNTHETIC
 from study.data.dataset import ConvertedDataset
 from study.data.source import resolve_data_dir
+from study.files import write_json
 from study.recorder import StudyRecorder
 from study.results import TRIALS, read_table
 from study.spaces import SearchSpace, load_space
 from study.study_dir import StudyRequest
-from study.trainable import REPORTED_CONFIG, TrialPlan, run_trial
+from study.trainable import REPEAT_INDEX_BASE, REPEAT_OF, REPORTED_CONFIG, TrialPlan, run_trial
 from study.trainer import subset_spec
 
 METRIC, MODE = "val_top1", "max"
@@ -81,36 +84,100 @@ def make_plan(location: StudyLocation, space: SearchSpace, request: StudyRequest
                      cpus=request.cpus_per_trial)
 
 
-def make_tuner(location: StudyLocation, plan: TrialPlan, request: StudyRequest, data_source: str,
-               trainable: Callable, echo: Callable[[str], None]) -> tune.Tuner:
-    space, cpu = plan.space, plan.cpu_profile
-    experiment = location.root / plan.subset
-    if tune.Tuner.can_restore(str(experiment)):
-        echo(f"{plan.subset}: resuming Tune experiment {experiment}")
-        return tune.Tuner.restore(str(experiment), trainable=trainable, resume_unfinished=True)
+def _reporter(space: SearchSpace) -> tune.CLIReporter:
+    searched = {p.name for p in space.params}
+    return tune.CLIReporter(parameter_columns={k: v for k, v in KEY_COLUMNS.items() if k in searched},
+                            metric_columns={**{k: v for k, v in KEY_COLUMNS.items()
+                                               if k not in searched and k in REPORTED_CONFIG}, **METRIC_COLUMNS},
+                            max_report_frequency=30, max_progress_rows=12, metric=METRIC, mode=MODE)
+
+
+def _run_config(location: StudyLocation, plan: TrialPlan, name: str, request: StudyRequest, data_source: str,
+                echo: Callable[[str], None]) -> tune.RunConfig:
+    return tune.RunConfig(
+        name=name, storage_path=str(location.root), verbose=1, progress_reporter=_reporter(plan.space),
+        callbacks=[StudyRecorder(location.root, plan, data_source, echo)],
+        failure_config=tune.FailureConfig(max_failures=request.max_failures),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=1))
+
+
+def _restored(location: StudyLocation, name: str, trainable: Callable, echo) -> tune.Tuner | None:
+    experiment = location.root / name
+    if not tune.Tuner.can_restore(str(experiment)):
+        return None
+    echo(f"{name}: resuming Tune experiment {experiment}")
+    return tune.Tuner.restore(str(experiment), trainable=trainable, resume_unfinished=True)
+
+
+def search_tuner(location: StudyLocation, plan: TrialPlan, request: StudyRequest, data_source: str,
+                 trainable: Callable, echo: Callable[[str], None]) -> tune.Tuner:
+    """Optuna TPE proposes (the paper recipe first), ASHA stops, at most max_concurrent trials at once."""
+    restored = _restored(location, plan.subset, trainable, echo)
+    if restored:
+        return restored
+    space = plan.space
     searcher = OptunaSearch(
         space=space.define_by_run, metric=METRIC, mode=MODE, seed=request.seed, study_name=plan.subset,
         storage=JournalStorage(JournalFileBackend(str(location.root / study_dir.OPTUNA_JOURNAL))),
-        points_to_evaluate=[space.paper_point(cpu)] if space.include_paper_recipe else None)
+        points_to_evaluate=[space.paper_point(plan.cpu_profile)] if space.include_paper_recipe else None)
     scheduler = ASHAScheduler(time_attr="epoch", metric=METRIC, mode=MODE, max_t=plan.config_for({}).epochs,
                               grace_period=space.grace_period, reduction_factor=space.reduction_factor)
-    searched = {p.name for p in space.params}
-    reporter = tune.CLIReporter(parameter_columns={k: v for k, v in KEY_COLUMNS.items() if k in searched},
-                                metric_columns={**{k: v for k, v in KEY_COLUMNS.items()
-                                                   if k not in searched and k in REPORTED_CONFIG},
-                                                **METRIC_COLUMNS},
-                                max_report_frequency=30, max_progress_rows=12, metric=METRIC, mode=MODE)
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
             search_alg=ConcurrencyLimiter(searcher, max_concurrent=request.max_concurrent),
             scheduler=scheduler, num_samples=request.num_samples,
             trial_name_creator=plan.trial_name, trial_dirname_creator=plan.trial_dirname),
-        run_config=tune.RunConfig(
-            name=plan.subset, storage_path=str(location.root), verbose=1, progress_reporter=reporter,
-            callbacks=[StudyRecorder(location.root, plan, data_source, echo)],
-            failure_config=tune.FailureConfig(max_failures=request.max_failures),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
+        run_config=_run_config(location, plan, plan.subset, request, data_source, echo))
+
+
+def repeat_points(trials: pd.DataFrame, subset: str, repeats: int, seeds: int, first_seed: int) -> list[dict]:
+    """The best ``repeats`` search trials of ``subset``, each with ``seeds`` new seeds after ``first_seed``."""
+    search = trials[(trials["subset"] == subset) & trials["repeat_of"].isna()].dropna(subset=["best_val_top1"])
+    best = search.sort_values("best_val_top1", ascending=False).head(repeats)
+    return [{**json.loads(row["sampled"]), "seed": first_seed + k, REPEAT_OF: row["trial_id"]}
+            for _, row in best.iterrows() for k in range(1, seeds + 1)]
+
+
+class FixedPoints(Searcher):
+    """Hands out a fixed list of configs, one per trial, then says it is finished. (Tune's own variant generator
+    wants every point to share one set of keys; a seed repeat of an Adam config has no momentum.)"""
+
+    def __init__(self, points: list[dict]):
+        super().__init__(metric=METRIC, mode=MODE)
+        self.points, self.given = list(points), 0
+
+    def suggest(self, trial_id: str) -> dict | str:
+        if self.given >= len(self.points):
+            return Searcher.FINISHED
+        self.given += 1
+        return dict(self.points[self.given - 1])
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        pass
+
+    def save(self, checkpoint_path: str) -> None:
+        """Saved with the experiment, so a resumed study does not hand out the same points twice."""
+        write_json(Path(checkpoint_path), {"points": self.points, "given": self.given})
+
+    def restore(self, checkpoint_path: str) -> None:
+        state = json.loads(Path(checkpoint_path).read_text())
+        self.points, self.given = state["points"], state["given"]
+
+
+def repeat_tuner(location: StudyLocation, plan: TrialPlan, points: list[dict], request: StudyRequest,
+                 data_source: str, trainable: Callable, echo: Callable[[str], None]) -> tune.Tuner:
+    """Every point trained to the end (no early stopping): the spread across seeds is the noise floor."""
+    name = f"{plan.subset}-seeds"
+    restored = _restored(location, name, trainable, echo)
+    if restored:
+        return restored
+    return tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            search_alg=ConcurrencyLimiter(FixedPoints(points), max_concurrent=request.max_concurrent),
+            num_samples=len(points), trial_name_creator=plan.trial_name, trial_dirname_creator=plan.trial_dirname),
+        run_config=_run_config(location, plan, name, request, data_source, echo))
 
 
 def run_study(location: StudyLocation, request: StudyRequest | None, resume: bool = False,
@@ -141,7 +208,15 @@ def run_study(location: StudyLocation, request: StudyRequest | None, resume: boo
                      optuna=optuna.__version__, resources_per_trial=resources, status="running")
     for plan in plans:
         wrapped = tune.with_resources(tune.with_parameters(trainable, plan=plan), resources)
-        make_tuner(location, plan, request, dataset.source, wrapped, echo).fit()
+        search_tuner(location, plan, request, dataset.source, wrapped, echo).fit()
+    if request.repeats and request.seeds:
+        searched = read_table(location.root, TRIALS).to_pandas()
+        for plan in plans:
+            points = repeat_points(searched, plan.subset, request.repeats, request.seeds, request.seed)
+            echo(f"{plan.subset}: re-running the best {request.repeats} config(s) with {request.seeds} more seed(s)")
+            repeats = replace(plan, index_shift=REPEAT_INDEX_BASE - 1)  # counted from 1
+            wrapped = tune.with_resources(tune.with_parameters(trainable, plan=repeats), resources)
+            repeat_tuner(location, repeats, points, request, dataset.source, wrapped, echo).fit()
     study_dir.update(location.root, status="finished")
     trials = read_table(location.root, TRIALS).to_pandas()
     echo(summarize(trials, request.subsets))
@@ -153,8 +228,9 @@ def summarize(trials: pd.DataFrame, order: tuple[str, ...] = ()) -> str:
     if trials.empty:
         return "no trial recorded"
     lines = []
+    repeats, noise = trials[trials["repeat_of"].notna()], seed_noise(trials)
     for subset in order or sorted(trials["subset"].unique()):
-        group = trials[trials["subset"] == subset]
+        group = trials[(trials["subset"] == subset) & trials["repeat_of"].isna()]
         if group.empty:
             lines.append(f"{subset}: no trial recorded")
             continue
@@ -170,4 +246,8 @@ def summarize(trials: pd.DataFrame, order: tuple[str, ...] = ()) -> str:
                      f"at epoch {top['best_epoch']}/{top['epochs_planned']}: {top['optimizer']} lr {top['lr']:.3g} "
                      f"batch {top['batch_size']} {top['scheduler']} wd {top['weight_decay']:.3g}  "
                      f"[{top['folder']}]")
+        if subset in noise:
+            runs = repeats[repeats["subset"] == subset]
+            lines.append(f"  seed noise: {len(runs)} repeat run(s) of {runs['repeat_of'].nunique()} config(s); std of "
+                         f"best val top-1 across seeds {100 * noise[subset]:.2f} points (mean over configs)")
     return "\n".join(lines)

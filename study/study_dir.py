@@ -4,6 +4,7 @@
         study.json            what was asked (space, subsets, data, seed, budget, overrides) and when
         space.yaml            the search space file as it was when the study started
         <subset>/             Ray Tune's experiment (trial folders, checkpoints, searcher state)
+        <subset>-seeds/       the seed repeats of the best configs (--repeats K --seeds N), when asked
         experiments/          one folder per trial, in the researchers' layout (study.experiment)
         epochs.parquet/       one row per trial and epoch (study.results)
         trials.parquet/       one row per trial
@@ -42,6 +43,8 @@ class StudyRequest:
     max_concurrent: int
     max_failures: int
     overrides: dict = field(default_factory=dict)
+    repeats: int = 0  # after the search: re-run the best `repeats` configs of each subset ...
+    seeds: int = 0  # ... with this many other seeds, to measure the seed-noise floor
 
     def to_dict(self) -> dict:
         values = asdict(self)

@@ -22,6 +22,8 @@ from study.data.source import resolve_data_dir
 from study.run_experiment import Experiment
 from study.spaces import SearchSpace
 
+REPEAT_OF = "repeat_of"  # in a seed repeat's config: the trial id whose hyperparameters it re-runs
+REPEAT_INDEX_BASE = 5000  # seed repeats are numbered from here, apart from the search's trials
 # Reported with every epoch, so the progress table shows them also where the search does not vary them.
 REPORTED_CONFIG = ("optimizer", "batch_size", "scheduler")
 
@@ -37,9 +39,13 @@ class TrialPlan:
     experiments_dir: str
     overrides: dict = field(default_factory=dict)
     cpus: float = 1.0
+    index_shift: int = -1  # trial index = Tune's trial counter + shift (the search counts from 1)
 
     def config_for(self, sampled: dict) -> TrainConfig:
-        return self.space.to_config(sampled, self.cpu_profile, {**self.overrides, "subset": self.subset})
+        """A seed repeat's sample carries its own seed and the trial it repeats (not a config field)."""
+        own = {k: v for k, v in sampled.items() if k != REPEAT_OF}
+        seed = {"seed": own.pop("seed")} if "seed" in own else {}
+        return self.space.to_config(own, self.cpu_profile, {**self.overrides, "subset": self.subset, **seed})
 
     def experiment_id(self, index: int) -> int:
         """Unique within the study and stable across resumes: 10000 per subset plus the trial's index."""
@@ -48,7 +54,7 @@ class TrialPlan:
     def trial_name(self, trial) -> str:
         """Tune's trial name (also the dashboard's), carrying the index the search gave the trial."""
         counter = int(str(trial.experiment_tag).split("_", 1)[0])
-        return f"{self.study}.{self.subset}.{counter - 1:04d}"
+        return f"{self.study}.{self.subset}.{counter + self.index_shift:04d}"
 
     @staticmethod
     def index_of(trial_name: str) -> int:

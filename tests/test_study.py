@@ -174,3 +174,24 @@ def test_cli_rejects_unknown_space_and_bad_numbers(capsys, tmp_path):
 def test_resume_of_a_study_that_does_not_exist_says_so(capsys, tmp_path):
     assert main(["--space", "smoke", "--storage", str(tmp_path), "--resume"]) == 2
     assert "no study of space 'smoke' to resume" in capsys.readouterr().err
+
+
+def test_seed_repeats_rerun_the_best_configs_with_new_seeds_to_the_last_epoch(cluster, data, tmp_path, smoke_request):
+    location = StudyLocation(tmp_path, "noise")
+    trials = run_study(location, smoke_request(data, "--subset", "kinetics-motion", "--num-samples", "3",
+                                               "--repeats", "2", "--seeds", "1"), echo=lambda line: None)
+    search, repeats = trials[trials["repeat_of"].isna()], trials[trials["repeat_of"].notna()]
+    assert len(search) == 3 and len(repeats) == 2
+    best_two = search.sort_values("best_val_top1", ascending=False).head(2)
+    assert sorted(repeats["repeat_of"]) == sorted(best_two["trial_id"])
+    for _, row in repeats.iterrows():
+        origin = search.set_index("trial_id").loc[row["repeat_of"]]
+        assert row["seed"] == 1 and origin["seed"] == 0
+        assert (row["optimizer"], row["lr"]) == (origin["optimizer"], origin["lr"])
+        assert row["stop_reason"] == "completed" and row["epochs_run"] == row["epochs_planned"]
+        assert row["experiment_id"] >= 15_000
+    assert (location.root / "kinetics-motion-seeds").is_dir()
+    from reports.build import build
+    out = build(location.root)
+    page = (out / "index.html").read_text()
+    assert "Seed noise (kinetics-motion)" in page and "bootstrap over seeds" in page
