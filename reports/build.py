@@ -45,9 +45,9 @@ def mark_stops(results: StudyResults, trials: pd.DataFrame) -> None:
     """Redraw the curves of trials that ended early with where and why they stopped (the trial itself cannot
     know that ASHA stopped it)."""
     for _, row in trials[trials["stop_reason"].isin(list(STOP_LABELS))].iterrows():
-        folder = results.root / "experiments" / str(row["folder"])
-        csv = folder / "save_values_csv" / "epochs.csv"
-        if csv.is_file():
+        folder = results.experiment_dir(row["folder"])
+        csv = folder / "save_values_csv" / "epochs.csv" if folder else None
+        if csv and csv.is_file():
             label = f"{STOP_LABELS[row['stop_reason']]} at epoch {int(row['epochs_run'])} of {int(row['epochs_planned'])}"
             plot_curves(pd.read_csv(csv), folder / "matplotlib_graphs", str(row["folder"]), int(row["epochs_run"]),
                         label)
@@ -139,7 +139,7 @@ def build(study: Path, out: Path | None = None) -> Path:
     if len(comparisons) > 1:
         extra.append(("Does the best config beat the others? (bootstrap over seeds)", comparisons))
     workbook = write_workbook(out / FILENAME, per_subset, summary_tables(per_subset) + extra, facts,
-                              results.root / "experiments")
+                              results.experiment_dir)
     write_page(out / "index.html", results, figures, facts, extra, workbook)
     return out
 

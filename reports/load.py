@@ -40,6 +40,16 @@ class StudyResults:
         sources = set(self.trials["data_source"].dropna()) if not self.trials.empty else set()
         return "/".join(sorted(sources)) or self.manifest.get("data_source", "unknown")
 
+    def experiment_dir(self, folder) -> Path | None:
+        """A trial's experiment folder: in experiments/, or (for a study stored at a URI and copied down) inside
+        its Tune trial directory."""
+        if not isinstance(folder, str):
+            return None
+        direct = self.root / "experiments" / folder
+        if direct.is_dir():
+            return direct
+        return next((p for p in self.root.glob(f"*/*/{folder}") if p.is_dir()), None)
+
     def optuna_study(self, subset: str) -> optuna.Study | None:
         """The subset's Optuna study from the journal, or None (and a line in ``missing``)."""
         path = self.root / JOURNAL

@@ -78,7 +78,8 @@ def _finish(sheet) -> None:
         sheet.auto_filter.ref = sheet.dimensions
 
 
-def subset_sheet(book: Workbook, subset: str, rows: pd.DataFrame, link_base: Path, experiments: Path) -> None:
+def subset_sheet(book: Workbook, subset: str, rows: pd.DataFrame, link_base: Path,
+                 locate: Callable[[str], Path | None]) -> None:
     sheet = book.create_sheet(subset[:31])
     _header(sheet, [c.header for c in COLUMNS], [c.width for c in COLUMNS])
     folder_column = [c.header for c in COLUMNS].index("Folder") + 1
@@ -88,9 +89,10 @@ def subset_sheet(book: Workbook, subset: str, rows: pd.DataFrame, link_base: Pat
         for index, column in enumerate(COLUMNS, start=1):
             if column.number_format:
                 sheet.cell(row=excel_row, column=index).number_format = column.number_format
-        if isinstance(row["folder"], str) and (experiments / row["folder"]).is_dir():
+        folder = locate(row["folder"])
+        if folder is not None:
             cell = sheet.cell(row=excel_row, column=folder_column)
-            cell.hyperlink = os.path.relpath(experiments / row["folder"], link_base)
+            cell.hyperlink = os.path.relpath(folder, link_base)
             cell.font = LINK_FONT
         sheet.cell(row=excel_row, column=len(COLUMNS)).alignment = Alignment(wrap_text=True, vertical="top")
     _finish(sheet)
@@ -123,11 +125,12 @@ def summary_sheet(book: Workbook, summary: list[tuple[str, list[list]]], facts: 
 
 
 def write_workbook(target: Path, per_subset: dict[str, pd.DataFrame], summary: list[tuple[str, list[list]]],
-                   facts: list[list], experiments: Path) -> Path:
+                   facts: list[list], locate: Callable[[str], Path | None]) -> Path:
+    """``locate``: a trial's folder name -> its experiment folder (or None), for the hyperlinks."""
     book = Workbook()
     summary_sheet(book, summary, facts)
     for subset, rows in per_subset.items():
-        subset_sheet(book, subset, rows, target.parent, experiments)
+        subset_sheet(book, subset, rows, target.parent, locate)
     with atomic_path(target) as tmp:
         book.save(tmp)
     return target

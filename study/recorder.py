@@ -11,7 +11,9 @@ from pathlib import Path
 
 from ray.tune import Callback
 
+from study.mirror import Mirror
 from study.results import TrialRecord, reload, write_record
+from study.study_dir import OPTUNA_JOURNAL
 from study.trainable import REPEAT_OF, TrialPlan
 
 
@@ -25,14 +27,15 @@ def stop_reason(record: TrialRecord) -> str:
 
 
 class StudyRecorder(Callback):
-    def __init__(self, study_dir: Path, plan: TrialPlan, data_source: str, echo=print):
+    def __init__(self, study_dir: Path, plan: TrialPlan, data_source: str, echo=print, mirror: Mirror | None = None):
         self.study_dir, self.plan, self.data_source, self.echo = Path(study_dir), plan, data_source, echo
+        self.mirror = mirror
         self.records: dict[str, TrialRecord] = {}
 
     def __getstate__(self) -> dict:
         """Tune pickles callbacks into its experiment state. The in-memory records are left out: a resumed
         driver reloads each trial's rows from its Parquet files, which are never older than the pickle."""
-        return {"study_dir": self.study_dir, "plan": self.plan, "data_source": self.data_source}
+        return {"study_dir": self.study_dir, "plan": self.plan, "data_source": self.data_source, "mirror": self.mirror}
 
     def __setstate__(self, state: dict) -> None:
         self.__init__(**state)
@@ -48,24 +51,29 @@ class StudyRecorder(Callback):
             self.records[trial.trial_id] = record
         return record
 
+    def _write(self, record: TrialRecord, ended: bool = False) -> None:
+        written = write_record(self.study_dir, record)
+        if self.mirror:
+            self.mirror.push(*written, *([self.study_dir / OPTUNA_JOURNAL] if ended else []))
+
     def on_trial_result(self, iteration, trials, trial, result, **info):
         record = self.record_for(trial)
         record.add_epoch(result)
-        write_record(self.study_dir, record)
+        self._write(record)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         record = self.record_for(trial)
         record.finish(stop_reason(record))
-        write_record(self.study_dir, record)
+        self._write(record, ended=True)
 
     def on_trial_recover(self, iteration, trials, trial, **info):
         record = self.record_for(trial)
         record.retries += 1
-        write_record(self.study_dir, record)
+        self._write(record)
         self.echo(f"{trial}: failed, retrying from its last checkpoint (retry {record.retries})")
 
     def on_trial_error(self, iteration, trials, trial, **info):
         record = self.record_for(trial)
         error = str(trial.get_error() or "unknown error").strip().splitlines()
         record.finish("errored", error[-1] if error else "unknown error")
-        write_record(self.study_dir, record)
+        self._write(record, ended=True)

@@ -140,10 +140,12 @@ def part_name(record: TrialRecord) -> str:
     return f"{record.subset}__{record.trial_id}.parquet"
 
 
-def write_record(study_dir: Path, record: TrialRecord) -> None:
-    """Replace this trial's file in both datasets (its epochs, then its one summary row)."""
-    _write(study_dir / EPOCHS / part_name(record), (record.epochs[e] for e in sorted(record.epochs)), EPOCH_SCHEMA)
-    _write(study_dir / TRIALS / part_name(record), [record.summary()], TRIAL_SCHEMA)
+def write_record(study_dir: Path, record: TrialRecord) -> tuple[Path, Path]:
+    """Replace this trial's file in both datasets (its epochs, then its one summary row); returns both paths."""
+    paths = study_dir / EPOCHS / part_name(record), study_dir / TRIALS / part_name(record)
+    _write(paths[0], (record.epochs[e] for e in sorted(record.epochs)), EPOCH_SCHEMA)
+    _write(paths[1], [record.summary()], TRIAL_SCHEMA)
+    return paths
 
 
 def reload(study_dir: Path, record: TrialRecord) -> None:

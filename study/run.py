@@ -29,6 +29,7 @@ from reports.spreadsheet import FILENAME
 from study.config import FIELD_TYPES, SYNTHETIC, ConfigError
 from study.data.errors import DataError
 from study.data.subsets import SUBSET_NAMES
+from study.mirror import is_uri
 from study.runner import StudyLocation, run_study
 from study.spaces import SpaceError, load_space
 from study.study_dir import StudyDirError, StudyRequest, default_name, latest_of
@@ -56,7 +57,8 @@ def parser() -> argparse.ArgumentParser:
                    help="network and schedule size: the paper's, or the labelled CPU-sized variant "
                         "(auto: cpu on synthetic data, paper on real data)")
     p.add_argument("--storage", default="studies",
-                   help="directory that holds studies (default ./studies); each study is STORAGE/NAME")
+                   help="directory that holds studies (default ./studies), or a URI (s3://bucket/studies) that Tune "
+                        "and the result tables are written to, with a local copy in ./studies; a study is STORAGE/NAME")
     p.add_argument("--name", help="study name (default SPACE-YYYYmmdd-HHMMSS); an existing name needs --resume")
     p.add_argument("--resume", action="store_true",
                    help="continue the study NAME (default: the latest study of SPACE) with its stored settings")
@@ -98,14 +100,17 @@ def request_from(args: argparse.Namespace) -> StudyRequest:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    storage = Path(args.storage).expanduser().resolve()
+    remote = args.storage if is_uri(args.storage) else None
+    storage = Path("studies" if remote else args.storage).expanduser().resolve()  # remote: driver files here too
     try:
         request = request_from(args)
         if args.resume:
+            if remote and not args.name:
+                raise StudyDirError(f"{args.storage}: --resume of a study in remote storage needs its --name")
             root = storage / args.name if args.name else latest_of(storage, Path(request.space).stem)
-            location, request = StudyLocation(storage, root.name), None
+            location, request = StudyLocation(storage, root.name, remote), None
         else:
-            location = StudyLocation(storage, args.name or default_name(Path(request.space).stem))
+            location = StudyLocation(storage, args.name or default_name(Path(request.space).stem), remote)
         trials = run_study(location, request, resume=args.resume, address=args.address)
     except (ConfigError, DataError, SpaceError, StudyDirError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -113,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"results: {location.root} ({len(trials)} trials)")
     if not args.no_report:
         report = build(location.root)
+        location.push(report)
         print(f"report: {report / FILENAME}, {report / 'index.html'}")
     return 0
 

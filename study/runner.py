@@ -26,6 +26,7 @@ from study.config import SYNTHETIC
 from study.data.dataset import ConvertedDataset
 from study.data.source import resolve_data_dir
 from study.files import write_json
+from study.mirror import Mirror
 from study.recorder import StudyRecorder
 from study.results import TRIALS, read_table
 from study.spaces import SearchSpace, load_space
@@ -41,12 +42,27 @@ METRIC_COLUMNS = {"epoch": "epoch", "epoch_lr": "lr now", "val_top1": "val top-1
 
 @dataclass(frozen=True)
 class StudyLocation:
+    """Where a study lives: ``storage/name`` locally; with ``remote`` (a URI) Tune writes to ``remote/name`` and
+    the local directory holds the driver's files, each copied up as it changes."""
     storage: Path
     name: str
+    remote: str | None = None
 
     @property
     def root(self) -> Path:
         return self.storage / self.name
+
+    @property
+    def tune_storage(self) -> str:
+        return f"{self.remote.rstrip('/')}/{self.name}" if self.remote else str(self.root)
+
+    @property
+    def mirror(self) -> Mirror | None:
+        return Mirror(self.root, self.tune_storage) if self.remote else None
+
+    def push(self, *paths: Path) -> None:
+        if self.remote:
+            self.mirror.push(*paths)
 
 
 def cpu_profile_for(request: StudyRequest, data_source: str) -> bool:
@@ -79,7 +95,8 @@ def make_plan(location: StudyLocation, space: SearchSpace, request: StudyRequest
               data_source: str) -> TrialPlan:
     return TrialPlan(study=location.name, subset=subset, subset_position=list(request.subsets).index(subset),
                      space=space, cpu_profile=cpu_profile_for(request, data_source),
-                     experiments_dir=str(location.root / "experiments"),
+                     # remote storage: each trial writes its folder in its own directory, synced by Tune
+                     experiments_dir="" if location.remote else str(location.root / "experiments"),
                      overrides={**request.overrides, "data": request.data, "seed": request.seed},
                      cpus=request.cpus_per_trial)
 
@@ -95,18 +112,19 @@ def _reporter(space: SearchSpace) -> tune.CLIReporter:
 def _run_config(location: StudyLocation, plan: TrialPlan, name: str, request: StudyRequest, data_source: str,
                 echo: Callable[[str], None]) -> tune.RunConfig:
     return tune.RunConfig(
-        name=name, storage_path=str(location.root), verbose=1, progress_reporter=_reporter(plan.space),
-        callbacks=[StudyRecorder(location.root, plan, data_source, echo)],
+        name=name, storage_path=location.tune_storage, verbose=1, progress_reporter=_reporter(plan.space),
+        callbacks=[StudyRecorder(location.root, plan, data_source, echo, location.mirror)],
+        sync_config=tune.SyncConfig(sync_artifacts=bool(location.remote)),
         failure_config=tune.FailureConfig(max_failures=request.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1))
 
 
 def _restored(location: StudyLocation, name: str, trainable: Callable, echo) -> tune.Tuner | None:
-    experiment = location.root / name
-    if not tune.Tuner.can_restore(str(experiment)):
+    experiment = f"{location.tune_storage}/{name}"
+    if not tune.Tuner.can_restore(experiment):
         return None
     echo(f"{name}: resuming Tune experiment {experiment}")
-    return tune.Tuner.restore(str(experiment), trainable=trainable, resume_unfinished=True)
+    return tune.Tuner.restore(experiment, trainable=trainable, resume_unfinished=True)
 
 
 def search_tuner(location: StudyLocation, plan: TrialPlan, request: StudyRequest, data_source: str,
@@ -185,11 +203,17 @@ def run_study(location: StudyLocation, request: StudyRequest | None, resume: boo
               echo: Callable[[str], None] = print) -> pd.DataFrame:
     """Run (or resume) a study and return its trials table. ``trainable`` is replaceable for fault tests."""
     if resume:
+        if location.remote and not (location.root / study_dir.MANIFEST).is_file():
+            location.mirror.pull()
         request = study_dir.load_request(location.root)
         echo(f"resuming study {location.root} ({request.space}, subsets {', '.join(request.subsets)})")
     space = load_space(request.space)
     if not resume:
+        if location.remote and location.mirror.exists(study_dir.MANIFEST):
+            raise study_dir.StudyDirError(f"{location.tune_storage}: a study of this name already exists; pass "
+                                          "--resume to continue it, or choose another --name")
         study_dir.create(location.root, request, space.path)
+        location.push(location.root / study_dir.MANIFEST, location.root / "space.yaml")
     data_dir = resolve_data_dir(request.data)  # prepared once per study, before any trial starts
     dataset = ConvertedDataset(data_dir)
     plans = [make_plan(location, space, request, subset, dataset.source) for subset in request.subsets]
@@ -205,7 +229,9 @@ def run_study(location: StudyLocation, request: StudyRequest | None, resume: boo
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     resources = {"cpu": request.cpus_per_trial, "gpu": gpus_per_trial(request)}
     study_dir.update(location.root, data_dir=str(data_dir), data_source=dataset.source, ray=ray.__version__,
-                     optuna=optuna.__version__, resources_per_trial=resources, status="running")
+                     optuna=optuna.__version__, resources_per_trial=resources, status="running",
+                     tune_storage=location.tune_storage)
+    location.push(location.root / study_dir.MANIFEST)
     for plan in plans:
         wrapped = tune.with_resources(tune.with_parameters(trainable, plan=plan), resources)
         search_tuner(location, plan, request, dataset.source, wrapped, echo).fit()
@@ -218,6 +244,7 @@ def run_study(location: StudyLocation, request: StudyRequest | None, resume: boo
             wrapped = tune.with_resources(tune.with_parameters(trainable, plan=repeats), resources)
             repeat_tuner(location, repeats, points, request, dataset.source, wrapped, echo).fit()
     study_dir.update(location.root, status="finished")
+    location.push(location.root / study_dir.MANIFEST, location.root / study_dir.OPTUNA_JOURNAL)
     trials = read_table(location.root, TRIALS).to_pandas()
     echo(summarize(trials, request.subsets))
     return trials

@@ -36,7 +36,7 @@ class TrialPlan:
     subset_position: int
     space: SearchSpace
     cpu_profile: bool
-    experiments_dir: str
+    experiments_dir: str  # "" = inside the trial's own directory (synced to remote storage by Tune)
     overrides: dict = field(default_factory=dict)
     cpus: float = 1.0
     index_shift: int = -1  # trial index = Tune's trial counter + shift (the search counts from 1)
@@ -77,7 +77,8 @@ def trial_epochs(sampled: dict, plan: TrialPlan) -> Iterator[dict]:
     index = plan.index_of(context.get_trial_name())
     config = plan.config_for(sampled)
     torch.set_num_threads(max(1, int(plan.cpus)))
-    experiment = Experiment(config, open_dataset(config.data), Path(plan.experiments_dir), index=index,
+    root = Path(plan.experiments_dir or context.get_trial_dir())
+    experiment = Experiment(config, open_dataset(config.data), root, index=index,
                             experiment_id=plan.experiment_id(index),
                             echo=lambda line: print(f"[{context.get_trial_name()}] {line}", flush=True),
                             run_info={"study": plan.study, "subset": plan.subset, "trial_id": context.get_trial_id(),

@@ -195,3 +195,20 @@ def test_seed_repeats_rerun_the_best_configs_with_new_seeds_to_the_last_epoch(cl
     out = build(location.root)
     page = (out / "index.html").read_text()
     assert "Seed noise (kinetics-motion)" in page and "bootstrap over seeds" in page
+
+
+def test_a_study_at_a_storage_uri_keeps_tables_and_experiment_folders_there(cluster, data, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the driver's local copy goes to ./studies
+    remote = tmp_path / "bucket"
+    assert main(["--space", "smoke", "--subset", "kinetics-motion", "--num-samples", "2", "--data", str(data),
+                 "--storage", f"file://{remote}", "--name", "shared", "--address", cluster]) == 0
+    study = remote / "shared"
+    trials = read_table(study, TRIALS).to_pandas()
+    assert len(trials) == 2 and (trials["status"] == "terminated").all()
+    assert len(read_table(study, EPOCHS)) == trials["epochs_run"].sum()
+    assert (study / "study.json").is_file() and (study / OPTUNA_JOURNAL).is_file()
+    assert (study / "report" / "index.html").is_file()
+    for folder in trials["folder"]:  # each trial's folder, synced by Tune inside its trial directory
+        assert len(list(study.glob(f"kinetics-motion/*/{folder}/save_values_csv/epochs.csv"))) == 1
+    assert (tmp_path / "studies" / "shared" / "trials.parquet").is_dir()
+    assert main(["--space", "smoke", "--storage", f"file://{remote}", "--name", "shared", "--no-report"]) == 2
