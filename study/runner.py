@@ -78,7 +78,7 @@ def connect(address: str | None, echo: Callable[[str], None]) -> None:
     if address:
         context = ray.init(address=address)
     else:
-        context = ray.init(include_dashboard=True, dashboard_host="127.0.0.1")
+        context = ray.init(address="local", include_dashboard=True, dashboard_host="127.0.0.1")
     url = getattr(context, "dashboard_url", None)
     echo(f"ray: {'joined ' + address if address else 'local cluster'}; "
          f"dashboard: {'http://' + url if url else 'not running'}")

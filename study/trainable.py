@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from ray import tune
 
+from study import live_metrics
 from study.config import TrainConfig
 from study.data.dataset import ConvertedDataset
 from study.data.source import resolve_data_dir
@@ -94,6 +95,7 @@ def trial_epochs(sampled: dict, plan: TrialPlan) -> Iterator[dict]:
             tune.report({**metrics, "experiment_id": experiment.experiment_id, "folder": experiment.folder.path.name,
                          **{key: getattr(config, key) for key in REPORTED_CONFIG}},
                         checkpoint=tune.Checkpoint.from_directory(directory))
+        live_metrics.publish(plan.study, plan.subset, context.get_trial_name(), metrics)
         yield metrics
 
 

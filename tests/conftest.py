@@ -27,7 +27,7 @@ def data(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def cluster():
     import ray
-    context = ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    context = ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield context.address_info["gcs_address"]
     ray.shutdown()
 
