@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import socket
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -48,7 +47,8 @@ PROVENANCE_SCHEMA = [pa.field("data_source", pa.string()), pa.field("model_varia
 
 EPOCH_SCHEMA = pa.schema(
     IDENTITY_SCHEMA + [pa.field("epoch", pa.int64())] + [pa.field(k, t) for k, t in METRIC_TYPES.items()]
-    + CONFIG_SCHEMA + PROVENANCE_SCHEMA + [pa.field("node", pa.string()), pa.field("recorded_at", pa.float64())])
+    + CONFIG_SCHEMA + PROVENANCE_SCHEMA + [pa.field("node", pa.string()), pa.field("node_id", pa.string()),
+                                           pa.field("recorded_at", pa.float64())])
 
 TRIAL_SCHEMA = pa.schema(
     IDENTITY_SCHEMA + [pa.field("index", pa.int64())] + CONFIG_SCHEMA + PROVENANCE_SCHEMA + [
@@ -102,7 +102,8 @@ class TrialRecord:
         """Keyed by epoch: an epoch re-run after a restore replaces its earlier row instead of duplicating it."""
         self.folder = metrics.get("folder", self.folder)
         row = {**self.identity(), "epoch": int(metrics["epoch"]), **{k: metrics[k] for k in METRIC_TYPES},
-               **_config_columns(self.config), **self.provenance(), "node": socket.gethostname(),
+               **_config_columns(self.config), **self.provenance(), "node": metrics.get("node"),
+               "node_id": metrics.get("node_id"),
                "recorded_at": time.time()}
         self.epochs[row["epoch"]] = row
         self.updated_at = row["recorded_at"]

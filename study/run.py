@@ -64,6 +64,9 @@ def parser() -> argparse.ArgumentParser:
                    help="continue the study NAME (default: the latest study of SPACE) with its stored settings")
     p.add_argument("--address", help="Ray cluster to join (auto, or ray://host:10001); default RAY_ADDRESS, "
                                      "else a local Ray with its dashboard on 127.0.0.1")
+    p.add_argument("--dashboard-host", default="127.0.0.1",
+                   help="where a local Ray's dashboard listens (default 127.0.0.1; 0.0.0.0 opens it to the network, "
+                        "with a warning)")
     p.add_argument("--cpus-per-trial", type=float, help="CPUs per trial (default: the space's resources.cpus)")
     p.add_argument("--gpus-per-trial", type=float,
                    help="GPU share per trial, fractions share a GPU (default: the space's resources.gpus if set, "
@@ -111,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
             location, request = StudyLocation(storage, root.name, remote), None
         else:
             location = StudyLocation(storage, args.name or default_name(Path(request.space).stem), remote)
-        trials = run_study(location, request, resume=args.resume, address=args.address)
+        trials = run_study(location, request, resume=args.resume, address=args.address,
+                           dashboard_host=args.dashboard_host)
     except (ConfigError, DataError, SpaceError, StudyDirError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -70,15 +70,19 @@ def cpu_profile_for(request: StudyRequest, data_source: str) -> bool:
     return request.profile == "cpu" or (request.profile == "auto" and data_source == SYNTHETIC)
 
 
-def connect(address: str | None, echo: Callable[[str], None]) -> None:
-    """Join the cluster at ``address`` (or RAY_ADDRESS); otherwise start a local Ray with its dashboard."""
+def connect(address: str | None, echo: Callable[[str], None], dashboard_host: str = "127.0.0.1") -> None:
+    """Join the cluster at ``address`` (or RAY_ADDRESS); otherwise start a local Ray with its dashboard, on
+    loopback unless ``dashboard_host`` says otherwise."""
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
         context = ray.init(address=address)
     else:
-        context = ray.init(address="local", include_dashboard=True, dashboard_host="127.0.0.1")
+        if dashboard_host not in ("127.0.0.1", "localhost", "::1"):
+            echo(f"warning: the Ray dashboard will listen on {dashboard_host}: anyone who can reach this machine can "
+                 "see the study and submit jobs to it; prefer an SSH tunnel to 127.0.0.1:8265")
+        context = ray.init(address="local", include_dashboard=True, dashboard_host=dashboard_host)
     url = getattr(context, "dashboard_url", None)
     echo(f"ray: {'joined ' + address if address else 'local cluster'}; "
          f"dashboard: {'http://' + url if url else 'not running'}")
@@ -200,7 +204,7 @@ def repeat_tuner(location: StudyLocation, plan: TrialPlan, points: list[dict], r
 
 def run_study(location: StudyLocation, request: StudyRequest | None, resume: bool = False,
               address: str | None = None, trainable: Callable = run_trial,
-              echo: Callable[[str], None] = print) -> pd.DataFrame:
+              echo: Callable[[str], None] = print, dashboard_host: str = "127.0.0.1") -> pd.DataFrame:
     """Run (or resume) a study and return its trials table. ``trainable`` is replaceable for fault tests."""
     if resume:
         if location.remote and not (location.root / study_dir.MANIFEST).is_file():
@@ -222,7 +226,7 @@ def run_study(location: StudyLocation, request: StudyRequest | None, resume: boo
     echo(f"study {location.name}: space {space.name}, {request.num_samples} trials per subset on "
          f"{', '.join(request.subsets)}; data {data_dir} ({dataset.source}); model "
          f"{plans[0].config_for({}).model_variant}; results in {location.root}")
-    connect(address, echo)
+    connect(address, echo, dashboard_host)
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's table reporter, trimmed to our columns
     # A checkpoint every epoch with num_to_keep=1 snapshots the experiment state each time, on purpose: a resumed
     # study then loses at most the epoch in flight. Tune warns about that frequency; the warning is not for us.

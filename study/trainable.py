@@ -8,11 +8,13 @@ page cache by every trial on the node); nothing is converted or copied per trial
 from __future__ import annotations
 
 import functools
+import socket
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import ray
 import torch
 from ray import tune
 
@@ -84,6 +86,7 @@ def trial_epochs(sampled: dict, plan: TrialPlan) -> Iterator[dict]:
                             echo=lambda line: print(f"[{context.get_trial_name()}] {line}", flush=True),
                             run_info={"study": plan.study, "subset": plan.subset, "trial_id": context.get_trial_id(),
                                       "sampled": sampled})
+    where = {"node": socket.gethostname(), "node_id": ray.get_runtime_context().get_node_id()}
     checkpoint = tune.get_checkpoint()
     if checkpoint:
         with checkpoint.as_directory() as directory:
@@ -93,7 +96,7 @@ def trial_epochs(sampled: dict, plan: TrialPlan) -> Iterator[dict]:
         with tempfile.TemporaryDirectory() as directory:
             experiment.save_checkpoint(Path(directory))
             tune.report({**metrics, "experiment_id": experiment.experiment_id, "folder": experiment.folder.path.name,
-                         **{key: getattr(config, key) for key in REPORTED_CONFIG}},
+                         **{key: getattr(config, key) for key in REPORTED_CONFIG}, **where},
                         checkpoint=tune.Checkpoint.from_directory(directory))
         live_metrics.publish(plan.study, plan.subset, context.get_trial_name(), metrics)
         yield metrics

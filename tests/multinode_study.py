@@ -1,0 +1,62 @@
+"""Run by tests/test_multinode.py in its own process (the test process already holds a Ray connection):
+a local multi-node Ray (a head with no CPUs for trials, two 1-CPU worker nodes, each its own raylet), a
+smoke study on it, and, once both workers have trained an epoch, one worker node killed without warning.
+Prints one JSON line with what happened."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+
+import ray
+from ray.cluster_utils import Cluster
+
+from study.results import EPOCHS, read_table
+from study.run import parser, request_from
+from study.runner import StudyLocation, run_study
+
+
+def main(data: str, storage: str) -> None:
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+    workers = [cluster.add_node(num_cpus=1) for _ in range(2)]
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address, log_to_driver=False)
+    location = StudyLocation(Path(storage), "multinode")
+    request = request_from(parser().parse_args(["--space", "smoke", "--subset", "kinetics-motion", "--data", data,
+                                                "--num-samples", "4", "--max-concurrent", "2"]))
+    killed: dict = {}
+
+    def kill_a_worker_once_both_have_trained() -> None:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            if (location.root / EPOCHS).is_dir():
+                epochs = read_table(location.root, EPOCHS).to_pandas()
+                if epochs["node_id"].nunique() >= 2:
+                    victim = workers[0]
+                    killed["node_id"] = victim.node_id
+                    killed["rows_before"] = epochs.to_dict("records")
+                    cluster.remove_node(victim, allow_graceful=False)
+                    return
+            time.sleep(0.3)
+
+    killer = threading.Thread(target=kill_a_worker_once_both_have_trained, daemon=True)
+    killer.start()
+    trials = run_study(location, request, echo=lambda line: None)
+    killer.join(timeout=5)
+    epochs = read_table(location.root, EPOCHS).to_pandas()
+    print(json.dumps({
+        "killed_node": killed.get("node_id"),
+        "nodes_before_kill": sorted({r["node_id"] for r in killed.get("rows_before", [])}),
+        "rows_before_kill": [[r["trial_id"], r["epoch"]] for r in killed.get("rows_before", [])],
+        "trials": trials[["trial_id", "status", "stop_reason", "epochs_run", "retries"]].to_dict("records"),
+        "epochs": epochs[["trial_id", "epoch", "node_id"]].to_dict("records"),
+    }, default=str))
+    ray.shutdown()
+    cluster.shutdown()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])
