@@ -54,5 +54,7 @@ class Mirror:
             if not self.exists(name):
                 continue
             fs, source = self._remote(name)
+            if fs.get_file_info(source).type == pafs.FileType.Directory:
+                (self.local_root / name).mkdir(parents=True, exist_ok=True)
             pafs.copy_files(source, str(self.local_root / name), source_filesystem=fs,
                             destination_filesystem=pafs.LocalFileSystem())

@@ -28,6 +28,7 @@ from reports.build import build
 from reports.spreadsheet import FILENAME
 from study.config import FIELD_TYPES, SYNTHETIC, ConfigError
 from study.data.errors import DataError
+from study.data.source import cache_root
 from study.data.subsets import SUBSET_NAMES
 from study.mirror import is_uri
 from study.runner import StudyLocation, run_study
@@ -58,7 +59,8 @@ def parser() -> argparse.ArgumentParser:
                         "(auto: cpu on synthetic data, paper on real data)")
     p.add_argument("--storage", default="studies",
                    help="directory that holds studies (default ./studies), or a URI (s3://bucket/studies) that Tune "
-                        "and the result tables are written to, with a local copy in ./studies; a study is STORAGE/NAME")
+                        "and the result tables are written to (the driver's local copy: ~/.cache/stgcn-study/studies); "
+                        "a study is STORAGE/NAME")
     p.add_argument("--name", help="study name (default SPACE-YYYYmmdd-HHMMSS); an existing name needs --resume")
     p.add_argument("--resume", action="store_true",
                    help="continue the study NAME (default: the latest study of SPACE) with its stored settings")
@@ -104,7 +106,9 @@ def request_from(args: argparse.Namespace) -> StudyRequest:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     remote = args.storage if is_uri(args.storage) else None
-    storage = Path("studies" if remote else args.storage).expanduser().resolve()  # remote: driver files here too
+    # With remote storage the driver keeps its files under the cache: a path that stays the same across job
+    # submissions (each job runs in a fresh working directory), which the pickled Optuna journal relies on.
+    storage = (cache_root() / "studies") if remote else Path(args.storage).expanduser().resolve()
     try:
         request = request_from(args)
         if args.resume:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -198,7 +199,7 @@ def test_seed_repeats_rerun_the_best_configs_with_new_seeds_to_the_last_epoch(cl
 
 
 def test_a_study_at_a_storage_uri_keeps_tables_and_experiment_folders_there(cluster, data, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # the driver's local copy goes to ./studies
+    monkeypatch.setenv("STGCN_STUDY_CACHE", str(tmp_path / "cache"))  # the driver's local copy goes there
     remote = tmp_path / "bucket"
     assert main(["--space", "smoke", "--subset", "kinetics-motion", "--num-samples", "2", "--data", str(data),
                  "--storage", f"file://{remote}", "--name", "shared", "--address", cluster]) == 0
@@ -210,5 +211,10 @@ def test_a_study_at_a_storage_uri_keeps_tables_and_experiment_folders_there(clus
     assert (study / "report" / "index.html").is_file()
     for folder in trials["folder"]:  # each trial's folder, synced by Tune inside its trial directory
         assert len(list(study.glob(f"kinetics-motion/*/{folder}/save_values_csv/epochs.csv"))) == 1
-    assert (tmp_path / "studies" / "shared" / "trials.parquet").is_dir()
+    assert (tmp_path / "cache" / "studies" / "shared" / "trials.parquet").is_dir()
     assert main(["--space", "smoke", "--storage", f"file://{remote}", "--name", "shared", "--no-report"]) == 2
+    shutil.rmtree(tmp_path / "cache")  # a new head: --resume fetches the driver's files from the storage
+    assert main(["--space", "smoke", "--storage", f"file://{remote}", "--name", "shared", "--resume", "--no-report",
+                 "--address", cluster]) == 0
+    assert (tmp_path / "cache" / "studies" / "shared" / "study.json").is_file()
+    assert read_table(study, TRIALS).to_pandas()["updated_at"].tolist() == trials["updated_at"].tolist()
