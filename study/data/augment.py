@@ -27,35 +27,45 @@ def _randint_upto(high: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 
 def place_frames(x: torch.Tensor, offset: torch.Tensor, length: int) -> torch.Tensor:
-    """out[b, :, t] = x[b, :, t + offset[b]] where that frame exists, else zeros: crop, pad or shift in one gather."""
+    """out[b, :, t] = x[b, :, t + offset[b]] where that frame exists, else zeros: crop, pad or shift as one copy
+    of a contiguous frame range per clip (a memcpy each, no index tensor the size of the batch)."""
     b, c, t, v, m = x.shape
-    source = offset.to(x.device)[:, None] + torch.arange(length, device=x.device)[None, :]
-    inside = (source >= 0) & (source < t)
-    index = source.clamp(0, t - 1)[:, None, :, None, None].expand(b, c, length, v, m)
-    return torch.gather(x, 2, index) * inside[:, None, :, None, None].to(x.dtype)
+    out = x.new_zeros((b, c, length, v, m))
+    for i, shift in enumerate(offset.tolist()):
+        low, high = max(0, -shift), min(length, t - shift)
+        if high > low:
+            out[i, :, low:high] = x[i, :, low + shift:high + shift]
+    return out
+
+
+def _choose_offset(batch: int, frames: int, window: int, gen: torch.Generator) -> torch.Tensor:
+    begin = _randint_upto(torch.full((batch,), abs(frames - window)), gen)
+    return begin if frames > window else -begin
 
 
 def random_choose(x: torch.Tensor, window: int, gen: torch.Generator) -> torch.Tensor:
     """A random ``window``-frame crop per clip; shorter clips are zero-padded at a random position."""
-    t = x.shape[2]
-    if t == window:
+    if x.shape[2] == window:
         return x
-    spare = torch.full((x.shape[0],), abs(t - window))
-    begin = _randint_upto(spare, gen)
-    return place_frames(x, begin if t > window else -begin, window)
+    return place_frames(x, _choose_offset(x.shape[0], x.shape[2], window, gen), window)
 
 
-def random_shift(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Move each clip's non-empty frame span to a random position within the same length."""
+def _shift_offset(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Where each clip's non-empty frame span moves: frame s of the shifted clip is frame s + offset of x."""
     b, _, t, _, _ = x.shape
-    valid = (x != 0).flatten(3).any(dim=3).any(dim=1).cpu()  # (B, T): frames with any non-zero value
+    valid = (x.abs().amax(dim=(1, 3, 4)) > 0).cpu()  # (B, T): frames with any non-zero value
     frames = torch.arange(t)[None, :].expand(b, t)
     begin = torch.where(valid, frames, t).min(dim=1).values
     end = torch.where(valid, frames + 1, 0).max(dim=1).values
     empty = end == 0
     begin, end = torch.where(empty, 0, begin), torch.where(empty, t, end)
     bias = _randint_upto(t - (end - begin), gen)
-    return place_frames(x, begin - bias, t)
+    return begin - bias
+
+
+def random_shift(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Move each clip's non-empty frame span to a random position within the same length."""
+    return place_frames(x, _shift_offset(x, gen), x.shape[2])
 
 
 def sample_move(batch: int, frames: int, gen: torch.Generator) -> torch.Tensor:
@@ -70,14 +80,18 @@ def sample_move(batch: int, frames: int, gen: torch.Generator) -> torch.Tensor:
 
 
 def apply_move(x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
-    """Rotate, scale and translate x/y of every joint by its clip's and frame's parameters; absent joints stay 0."""
+    """Rotate, scale and translate x/y of every joint by its clip's and frame's parameters; absent joints stay 0
+    (they get no translation). Written into one output with in-place multiply-adds: no temporaries per term."""
     angle, scale, tx, ty = (p.to(x.device)[:, :, None, None] for p in params.unbind(dim=2))
     cos_s, sin_s = torch.cos(angle) * scale, torch.sin(angle) * scale
     px, py = x[:, 0], x[:, 1]
-    absent = (x == 0).all(dim=1)
-    moved_x = (cos_s * px - sin_s * py + tx).masked_fill(absent, 0.0)
-    moved_y = (sin_s * px + cos_s * py + ty).masked_fill(absent, 0.0)
-    return torch.cat([moved_x[:, None], moved_y[:, None], x[:, 2:]], dim=1)
+    present = ((px != 0) | (py != 0) | (x[:, 2] != 0)).to(x.dtype)
+    out = torch.empty_like(x)
+    moved_x, moved_y = out[:, 0], out[:, 1]
+    torch.mul(px, cos_s, out=moved_x).addcmul_(py, sin_s, value=-1.0).addcmul_(present, tx)
+    torch.mul(px, sin_s, out=moved_y).addcmul_(py, cos_s).addcmul_(present, ty)
+    out[:, 2:] = x[:, 2:]
+    return out
 
 
 def random_move(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -87,13 +101,19 @@ def random_move(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 def augment(x: torch.Tensor, window: int, gen: torch.Generator, choose: bool = True, shift: bool = False,
             move: bool = True) -> torch.Tensor:
-    """In the original feeder's order: shift, then choose (or pad to ``window``), then move."""
+    """In the original feeder's order: shift, then choose (or pad to ``window``), then move. Shift and choose
+    compose into one frame offset per clip, so the batch is copied once. (Frames outside a clip's non-empty span
+    are zero, which is what makes the composition exact.)"""
+    b, _, t, _, _ = x.shape
+    offset, length = torch.zeros(b, dtype=torch.long), t
     if shift:
-        x = random_shift(x, gen)
-    if choose:
-        x = random_choose(x, window, gen)
-    elif window > 0 and x.shape[2] < window:
-        x = place_frames(x, torch.zeros(x.shape[0], dtype=torch.long), window)
+        offset += _shift_offset(x, gen)
+    if choose and t != window:
+        offset, length = offset + _choose_offset(b, t, window, gen), window
+    elif not choose and 0 < window and t < window:
+        length = window
+    if length != t or bool(offset.any()):
+        x = place_frames(x, offset, length)
     if move:
         x = random_move(x, gen)
     return x
