@@ -19,6 +19,7 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import ConcurrencyLimiter, Searcher
 from ray.tune.search.optuna import OptunaSearch
+from ray.tune.trainable.function_trainable import wrap_function
 
 from reports.analysis import seed_noise
 from study import study_dir
@@ -103,6 +104,19 @@ def make_plan(location: StudyLocation, space: SearchSpace, request: StudyRequest
                      experiments_dir="" if location.remote else str(location.root / "experiments"),
                      overrides={**request.overrides, "data": request.data, "seed": request.seed},
                      cpus=request.cpus_per_trial)
+
+
+def named_trainable(trainable: Callable, plan: TrialPlan, resources: dict):
+    """The function trainable as Tune's class, whose actors show the trial's name (STUDY.SUBSET.INDEX) as their
+    name in the Ray dashboard and the State API instead of the function's."""
+    base = wrap_function(tune.with_parameters(trainable, plan=plan))
+
+    class NamedTrial(base):
+        def __repr__(self) -> str:
+            return self.trial_name
+
+    NamedTrial.__name__ = NamedTrial.__qualname__ = base.__name__
+    return tune.with_resources(NamedTrial, resources)
 
 
 def _reporter(space: SearchSpace) -> tune.CLIReporter:
@@ -237,7 +251,7 @@ def run_study(location: StudyLocation, request: StudyRequest | None, resume: boo
                      tune_storage=location.tune_storage)
     location.push(location.root / study_dir.MANIFEST)
     for plan in plans:
-        wrapped = tune.with_resources(tune.with_parameters(trainable, plan=plan), resources)
+        wrapped = named_trainable(trainable, plan, resources)
         search_tuner(location, plan, request, dataset.source, wrapped, echo).fit()
     if request.repeats and request.seeds:
         searched = read_table(location.root, TRIALS).to_pandas()
@@ -245,7 +259,7 @@ def run_study(location: StudyLocation, request: StudyRequest | None, resume: boo
             points = repeat_points(searched, plan.subset, request.repeats, request.seeds, request.seed)
             echo(f"{plan.subset}: re-running the best {request.repeats} config(s) with {request.seeds} more seed(s)")
             repeats = replace(plan, index_shift=REPEAT_INDEX_BASE - 1)  # counted from 1
-            wrapped = tune.with_resources(tune.with_parameters(trainable, plan=repeats), resources)
+            wrapped = named_trainable(trainable, repeats, resources)
             repeat_tuner(location, repeats, points, request, dataset.source, wrapped, echo).fit()
     study_dir.update(location.root, status="finished")
     location.push(location.root / study_dir.MANIFEST, location.root / study_dir.OPTUNA_JOURNAL)

@@ -83,8 +83,8 @@ def test_smoke_study_as_a_job_is_visible_in_the_dashboard_and_exports_trial_metr
     assert status == JobStatus.SUCCEEDED, logs[-3000:]
     assert "ray: joined" in logs and "results:" in logs
     assert any(j.submission_id == job for j in list_jobs(address=url))
-    trial_actors = [a for a in list_actors(address=url, limit=1000) if a.class_name == "ImplicitFunc"]
-    assert len(trial_actors) >= 3
+    names = {a.repr_name for a in list_actors(address=url, limit=1000, detail=True)}
+    assert {f"jobstudy.kinetics-motion.{i:04d}" for i in range(3)} <= names  # trial actors, named by trial
     assert 'study="jobstudy"' in seen_metric and 'subset="kinetics-motion"' in seen_metric
     assert 'trial="jobstudy.kinetics-motion.' in seen_metric
     assert (tmp_path / "jobstudy" / "trials.parquet").is_dir()

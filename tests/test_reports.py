@@ -60,7 +60,7 @@ def test_spreadsheet_rows_equal_the_trials_table(report):
         for _, row in stopped.iterrows():
             expected_note = f"stopped by ASHA at epoch {row['Epochs run']} of {row['Epochs planned']}"
             assert expected_note in row["Observations and Notes"]
-        assert sheet["Observations and Notes"].str.contains("best of study").sum() == 1
+        assert sheet["Observations and Notes"].fillna("").str.contains("best of study").sum() == 1
 
 
 def test_spreadsheet_formats_links_and_layout(report):
@@ -135,7 +135,7 @@ def test_partial_study_with_running_errored_and_nan_trials_still_builds(smoke, t
     out = build(study)
     sheets = pd.read_excel(out / FILENAME, sheet_name=None)
     assert "kinetics-392" not in sheets
-    notes = sheets["kinetics-motion"]["Observations and Notes"].tolist()
+    notes = sheets["kinetics-motion"]["Observations and Notes"].fillna("").tolist()  # an empty note reads as NaN
     assert any("errored after" in n and "boom" in n for n in notes)
     assert any("still running" in str(n) for n in notes)
     page = (out / "index.html").read_text()

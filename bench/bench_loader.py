@@ -1,0 +1,74 @@
+"""Loader throughput (memmap read + augmentation + collation) next to the training step it feeds, in one process.
+
+    python -m bench.bench_loader [--profile cpu|paper] [--workers 0 1] [--batches 20]
+
+On the cached synthetic set (made on first use), kinetics-motion, with the profile's batch size, window and
+frame stride: clips/s of the training loader for each worker count, clips/s of the training step alone (forward,
+backward, optimizer step on batches already in memory), and their ratio. The loader must not be what limits
+training: issue 6 asks for at least 3x the step on CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import platform
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+from study.config import CPU_PROFILE, from_dict
+from study.data.dataset import batches
+from study.data.source import open_data
+from study.trainer import Trainer
+
+
+def loader_rate(trainer: Trainer, batch_size: int, workers: int, count: int) -> float:
+    loader = batches(trainer.train_set, batch_size, seed=0, epoch=0, shuffle=True, workers=workers)
+    iterator = iter(loader)
+    next(iterator)  # worker start-up is not throughput
+    start, clips = time.perf_counter(), 0
+    for x, _ in itertools.islice(iterator, count):
+        clips += len(x)
+    return clips / (time.perf_counter() - start)
+
+
+def step_rate(trainer: Trainer, batch_size: int, count: int) -> float:
+    held = list(itertools.islice(iter(batches(trainer.train_set, batch_size, 0, 0, shuffle=True)), 3))
+    trainer.model.train()
+    times = []
+    for i in range(count):
+        x, y = held[i % len(held)]
+        start = time.perf_counter()
+        loss = F.cross_entropy(trainer.model(x), y)
+        trainer.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        trainer.optimizer.step()
+        times.append(time.perf_counter() - start)
+    return batch_size / statistics.median(times[1:])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", choices=("cpu", "paper"), default="cpu")
+    parser.add_argument("--workers", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--batches", type=int, default=20)
+    args = parser.parse_args()
+    values = dict(CPU_PROFILE) if args.profile == "cpu" else {"batch_size": 16}
+    config = from_dict({**values, "device": "cpu"}, source="bench")
+    trainer = Trainer(config, open_data("synthetic"))
+    print(f"python {platform.python_version()}, torch {torch.__version__}, {platform.machine()}, "
+          f"{torch.get_num_threads()} threads; profile {args.profile} ({config.model_variant}), batch "
+          f"{config.batch_size}, window {config.window}, frame stride {config.frame_stride}, "
+          f"{len(trainer.train_set)} training clips")
+    step = step_rate(trainer, config.batch_size, max(4, args.batches // 4))
+    print(f"  training step alone: {step:8.1f} clips/s")
+    for workers in args.workers:
+        rate = loader_rate(trainer, config.batch_size, workers, args.batches)
+        print(f"  loader, {workers} worker(s): {rate:8.1f} clips/s  = {rate / step:.1f}x the step")
+
+
+if __name__ == "__main__":
+    main()
