@@ -157,7 +157,8 @@ def search_tuner(location: StudyLocation, plan: TrialPlan, request: StudyRequest
         storage=JournalStorage(JournalFileBackend(str(location.root / study_dir.OPTUNA_JOURNAL))),
         points_to_evaluate=[space.paper_point(plan.cpu_profile)] if space.include_paper_recipe else None)
     scheduler = ASHAScheduler(time_attr="epoch", metric=METRIC, mode=MODE, max_t=plan.config_for({}).epochs,
-                              grace_period=space.grace_period, reduction_factor=space.reduction_factor)
+                              grace_period=space.grace_period, reduction_factor=space.reduction_factor) \
+        if request.early_stopping else None
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(

@@ -43,6 +43,7 @@ class StudyRequest:
     max_concurrent: int
     max_failures: int
     overrides: dict = field(default_factory=dict)
+    early_stopping: bool = True  # ASHA; False runs every trial to its last epoch (the baseline ASHA is judged by)
     repeats: int = 0  # after the search: re-run the best `repeats` configs of each subset ...
     seeds: int = 0  # ... with this many other seeds, to measure the seed-noise floor
 

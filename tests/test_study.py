@@ -218,3 +218,10 @@ def test_a_study_at_a_storage_uri_keeps_tables_and_experiment_folders_there(clus
                  "--address", cluster]) == 0
     assert (tmp_path / "cache" / "studies" / "shared" / "study.json").is_file()
     assert read_table(study, TRIALS).to_pandas()["updated_at"].tolist() == trials["updated_at"].tolist()
+
+
+def test_without_early_stopping_every_trial_runs_its_planned_epochs(cluster, data, tmp_path, smoke_request):
+    trials = run_study(StudyLocation(tmp_path, "full"), smoke_request(
+        data, "--subset", "kinetics-motion", "--num-samples", "3", "--no-early-stopping"), echo=lambda line: None)
+    assert len(trials) == 3 and (trials["stop_reason"] == "completed").all()
+    assert (trials["epochs_run"] == trials["epochs_planned"]).all()
