@@ -3,8 +3,8 @@
 Each subset (kinetics-motion, kinetics-392) is its own Tune experiment over the same search space, so their
 results compare cleanly. Results are written while the study runs: STORAGE/NAME/{epochs,trials}.parquet,
 experiments/<one folder per trial>, optuna.journal; at the end the report (python -m reports.build) goes to
-STORAGE/NAME/report/. With no --data the built-in synthetic set (made once,
-cached) and the labelled CPU-sized network are used, so a study finishes in minutes on a laptop.
+STORAGE/NAME/report/. With no --data the built-in synthetic set (made once, cached) and the labelled CPU-sized
+network are used, so a study finishes in minutes on a laptop.
 
 Examples:
   python -m study.run --space smoke                                  # about a minute per subset on 2 cores

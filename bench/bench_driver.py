@@ -1,0 +1,92 @@
+"""The driver's bookkeeping at scale, without training: per-result cost of the Parquet tables, per-trial cost of
+Optuna (TPE with the journal storage), and building the report, for a study of 1,000 trials.
+
+    python -m bench.bench_driver [--trials 1000] [--epochs 5] [--space full]
+
+Result writing must cost the same per result at the end of a study as at its start (nothing quadratic in the
+driver); the report over 1,000 trials must build in under a minute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import optuna
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+
+from reports.build import build
+from study.files import write_json
+from study.results import TrialRecord, write_record
+from study.spaces import load_space
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def fake_metrics(rng: np.random.Generator, epoch: int) -> dict:
+    top1 = float(min(1.0, rng.uniform(0, 0.1) * epoch))
+    return {"epoch": epoch, "train_loss": float(rng.uniform(1, 4)), "train_top1": top1, "val_loss": float(rng.uniform(1, 4)),
+            "val_top1": top1 * 0.9, "val_top5": min(1.0, top1 * 2), "inference_ms_per_clip": 1.0, "epoch_lr": 0.1,
+            "epoch_time_s": 10.0, "clips_per_s": 100.0, "diverged": False, "node": "bench", "node_id": "bench"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=1000)
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--space", default="full")
+    args = parser.parse_args()
+    space = load_space(args.space)
+    root = Path(tempfile.mkdtemp(prefix="bench-driver-")) / "big"
+    root.mkdir(parents=True)
+    write_json(root / "study.json", {"name": "big", "created_at": time.time(), "status": "finished",
+                                     "request": {"space": str(space.path), "subsets": ["kinetics-motion"]}})
+    study = optuna.create_study(study_name="kinetics-motion", direction="maximize",
+                                storage=JournalStorage(JournalFileBackend(str(root / "optuna.journal"))),
+                                sampler=optuna.samplers.TPESampler(seed=0))
+    rng = np.random.default_rng(0)
+    ask_tell, writes = [], []
+    for index in range(args.trials):
+        start = time.perf_counter()
+        trial = study.ask()
+        space.define_by_run(trial)
+        ask = time.perf_counter() - start
+        config = space.to_config(trial.params, cpu=True, overrides={"subset": "kinetics-motion"})
+        record = TrialRecord("big", "kinetics-motion", f"t{index:05d}", index, 10_000 + index, config, "synthetic",
+                             folder=f"{index}_30_{10_000 + index}_kinetics_motion_30_From_Scratch", sampled=trial.params)
+        epochs = int(rng.integers(1, args.epochs + 1))
+        for epoch in range(1, epochs + 1):
+            record.add_epoch(fake_metrics(rng, epoch))
+            start = time.perf_counter()
+            write_record(root, record)
+            writes.append((index, time.perf_counter() - start))
+        record.finish("completed" if epochs == args.epochs else "stopped_by_asha")
+        write_record(root, record)
+        start = time.perf_counter()
+        best = max(r["val_top1"] for r in record.epochs.values())
+        study.tell(trial, best if not math.isnan(best) else None)
+        ask_tell.append(ask + time.perf_counter() - start)
+    tenth = max(1, args.trials // 10)
+    first = [t for i, t in writes if i < tenth]
+    last = [t for i, t in writes if i >= args.trials - tenth]
+    print(f"python {platform.python_version()}, optuna {optuna.__version__}, {platform.machine()}; {args.trials} "
+          f"trials, up to {args.epochs} epochs, space {args.space}, {len(writes)} results")
+    early, late = statistics.median(first), statistics.median(last)
+    print(f"  result write (both tables): first 10% of trials {1e3 * early:.2f} ms, last 10% {1e3 * late:.2f} ms "
+          f"per result (ratio {late / early:.2f})")
+    print(f"  Optuna ask+tell (TPE, journal): first 10% {1e3 * statistics.median(ask_tell[:tenth]):.1f} ms, last 10% "
+          f"{1e3 * statistics.median(ask_tell[-tenth:]):.1f} ms per trial; all {sum(ask_tell):.1f} s")
+    start = time.perf_counter()
+    build(root)
+    print(f"  report over {args.trials} trials: {time.perf_counter() - start:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
