@@ -56,6 +56,9 @@ class StudyRecorder(Callback):
         if self.mirror:
             self.mirror.push(*written, *([self.study_dir / OPTUNA_JOURNAL] if ended else []))
 
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self.record_for(trial)  # its start time: the first epoch's row then shows the trial's start-up cost
+
     def on_trial_result(self, iteration, trials, trial, result, **info):
         record = self.record_for(trial)
         record.add_epoch(result)

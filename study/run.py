@@ -78,6 +78,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="training seed of every trial and the TPE sampler's seed")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="fix a config field for every trial, e.g. --set epochs=4")
+    p.add_argument("--reuse-actors", action="store_true",
+                   help="start trials in finished trials' workers (faster start; the dashboard then shows an actor under "
+                        "its first trial's name)")
     p.add_argument("--no-early-stopping", action="store_true",
                    help="run every trial to its last epoch (no ASHA): the baseline to judge ASHA's savings by")
     p.add_argument("--repeats", type=int, default=0, metavar="K",
@@ -103,7 +106,7 @@ def request_from(args: argparse.Namespace) -> StudyRequest:
                         cpus_per_trial=args.cpus_per_trial or space.cpus, gpus_per_trial=gpus,
                         max_concurrent=args.max_concurrent or space.max_concurrent, max_failures=args.max_failures,
                         overrides=_overrides(args.set), repeats=args.repeats, seeds=args.seeds,
-                        early_stopping=not args.no_early_stopping)
+                        early_stopping=not args.no_early_stopping, reuse_actors=args.reuse_actors)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -163,7 +163,7 @@ def search_tuner(location: StudyLocation, plan: TrialPlan, request: StudyRequest
         trainable,
         tune_config=tune.TuneConfig(
             search_alg=ConcurrencyLimiter(searcher, max_concurrent=request.max_concurrent),
-            scheduler=scheduler, num_samples=request.num_samples,
+            scheduler=scheduler, num_samples=request.num_samples, reuse_actors=request.reuse_actors,
             trial_name_creator=plan.trial_name, trial_dirname_creator=plan.trial_dirname),
         run_config=_run_config(location, plan, plan.subset, request, data_source, echo))
 
@@ -213,7 +213,8 @@ def repeat_tuner(location: StudyLocation, plan: TrialPlan, points: list[dict], r
         trainable,
         tune_config=tune.TuneConfig(
             search_alg=ConcurrencyLimiter(FixedPoints(points), max_concurrent=request.max_concurrent),
-            num_samples=len(points), trial_name_creator=plan.trial_name, trial_dirname_creator=plan.trial_dirname),
+            num_samples=len(points), reuse_actors=request.reuse_actors, trial_name_creator=plan.trial_name,
+            trial_dirname_creator=plan.trial_dirname),
         run_config=_run_config(location, plan, name, request, data_source, echo))
 
 
