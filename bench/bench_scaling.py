@@ -1,0 +1,53 @@
+"""Study wall time against the number of trials and the number of concurrent trials, on this machine.
+
+    python -m bench.bench_scaling [--trials 8 16 32] [--concurrency 1 2]
+
+The smoke space on kinetics-motion (synthetic data, CPU profile, every trial to its last epoch so each costs
+the same), one local Ray, studies run back to back in this process. Prints wall time, seconds per trial and
+the ratio of seconds per trial to the smallest study's: it must stay near 1 (cost linear in the trials).
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import ray
+
+from study.run import parser as run_parser
+from study.run import request_from
+from study.runner import StudyLocation, run_study
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, nargs="+", default=[8, 16, 32])
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 2])
+    args = parser.parse_args()
+    storage = Path(tempfile.mkdtemp(prefix="bench-scaling-"))
+    ray.init(address="local", include_dashboard=False, log_to_driver=False)
+    print(f"python {platform.python_version()}, ray {ray.__version__}, {platform.machine()}, "
+          f"{int(ray.cluster_resources()['CPU'])} CPUs; smoke space, kinetics-motion, no early stopping")
+    print("  trials  concurrent  wall s  s/trial  vs smallest")
+    for concurrent in args.concurrency:
+        baseline = None
+        for count in args.trials:
+            request = request_from(run_parser().parse_args(
+                ["--space", "smoke", "--subset", "kinetics-motion", "--num-samples", str(count),
+                 "--max-concurrent", str(concurrent), "--no-early-stopping"]))
+            start = time.perf_counter()
+            run_study(StudyLocation(storage, f"t{count}-c{concurrent}"), request,
+                      echo=lambda line: None)
+            wall = time.perf_counter() - start
+            per_trial = wall / count
+            baseline = baseline or per_trial
+            print(f"  {count:6d}  {concurrent:10d}  {wall:6.0f}  {per_trial:7.1f}  {per_trial / baseline:11.2f}",
+                  flush=True)
+    ray.shutdown()
+
+
+if __name__ == "__main__":
+    main()
