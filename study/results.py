@@ -28,7 +28,6 @@ TRIALS = "trials.parquet"
 METRIC_TYPES = {"train_loss": pa.float64(), "train_top1": pa.float64(), "val_loss": pa.float64(),
                 "val_top1": pa.float64(), "val_top5": pa.float64(), "inference_ms_per_clip": pa.float64(),
                 "epoch_lr": pa.float64(), "epoch_time_s": pa.float64(), "clips_per_s": pa.float64(), "diverged": pa.bool_()}
-STOP_REASONS = ("completed", "stopped_by_asha", "diverged", "errored", "running")
 
 
 def _arrow_type(python_type: str) -> pa.DataType:
