@@ -20,6 +20,7 @@ from reports.describe import notes
 from reports.html import write_page
 from reports.load import NotAStudyError, StudyResults, load_study
 from reports.spreadsheet import FILENAME, write_workbook
+from study.experiment import parse_folder_name
 
 STOP_LABELS = {"stopped_by_asha": "stopped by ASHA", "diverged": "diverged (loss NaN)", "errored": "errored"}
 
@@ -32,7 +33,8 @@ def annotate(results: StudyResults, noise: dict[str, float]) -> dict[str, pd.Dat
             pd.DataFrame()
         if rows.empty:
             continue
-        rows = rows.assign(num_classes=rows["folder"].map(lambda f: int(f.split("_")[1]) if isinstance(f, str) else np.nan))
+        rows = rows.assign(num_classes=rows["folder"].map(
+            lambda f: parse_folder_name(f)["num_classes"] if isinstance(f, str) else np.nan))
         best = rows["best_val_top1"].max()
         best_id = rows.loc[rows["best_val_top1"].idxmax(), "trial_id"] if rows["best_val_top1"].notna().any() else None
         rows["notes"] = [notes(r, r["trial_id"] == best_id, noise.get(subset), None if np.isnan(best) else best)

@@ -17,6 +17,7 @@ from PIL import Image
 
 from reports.analysis import bootstrap_beats, expected_max
 from reports.build import build, main
+from reports.curves import plot_curves
 from reports.spreadsheet import COLUMNS, FILENAME
 from study.results import TRIALS
 
@@ -95,11 +96,17 @@ def test_every_plot_is_a_valid_image_and_the_page_references_it(report):
     assert FILENAME in page and "not comparable" in page
 
 
-def test_asha_stopped_trials_get_their_stop_drawn_into_their_curves(report):
+def test_asha_stopped_trials_get_their_stop_drawn_into_their_curves(report, tmp_path):
     root, trials, _ = report
     stopped = trials[trials["stop_reason"] == "stopped_by_asha"].iloc[0]
-    folder = root / "experiments" / stopped["folder"] / "matplotlib_graphs"
-    assert (folder / "accuracy.png").stat().st_mtime >= (root / TRIALS).stat().st_mtime
+    folder = root / "experiments" / stopped["folder"]
+    table = pd.read_csv(folder / "save_values_csv" / "epochs.csv")
+    run, planned = int(stopped["epochs_run"]), int(stopped["epochs_planned"])
+    plot_curves(table, tmp_path / "marked", stopped["folder"], run, f"stopped by ASHA at epoch {run} of {planned}")
+    plot_curves(table, tmp_path / "plain", stopped["folder"])
+    drawn = (folder / "matplotlib_graphs" / "accuracy.png").read_bytes()
+    assert drawn == (tmp_path / "marked" / "accuracy.png").read_bytes()  # the same plot, with the stop line
+    assert drawn != (tmp_path / "plain" / "accuracy.png").read_bytes()
 
 
 @pytest.mark.skipif(shutil.which("soffice") is None, reason="LibreOffice (soffice) is not installed")
