@@ -3,7 +3,9 @@
     python -m bench.bench_model [--batch 16] [--frames 150] [--classes 30] [--width 1.0] [--repeats 5]
 
 Prints the median step time of each (forward + backward + SGD nesterov step), their ratio, and the largest
-output difference. Repeats alternate between the two so machine noise hits both alike.
+output difference. Repeats alternate between the two so machine noise hits both alike. Also the step's FLOPs
+per clip (torch's FlopCounterMode) and the GFLOP/s each achieves against a large fp32 matmul timed in the same
+process: the convolutions alone at that matmul rate bound what any implementation of the same arithmetic can do.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import time
 
 import torch
 import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
 
 from bench.original_stgcn import OriginalSTGCN
 from model import STGCN, ModelConfig
@@ -28,6 +31,26 @@ def step_time(model, x, y) -> float:
     loss.backward()
     optimizer.step()
     return time.perf_counter() - start
+
+
+def step_flops(model, x, y) -> dict[str, float]:
+    """FLOPs of one forward + backward by operator (the SGD update is elementwise, not counted)."""
+    with FlopCounterMode(display=False) as counter:
+        F.cross_entropy(model(x), y).backward()
+    model.zero_grad(set_to_none=True)
+    return {str(op): float(count) for op, count in counter.get_flop_counts()["Global"].items()}
+
+
+def matmul_gflops(size: int = 4096, repeats: int = 5) -> float:
+    """The machine's practical fp32 peak: median GFLOP/s of a size x size matmul."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - start)
+    return 2 * size**3 / statistics.median(times) / 1e9
 
 
 def main() -> None:
@@ -56,6 +79,9 @@ def main() -> None:
         times["ours"].append(step_time(ours, x, y))
         times["original"].append(step_time(original, x, y))
     med = {k: statistics.median(v) for k, v in times.items()}
+    flops = step_flops(ours, x, y)
+    total, convolution = sum(flops.values()), sum(v for k, v in flops.items() if "convolution" in k)
+    peak = matmul_gflops()
     print(f"machine: {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}")
     print(f"shape: batch {args.batch}, T={args.frames}, M=2, {args.classes} classes, width x{args.width:g}, fp32")
     print(f"max |output difference| (eval): {difference:.2e}")
@@ -63,6 +89,14 @@ def main() -> None:
         print(f"{name:>9}: median {1000 * med[name]:8.1f} ms/step, {args.batch / med[name]:7.1f} clips/s "
               f"(over {args.repeats})")
     print(f"speed-up ours/original: {med['original'] / med['ours']:.2f}x")
+    print(f"FLOPs per clip (forward + backward): {total / args.batch / 1e9:.1f} G, of which convolutions "
+          f"{convolution / args.batch / 1e9:.1f} G; large fp32 matmul: {peak:.0f} GFLOP/s")
+    for name in ("original", "ours"):
+        rate = total / med[name] / 1e9
+        print(f"{name:>9}: {rate:5.0f} GFLOP/s ({100 * rate / peak:.0f}% of the matmul)")
+    bound = convolution / (peak * 1e9)
+    print(f"convolutions alone at the matmul rate: {1000 * bound:.0f} ms/step, i.e. at most "
+          f"{med['original'] / bound:.2f}x over the original for any implementation of the same arithmetic")
 
 
 if __name__ == "__main__":

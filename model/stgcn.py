@@ -57,7 +57,8 @@ class GraphConv(nn.Module):
         # contracting V and K together is one batched matmul, and a channels-last y makes it copy-free.
         rows = y.permute(0, 2, 3, 1).reshape(n * t, v * k, kc // k)
         weights = adjacency.permute(2, 1, 0).reshape(adjacency.shape[2], v * k)
-        out = torch.matmul(weights, rows)
+        # bmm over a stride-0 expanded A: torch.matmul would fold the batch and transpose-copy ``rows``.
+        out = torch.bmm(weights.expand(n * t, *weights.shape), rows)
         return out.view(n, t, -1, kc // k).permute(0, 3, 1, 2)
 
 
@@ -94,7 +95,7 @@ class STGCNBlock(nn.Module):
             res = self.residual(x)
         y = self.tcn(self.gcn(x, adjacency))
         if res is not None:
-            y = y + res
+            y += res  # in place: the batch norm before it keeps its input, not its output, for backward
         return F.relu(y, inplace=True)
 
 

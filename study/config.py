@@ -61,7 +61,9 @@ class TrainConfig:
     # run
     seed: int = 0
     device: str = "auto"
-    amp: bool = True
+    amp: bool = True  # bf16 autocast, CUDA only
+    cudnn_benchmark: bool = True  # cuDNN times its convolution algorithms for the fixed clip shape, CUDA only
+    compile: bool = False  # torch.compile the training forward, CUDA only (on CPU: no gain, a crash in torch 2.13)
     loader_workers: int = 0
     eval_batch_size: int = 64
     sample_images: int = 4

@@ -46,6 +46,12 @@ class Trainer:
         self.val_set = SkeletonBatches(dataset.splits["val"], index["val"], None, config.frame_stride)
         # Channels-last weights match the channels-last activations the graph conv produces (no reorders).
         self.model = self._build_model().to(self.device, memory_format=torch.channels_last)
+        cuda = self.device.type == "cuda"
+        if cuda:
+            torch.backends.cudnn.benchmark = config.cudnn_benchmark
+        # The compiled module shares the model's parameters; checkpoints keep the plain module's names. Not on
+        # CPU: it measured no faster there (bench/README.md) and torch 2.13's CPU backward crashed on some shapes.
+        self.train_model = torch.compile(self.model) if config.compile and cuda else self.model
         self.optimizer = self._build_optimizer()
         self.schedule = EpochSchedule(config)
         self.epoch = 0  # epochs finished
@@ -105,7 +111,7 @@ class Trainer:
                             workers=self.config.loader_workers):
             x, y = self._to_device(x), y.to(self.device, non_blocking=True)
             with self._autocast():
-                logits = self.model(x)
+                logits = self.train_model(x)
                 loss = F.cross_entropy(logits.float(), y)
             if not torch.isfinite(loss):
                 self.diverged = True
