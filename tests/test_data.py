@@ -8,7 +8,7 @@ import torch
 from bench import original_augment
 from study.data import augment
 from study.data.convert import convert
-from study.data.dataset import ConvertedDataset, SkeletonBatches
+from study.data.dataset import ConvertedDataset, SkeletonBatches, open_array
 from study.data.errors import DataError
 from study.data.subsets import KINETICS_MOTION, SubsetSpec, rarest_classes
 from study.data.synth import SynthSpec, class_names, generate
@@ -70,11 +70,13 @@ def test_unconvertible_clips_are_skipped_counted_and_named(tmp_path):
     person = _person([0.5] * 18, [0.5] * 18, [1.0] * 18)
     clips = {"ok": (0, True, [_frame(0, [person])]),
              "long": (0, True, [_frame(0, [person]), _frame(300, [person])]),
+             "negative": (0, True, [_frame(0, [_person([0.5] * 18, [0.5] * 18, [-0.2] * 18)])]),
              "broken": (0, True, '{"data": [')}
     _write_raw(tmp_path / "raw", clips)
     report = convert(tmp_path / "raw", tmp_path / "out", workers=1)
     train = report["splits"]["train"]
-    assert train["clips"] == 1 and train["skipped"]["unconvertible"] == 2
+    assert train["clips"] == 1 and train["skipped"]["unconvertible"] == 3
+    assert "negative.json: negative joint score" in " ".join(train["unconvertible"])
     reasons = " ".join(train["unconvertible"])
     assert "long.json: frame_index 300 exceeds the 300-frame layout" in reasons
     assert "broken.json: malformed JSON" in reasons
@@ -222,9 +224,19 @@ def test_original_tool_output_without_class_names_needs_them_for_kinetics_motion
     assert dataset.subset(SubsetSpec("kinetics-392"))["train"].num_classes == 32
 
 
+def test_converted_clips_mark_absent_joints_by_a_zero_score(synthetic):
+    """What augmentation relies on: scores >= 0, and score 0 means x = y = 0."""
+    array = open_array(ConvertedDataset(synthetic / "converted").splits["train"].data_path)
+    absent = array[:, 2] == 0
+    assert (array[:, 2] >= 0).all() and absent.any() and (~absent).any()
+    assert (array[:, 0][absent] == 0).all() and (array[:, 1][absent] == 0).all()
+
+
 def _clip_batch(batch=3, frames=40, seed=0):
+    """Clips as the converter writes them: scores in (0, 1], absent joints and empty frames all zero."""
     gen = np.random.default_rng(seed)
     x = gen.normal(size=(batch, 3, frames, 18, 2)).astype(np.float32)
+    x[:, 2] = gen.uniform(0.1, 1.0, size=(batch, frames, 18, 2))
     x[:, :, :5] = 0  # leading empty frames
     x[:, :, 30:] = 0  # trailing empty frames
     x[:, :, 10, 4, 0] = 0  # one absent joint
@@ -264,7 +276,7 @@ def test_move_interpolates_linearly_and_matches_the_per_frame_original():
     for column in range(4):
         second_difference = params[:, 2:, column] - 2 * params[:, 1:-1, column] + params[:, :-2, column]
         assert second_difference.abs().max() < 1e-5  # linear in time
-    moved = augment.apply_move(x, params)
+    moved = augment.apply_move_(x.clone(), params)
     for b in range(3):
         expected = original_augment.random_move(x[b].numpy(), params[b].numpy().astype(np.float64))
         np.testing.assert_allclose(moved[b].numpy(), expected, atol=1e-5)

@@ -1,8 +1,12 @@
 """The original ST-GCN augmentations (random choose, shift, move) over a whole batch (B, C, T, V, M) at once.
 
-Same distributions as the authors' per-clip, per-frame tools, but one gather or one broadcast affine per
-batch. One deliberate difference: joints that are absent (x = y = score = 0) stay zero under random move,
-where the original moved them off the origin and invented data.
+Same distributions as the authors' per-clip, per-frame tools, but one copy and a few in-place broadcast
+passes per batch. One deliberate difference: joints that are absent (x = y = score = 0) stay zero under random
+move, where the original moved them off the origin and invented data.
+
+The converter guarantees what makes the score channel enough (study/data/raw.py): scores are >= 0 and a joint
+with score 0 has x = y = 0. So a joint is present exactly where its score is > 0 and a frame is empty exactly
+where no score is > 0; the original tests all three channels, which reads three times the data.
 """
 
 from __future__ import annotations
@@ -14,11 +18,11 @@ import torch
 ANGLES_DEG = (-10.0, -5.0, 0.0, 5.0, 10.0)
 SCALES = (0.9, 1.0, 1.1)
 TRANSLATIONS = (-0.2, -0.1, 0.0, 0.1, 0.2)
-
-
-def _pick(choices: tuple[float, ...], shape: tuple[int, ...], gen: torch.Generator) -> torch.Tensor:
-    idx = torch.randint(len(choices), shape, generator=gen)
-    return torch.tensor(choices, dtype=torch.float32)[idx]
+# The four parameters' choices as one padded table (angles in radians), so one draw picks all of them.
+_MOVE_CHOICES = ([math.radians(a) for a in ANGLES_DEG], SCALES, TRANSLATIONS, TRANSLATIONS)
+_MOVE_TABLE = torch.tensor([list(c) + [0.0] * (5 - len(c)) for c in _MOVE_CHOICES], dtype=torch.float32)
+_MOVE_COUNTS = torch.tensor([float(len(c)) for c in _MOVE_CHOICES])
+_MOVE_ROWS = torch.arange(4) * _MOVE_TABLE.shape[1]
 
 
 def _randint_upto(high: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -27,14 +31,15 @@ def _randint_upto(high: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 
 def place_frames(x: torch.Tensor, offset: torch.Tensor, length: int) -> torch.Tensor:
-    """out[b, :, t] = x[b, :, t + offset[b]] where that frame exists, else zeros: crop, pad or shift as one copy
-    of a contiguous frame range per clip (a memcpy each, no index tensor the size of the batch)."""
+    """out[b, :, t] = x[b, :, t + offset[b]] where that frame exists, else zeros: crop, pad or shift of the whole
+    batch as one row gather (a frame of one channel is a contiguous row of V·M values), whatever the offsets."""
     b, c, t, v, m = x.shape
-    out = x.new_zeros((b, c, length, v, m))
-    for i, shift in enumerate(offset.tolist()):
-        low, high = max(0, -shift), min(length, t - shift)
-        if high > low:
-            out[i, :, low:high] = x[i, :, low + shift:high + shift]
+    frames = offset[:, None] + torch.arange(length)  # (B, length) source frame of each output frame
+    rows = torch.arange(b * c).view(b, c, 1) * t + frames.clamp(0, t - 1)[:, None, :]
+    out = x.reshape(b * c * t, v * m).index_select(0, rows.view(-1).to(x.device)).view(b, c, length, v, m)
+    outside = (frames < 0) | (frames >= t)
+    if bool(outside.any()):
+        out.mul_(~outside.to(x.device)[:, None, :, None, None])
     return out
 
 
@@ -52,8 +57,8 @@ def random_choose(x: torch.Tensor, window: int, gen: torch.Generator) -> torch.T
 
 def _shift_offset(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Where each clip's non-empty frame span moves: frame s of the shifted clip is frame s + offset of x."""
-    b, _, t, _, _ = x.shape
-    valid = (x.abs().amax(dim=(1, 3, 4)) > 0).cpu()  # (B, T): frames with any non-zero value
+    b, _, t, v, m = x.shape
+    valid = (x[:, 2].reshape(b, t, v * m).sum(dim=2) > 0).cpu()  # (B, T): frames with a joint present
     frames = torch.arange(t)[None, :].expand(b, t)
     begin = torch.where(valid, frames, t).min(dim=1).values
     end = torch.where(valid, frames + 1, 0).max(dim=1).values
@@ -71,37 +76,31 @@ def random_shift(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 def sample_move(batch: int, frames: int, gen: torch.Generator) -> torch.Tensor:
     """Per clip and frame (B, T, 4): angle (rad), scale, tx, ty, each linear from a random start to a random end."""
     ramp = torch.linspace(0.0, 1.0, frames) if frames > 1 else torch.zeros(1)
-    columns = []
-    for choices in (ANGLES_DEG, SCALES, TRANSLATIONS, TRANSLATIONS):
-        ends = _pick(choices, (batch, 2), gen)
-        columns.append(ends[:, :1] + (ends[:, 1:] - ends[:, :1]) * ramp[None, :])
-    columns[0] = columns[0] * (math.pi / 180.0)
-    return torch.stack(columns, dim=2)
+    choice = (torch.rand((batch, 2, 4), generator=gen) * _MOVE_COUNTS).long()  # (B, start/end, parameter)
+    ends = _MOVE_TABLE.view(-1)[choice + _MOVE_ROWS]
+    return torch.lerp(ends[:, None, 0], ends[:, None, 1], ramp[None, :, None])
 
 
-def apply_move(x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
-    """Rotate, scale and translate x/y of every joint by its clip's and frame's parameters; absent joints stay 0
-    (they get no translation). Written into one output with in-place multiply-adds: no temporaries per term."""
+def apply_move_(x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+    """In place: rotate, scale and translate x/y of every joint by its clip's and frame's parameters; absent
+    joints (score 0) get no translation and stay 0. In place, with one temporary channel, because a fresh
+    allocation costs page faults that take longer than the arithmetic (bench/README.md)."""
     angle, scale, tx, ty = (p.to(x.device)[:, :, None, None] for p in params.unbind(dim=2))
     cos_s, sin_s = torch.cos(angle) * scale, torch.sin(angle) * scale
     px, py = x[:, 0], x[:, 1]
-    present = ((px != 0) | (py != 0) | (x[:, 2] != 0)).to(x.dtype)
-    out = torch.empty_like(x)
-    moved_x, moved_y = out[:, 0], out[:, 1]
-    torch.mul(px, cos_s, out=moved_x).addcmul_(py, sin_s, value=-1.0).addcmul_(present, tx)
-    torch.mul(px, sin_s, out=moved_y).addcmul_(py, cos_s).addcmul_(present, ty)
-    out[:, 2:] = x[:, 2:]
-    return out
-
-
-def random_move(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Per clip, rotation, scale and translation interpolated linearly from a random start to a random end."""
-    return apply_move(x, sample_move(x.shape[0], x.shape[2], gen))
+    original_x = px.clone()
+    px.mul_(cos_s).addcmul_(py, sin_s, value=-1.0)
+    py.mul_(cos_s).addcmul_(original_x, sin_s)
+    present = torch.sign(x[:, 2], out=original_x)  # 1 where the joint is present, else 0 (scores are >= 0)
+    px.addcmul_(present, tx)
+    py.addcmul_(present, ty)
+    return x
 
 
 def augment(x: torch.Tensor, window: int, gen: torch.Generator, choose: bool = True, shift: bool = False,
             move: bool = True) -> torch.Tensor:
-    """In the original feeder's order: shift, then choose (or pad to ``window``), then move. Shift and choose
+    """In the original feeder's order: shift, then choose (or pad to ``window``), then move (per clip, rotation,
+    scale and translation interpolated linearly from a random start to a random end). Shift and choose
     compose into one frame offset per clip, so the batch is copied once. (Frames outside a clip's non-empty span
     are zero, which is what makes the composition exact.)"""
     b, _, t, _, _ = x.shape
@@ -114,6 +113,8 @@ def augment(x: torch.Tensor, window: int, gen: torch.Generator, choose: bool = T
         length = window
     if length != t or bool(offset.any()):
         x = place_frames(x, offset, length)
+    elif move:
+        x = x.clone()  # the move works in place; the caller's batch stays as it was
     if move:
-        x = random_move(x, gen)
+        apply_move_(x, sample_move(b, length, gen))
     return x

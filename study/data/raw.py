@@ -45,6 +45,8 @@ def clip_to_array(frames: list, source: str = "<clip>") -> np.ndarray:
             full[2, t, :, m] = score
     if not np.isfinite(full).all():
         raise ClipSkipped(f"{source}: contains NaN or infinite coordinates")
+    if (full[2] < 0).any():  # augmentation reads presence off the score channel (study/data/augment.py)
+        raise ClipSkipped(f"{source}: negative joint score; scores are detection confidences in [0, 1]")
     full[0:2] -= 0.5
     missing = full[2] == 0
     full[0][missing] = 0
