@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from bench.original_stgcn import OriginalSTGCN, original_graph
 from model import (
@@ -123,3 +124,18 @@ def test_unreadable_or_absent_checkpoint_is_named(tmp_path):
         load_original_checkpoint(junk)
     with pytest.raises(CheckpointError, match="nowhere.pt: no such checkpoint file"):
         load_original_checkpoint(tmp_path / "nowhere.pt")
+
+
+def test_training_gradients_equal_the_original_ones():
+    """In float64, so that what is compared is the arithmetic, not float32 rounding amplified by batch norm."""
+    original = _randomised_original(num_class=10).double().train()
+    ours = STGCN(ModelConfig(num_classes=10))
+    ours.load_state_dict(original.state_dict())
+    ours = ours.to(torch.float64, memory_format=torch.channels_last).train()  # laid out as the trainer runs it
+    x, y = torch.randn(2, 3, 32, 18, 2, dtype=torch.float64), torch.tensor([1, 7])
+    for net in (original, ours):
+        F.cross_entropy(net(x), y).backward()
+    theirs = dict(original.named_parameters())
+    for name, parameter in ours.named_parameters():
+        np.testing.assert_allclose(parameter.grad.numpy(), theirs[name].grad.numpy(), rtol=1e-7, atol=1e-10,
+                                   err_msg=name)
