@@ -37,6 +37,14 @@ def best_so_far(root: Path):
     return list(range(1, len(epochs) + 1)), epochs["val_top1"].cummax().tolist()
 
 
+def best_on_shared_configs(full, asha) -> tuple[int, float, float]:
+    """(count, best without stopping, best with ASHA) over the configs both studies proposed: whether ASHA
+    stopped a config that would have won, apart from what TPE went on to propose in each study."""
+    common = set(full["sampled"]) & set(asha["sampled"])
+    best = [table[table["sampled"].isin(common)]["best_val_top1"].max() for table in (full, asha)]
+    return len(common), best[0], best[1]
+
+
 def main() -> None:
     args_parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     args_parser.add_argument("--space", default="sgd_lr")
@@ -48,7 +56,7 @@ def main() -> None:
     args = args_parser.parse_args()
     storage = Path(tempfile.mkdtemp(prefix="bench-asha-"))
     ray.init(address="local", include_dashboard=False, log_to_driver=False)
-    curves, summary = {}, {}
+    curves, summary, tables = {}, {}, {}
     for label, extra in (("no early stopping", ["--no-early-stopping"]), ("ASHA", [])):
         request = request_from(run_parser().parse_args(
             ["--space", args.space, "--subset", args.subset, "--num-samples", str(args.trials), *extra,
@@ -57,12 +65,16 @@ def main() -> None:
         trials = run_study(location, request, echo=lambda line: None)
         curves[label] = best_so_far(location.root)
         summary[label] = (trials["best_val_top1"].max(), int(trials["epochs_run"].sum()), len(trials))
+        tables[label] = trials
     print(f"python {platform.python_version()}, ray {ray.__version__}, {platform.machine()}; space {args.space}, "
           f"{args.subset}, {args.trials} trials, synthetic data, CPU profile {' '.join(args.set)}")
     for label, (top, epochs, count) in summary.items():
         print(f"  {label:18s} best val top-1 {100 * top:5.1f}%  epochs {epochs:4d}  ({count} trials)")
     (full_top, full_epochs, _), (asha_top, asha_epochs, _) = summary["no early stopping"], summary["ASHA"]
     print(f"  ASHA: {100 * (asha_top - full_top):+.1f} points, {100 * asha_epochs / full_epochs:.0f}% of the epochs")
+    shared = best_on_shared_configs(tables["no early stopping"], tables["ASHA"])
+    print(f"  on the {shared[0]} configs both studies trained: best {100 * shared[1]:.1f}% without stopping, "
+          f"{100 * shared[2]:.1f}% with ASHA")
     args.out.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(6, 4))
     for label, (x, y) in curves.items():
