@@ -1,11 +1,12 @@
 """Training step of model/'s ST-GCN vs the straightforward original-style one, same weights, same process.
 
-    python -m bench.bench_model [--batch 16] [--frames 150] [--classes 30] [--width 1.0] [--repeats 5]
+    python -m bench.bench_model [--batch 16] [--frames 150] [--classes 30] [--width 1.0] [--repeats 5] [--profile]
 
 Prints the median step time of each (forward + backward + SGD nesterov step), their ratio, and the largest
 output difference. Repeats alternate between the two so machine noise hits both alike. Also the step's FLOPs
 per clip (torch's FlopCounterMode) and the GFLOP/s each achieves against a large fp32 matmul timed in the same
 process: the convolutions alone at that matmul rate bound what any implementation of the same arithmetic can do.
+``--profile`` adds where each implementation's step goes (torch.profiler, self CPU time by kind of operator).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import time
 
 import torch
 import torch.nn.functional as F
+from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
 from bench.original_stgcn import OriginalSTGCN
@@ -53,6 +55,25 @@ def matmul_gflops(size: int = 4096, repeats: int = 5) -> float:
     return 2 * size**3 / statistics.median(times) / 1e9
 
 
+# Operator name fragments -> the kind of work the profile table reports them under (first match wins).
+OPERATOR_KINDS = (("convolution", "convolutions"), ("bmm", "aggregation (bmm/mm)"), ("aten::mm", "aggregation (bmm/mm)"),
+                  ("batch_norm", "batch norm"), ("copy_", "copies"), ("clone", "copies"), ("threshold", "ReLU"),
+                  ("relu", "ReLU"), ("clamp", "ReLU"))
+
+
+def step_profile(model, x, y) -> dict[str, float]:
+    """Share of one step's self CPU time by kind of operator; whatever matches no kind is 'other'."""
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        step_time(model, x, y)
+    shares: dict[str, float] = {}
+    events = [e for e in prof.key_averages() if e.key.startswith("aten::")]
+    total = sum(e.self_cpu_time_total for e in events)
+    for event in events:
+        kind = next((k for fragment, k in OPERATOR_KINDS if fragment in event.key), "other")
+        shares[kind] = shares.get(kind, 0.0) + event.self_cpu_time_total / total
+    return shares
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=16)
@@ -60,6 +81,7 @@ def main() -> None:
     parser.add_argument("--classes", type=int, default=30)
     parser.add_argument("--width", type=float, default=1.0)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--profile", action="store_true", help="also print where each step's time goes")
     args = parser.parse_args()
     torch.manual_seed(0)
     ours = STGCN(ModelConfig(num_classes=args.classes, width=args.width))
@@ -97,6 +119,10 @@ def main() -> None:
     bound = convolution / (peak * 1e9)
     print(f"convolutions alone at the matmul rate: {1000 * bound:.0f} ms/step, i.e. at most "
           f"{med['original'] / bound:.2f}x over the original for any implementation of the same arithmetic")
+    if args.profile:
+        for name, model in (("original", original), ("ours", ours)):
+            shares = sorted(step_profile(model, x, y).items(), key=lambda item: -item[1])
+            print(f"{name:>9} step by kind of operator: " + ", ".join(f"{k} {100 * v:.0f}%" for k, v in shares))
 
 
 if __name__ == "__main__":
