@@ -1,14 +1,16 @@
 """ASHA against no early stopping: the same search space, the same number of Optuna-proposed trials, the same
-seeds, on the cached synthetic set with the CPU profile; one local Ray, both studies in this process.
+seeds, on the cached synthetic set with the CPU profile; one local Ray, all studies in this process.
 
-    python -m bench.bench_asha [--space sgd_lr] [--subset kinetics-motion] [--trials 8] [--out bench/asha]
-                               [--set FIELD=VALUE ...]
+    python -m bench.bench_asha [--space sgd_lr] [--subset kinetics-motion] [--trials 8] [--seeds 0 ...]
+                               [--out bench/asha] [--set FIELD=VALUE ...]
 
-Prints each study's best val top-1 and the epochs it consumed, their ratio, and writes a plot of best-so-far
-val top-1 against epochs consumed (``--out``/asha_vs_no_stopping.png). Issue 6 asks ASHA to come within 1 point
-of the no-stopping best with at most 35% of its epochs. With at most 10 trials TPE is still in its seeded random
-start-up phase, so both studies train exactly the same configs and only the stopping differs; beyond that each
-TPE learns from its own study's results. ``--set`` fixes config fields of both studies (``--set epochs=12``):
+For each study seed (the TPE sampler's seed and every trial's training seed, as study.run's --seed) prints each
+study's best val top-1 and the epochs it consumed, their difference and ratio, then the median over the seeds,
+and writes a plot of best-so-far val top-1 against epochs consumed (``--out``/asha_vs_no_stopping.png). Issue 6
+asks ASHA to come within 1 point of the no-stopping best with at most 35% of its epochs. With at most 10 trials
+TPE is still in its seeded random start-up phase, so both studies of a seed train exactly the same configs and
+only the stopping differs; beyond that each TPE learns from its own study's results, and which configs it then
+proposes is what several seeds average over. ``--set`` fixes config fields of all studies (``--set epochs=12``):
 ASHA's floor is set by its rungs within the epoch budget, about a third of the epochs at 6 epochs with rungs 1, 3.
 """
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import platform
+import statistics
 import tempfile
 from pathlib import Path
 
@@ -29,6 +32,8 @@ from study.results import EPOCHS, read_table  # noqa: E402
 from study.run import parser as run_parser  # noqa: E402
 from study.run import request_from  # noqa: E402
 from study.runner import StudyLocation, run_study  # noqa: E402
+
+STUDIES = (("no early stopping", ["--no-early-stopping"]), ("ASHA", []))
 
 
 def best_so_far(root: Path):
@@ -45,46 +50,70 @@ def best_on_shared_configs(full, asha) -> tuple[int, float, float]:
     return len(common), best[0], best[1]
 
 
+def run_pair(storage: Path, args, seed: int) -> dict:
+    """Both studies of one seed: per study its best-so-far curve, best val top-1, epochs and trials table."""
+    pair = {}
+    for label, extra in STUDIES:
+        request = request_from(run_parser().parse_args(
+            ["--space", args.space, "--subset", args.subset, "--num-samples", str(args.trials), "--seed", str(seed),
+             *extra, *(f"--set={item}" for item in args.set)]))
+        location = StudyLocation(storage, f"{label.replace(' ', '-')}-seed{seed}")
+        trials = run_study(location, request, echo=lambda line: None)
+        pair[label] = {"curve": best_so_far(location.root), "best": trials["best_val_top1"].max(),
+                       "epochs": int(trials["epochs_run"].sum()), "trials": trials}
+    return pair
+
+
+def report_pair(seed: int, pair: dict) -> tuple[float, float]:
+    """Prints one seed's figures; returns (ASHA's difference in points, its share of the epochs)."""
+    full, asha = pair["no early stopping"], pair["ASHA"]
+    gap, share = 100 * (asha["best"] - full["best"]), asha["epochs"] / full["epochs"]
+    shared = best_on_shared_configs(full["trials"], asha["trials"])
+    print(f"  seed {seed}: no stopping {100 * full['best']:5.1f}% in {full['epochs']:4d} epochs; ASHA "
+          f"{100 * asha['best']:5.1f}% in {asha['epochs']:4d} epochs: {gap:+.1f} points, {100 * share:.0f}% of the "
+          f"epochs; on the {shared[0]} configs both trained: {100 * shared[1]:.1f}% vs {100 * shared[2]:.1f}%")
+    return gap, share
+
+
+def plot(pairs: dict[int, dict], path: Path, title: str) -> None:
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    styles = ("-", "--", ":", "-.")
+    for i, (seed, pair) in enumerate(pairs.items()):
+        for (label, _), color in zip(STUDIES, ("tab:blue", "tab:orange")):
+            x, y = pair[label]["curve"]
+            ax.step(x, [100 * v for v in y], where="post", color=color, linestyle=styles[i % len(styles)],
+                    label=f"{label}, seed {seed}")
+    ax.set(xlabel="epochs consumed", ylabel="best val top-1 so far (%)", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+
+
 def main() -> None:
     args_parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     args_parser.add_argument("--space", default="sgd_lr")
     args_parser.add_argument("--subset", default="kinetics-motion")
     args_parser.add_argument("--trials", type=int, default=8)
+    args_parser.add_argument("--seeds", type=int, nargs="+", default=[0],
+                             help="study seeds, each a pair of studies (default: 0)")
     args_parser.add_argument("--out", type=Path, default=Path("bench/asha"))
     args_parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                             help="fix a config field in both studies, as study.run's --set")
+                             help="fix a config field in all studies, as study.run's --set")
     args = args_parser.parse_args()
     storage = Path(tempfile.mkdtemp(prefix="bench-asha-"))
     ray.init(address="local", include_dashboard=False, log_to_driver=False)
-    curves, summary, tables = {}, {}, {}
-    for label, extra in (("no early stopping", ["--no-early-stopping"]), ("ASHA", [])):
-        request = request_from(run_parser().parse_args(
-            ["--space", args.space, "--subset", args.subset, "--num-samples", str(args.trials), *extra,
-             *(f"--set={item}" for item in args.set)]))
-        location = StudyLocation(storage, label.replace(" ", "-"))
-        trials = run_study(location, request, echo=lambda line: None)
-        curves[label] = best_so_far(location.root)
-        summary[label] = (trials["best_val_top1"].max(), int(trials["epochs_run"].sum()), len(trials))
-        tables[label] = trials
+    pairs = {seed: run_pair(storage, args, seed) for seed in args.seeds}
     print(f"python {platform.python_version()}, ray {ray.__version__}, {platform.machine()}; space {args.space}, "
-          f"{args.subset}, {args.trials} trials, synthetic data, CPU profile {' '.join(args.set)}")
-    for label, (top, epochs, count) in summary.items():
-        print(f"  {label:18s} best val top-1 {100 * top:5.1f}%  epochs {epochs:4d}  ({count} trials)")
-    (full_top, full_epochs, _), (asha_top, asha_epochs, _) = summary["no early stopping"], summary["ASHA"]
-    print(f"  ASHA: {100 * (asha_top - full_top):+.1f} points, {100 * asha_epochs / full_epochs:.0f}% of the epochs")
-    shared = best_on_shared_configs(tables["no early stopping"], tables["ASHA"])
-    print(f"  on the {shared[0]} configs both studies trained: best {100 * shared[1]:.1f}% without stopping, "
-          f"{100 * shared[2]:.1f}% with ASHA")
+          f"{args.subset}, {args.trials} trials per study, synthetic data, CPU profile {' '.join(args.set)}")
+    figures = [report_pair(seed, pair) for seed, pair in pairs.items()]
+    gaps, shares = zip(*figures)
+    print(f"  median over {len(figures)} seed(s): ASHA {statistics.median(gaps):+.1f} points, "
+          f"{100 * statistics.median(shares):.0f}% of the epochs (worst seed {min(gaps):+.1f} points, "
+          f"{100 * max(shares):.0f}%)")
     args.out.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for label, (x, y) in curves.items():
-        ax.step(x, [100 * v for v in y], where="post", label=label)
-    ax.set(xlabel="epochs consumed", ylabel="best val top-1 so far (%)",
-           title=f"ASHA vs no early stopping ({args.space}, {args.subset})")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.savefig(args.out / "asha_vs_no_stopping.png", dpi=110, bbox_inches="tight")
-    print(f"  plot: {args.out / 'asha_vs_no_stopping.png'}")
+    path = args.out / "asha_vs_no_stopping.png"
+    plot(pairs, path, f"ASHA vs no early stopping ({args.space}, {args.subset})")
+    print(f"  plot: {path}")
     ray.shutdown()
 
 
