@@ -10,7 +10,9 @@ Prints, on one device and in one process:
 2. accuracy parity: a short synthetic kinetics-motion run (CPU-sized profile) with the trainer's CUDA defaults
    on and with them off (``amp``, ``cudnn_benchmark``), same seed, val top-1 per epoch;
 3. aggregate clips/s of 1, 2, 4 kinetics-motion-sized trials (paper shape, the first --batches) sharing the
-   device, each in its own process as Ray runs them: what the default --gpus-per-trial should follow.
+   device, each in its own process as Ray runs them: what the default --gpus-per-trial should follow;
+4. the training loader at the paper shape (window 150, the first --batches) in-process and with the worker
+   count the trainer picks on CUDA, next to ours' clips/s from 1.: whether loading can keep up with the GPU.
 The second command is a plumbing check on the CPU (bf16 autocast exists there too); its figures mean nothing.
 """
 
@@ -26,11 +28,12 @@ import torch
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 
+from bench.bench_loader import loader_rate
 from bench.original_stgcn import OriginalSTGCN
 from model import STGCN, ModelConfig
 from study.config import CPU_PROFILE, from_dict
 from study.data.source import open_data
-from study.trainer import Trainer
+from study.trainer import Trainer, loader_workers_for
 
 CLASSES = 30
 
@@ -114,6 +117,7 @@ def main() -> None:
     device = torch.device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
     print(f"{name}; torch {torch.__version__}; T={args.frames}, M=2, {CLASSES} classes, paper shape")
+    step_rates = {}
     for batch in args.batches:
         baseline = clips_per_s(OriginalSTGCN(num_class=CLASSES).to(device), batch, args.frames, device,
                                fast=False, steps=args.steps)
@@ -125,6 +129,7 @@ def main() -> None:
                                                                   fast=True, steps=args.steps)
         for label, rate in rates.items():
             print(f"  batch {batch:4d}  {label:48s} {rate:9.1f} clips/s  {rate / baseline:5.2f}x")
+        step_rates[batch] = max(list(rates.values())[1:])
     print(f"accuracy parity, CPU-sized kinetics-motion on synthetic data, {args.epochs} epochs, val top-1:")
     for label, curve in parity(args.device, args.epochs).items():
         print(f"  {label:13s} " + " ".join(f"{100 * v:5.1f}%" for v in curve))
@@ -132,6 +137,13 @@ def main() -> None:
     for trials in args.sharing:
         total, each = sharing_rate(args.device, trials, args.batches[0], args.frames, args.steps)
         print(f"  {trials} trial(s): {total:9.1f} clips/s in all, {each:8.1f} per trial")
+    batch = args.batches[0]
+    trainer = Trainer(from_dict({"batch_size": batch, "device": "cpu", "sample_images": 0}, source="bench_gpu"),
+                      open_data("synthetic"))
+    print(f"the training loader, paper shape, batch {batch}, against ours' {step_rates[batch]:.1f} clips/s:")
+    for workers in sorted({0, loader_workers_for(None, torch.device("cuda"))}):
+        rate = loader_rate(trainer, batch, workers, count=8)
+        print(f"  {workers} worker(s): {rate:9.1f} clips/s = {rate / step_rates[batch]:.1f}x the step")
 
 
 if __name__ == "__main__":

@@ -64,7 +64,7 @@ class TrainConfig:
     amp: bool = True  # bf16 autocast, CUDA only
     cudnn_benchmark: bool = True  # cuDNN times its convolution algorithms for the fixed clip shape, CUDA only
     compile: bool = False  # torch.compile the training forward, CUDA only (on CPU: no gain, a crash in torch 2.13)
-    loader_workers: int = 0
+    loader_workers: int | None = None  # loader processes; None: chosen for the device (trainer.loader_workers_for)
     eval_batch_size: int = 64
     sample_images: int = 4
 
@@ -173,6 +173,8 @@ def validate(c: TrainConfig, source: str = "config") -> None:
                         "(set milestones to fit the epochs, or use another scheduler)")
     if not 0 < c.width <= 4:
         problems.append(f"'width' must be in (0, 4], got {c.width}")
+    if c.loader_workers is not None and c.loader_workers < 0:
+        problems.append(f"'loader_workers' must be >= 0 (or empty for the device's default), got {c.loader_workers}")
     if c.device not in ("auto", "cpu", "cuda") and not c.device.startswith("cuda:"):
         problems.append(f"'device' must be auto, cpu, cuda or cuda:N, got {c.device!r}")
     if problems:

@@ -27,6 +27,16 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def loader_workers_for(requested: int | None, device: torch.device) -> int:
+    """Loader processes of a trial unless the config names a count. On the CPU none: the step needs the trial's
+    cores, and loading in-process runs over 50x faster than the step (bench/bench_loader.py). On CUDA one per CPU
+    thread of the trial (Ray sets the thread count to the trial's CPUs), at most 4, so the next batches load
+    while the GPU trains instead of between its steps."""
+    if requested is not None:
+        return requested
+    return max(1, min(4, torch.get_num_threads())) if device.type == "cuda" else 0
+
+
 def subset_spec(config: TrainConfig) -> SubsetSpec:
     return SubsetSpec(config.subset, config.classes_file, config.fraction_per_class, config.cap_per_class,
                       config.seed)
@@ -37,6 +47,7 @@ class Trainer:
         self.config = config
         self.dataset = dataset
         self.device = pick_device(config.device)
+        self.loader_workers = loader_workers_for(config.loader_workers, self.device)
         torch.manual_seed(config.seed)
         index = dataset.subset(subset_spec(config))
         self.class_names = index["train"].class_names
@@ -108,7 +119,7 @@ class Trainer:
         self.model.train()
         loss_sum, correct, seen = 0.0, 0, 0
         for x, y in batches(self.train_set, self.config.batch_size, self.config.seed, epoch, shuffle=True,
-                            workers=self.config.loader_workers):
+                            workers=self.loader_workers):
             x, y = self._to_device(x), y.to(self.device, non_blocking=True)
             with self._autocast():
                 logits = self.train_model(x)
@@ -133,7 +144,7 @@ class Trainer:
         loss_sum, top1, top5, seen, forward_s = 0.0, 0, 0, 0, 0.0
         k = min(5, self.num_classes)
         for x, y in batches(self.val_set, self.config.eval_batch_size, 0, 0, shuffle=False,
-                            workers=self.config.loader_workers):
+                            workers=self.loader_workers):
             x, y = self._to_device(x), y.to(self.device)
             start = time.perf_counter()
             with self._autocast():

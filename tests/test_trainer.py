@@ -4,6 +4,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from study.config import CPU_PROFILE, ConfigError, from_dict, load
 from study.data.convert import convert
@@ -12,7 +13,7 @@ from study.data.subsets import KINETICS_MOTION
 from study.data.synth import SynthSpec, generate
 from study.schedule import EpochSchedule
 from study.train import main as train_main
-from study.trainer import Trainer
+from study.trainer import Trainer, loader_workers_for
 
 FIVE_CLASSES = ["squat", "push up", "tai chi", "skipping rope", "pull ups"]
 
@@ -66,6 +67,24 @@ def test_resumed_run_gives_the_same_epochs_as_an_uninterrupted_one(dataset):
     resumed.run_epoch()
     for key in ("train_loss", "train_top1", "val_loss", "val_top1", "val_top5", "epoch_lr"):
         assert [m[key] for m in resumed.history] == pytest.approx([m[key] for m in straight.history], rel=1e-6)
+
+
+def test_loader_worker_processes_give_the_same_epoch_as_loading_in_process(dataset):
+    data = ConvertedDataset(dataset / "converted")
+    runs = []
+    for workers in (0, 2):
+        trainer = Trainer(_config(dataset, epochs=1, loader_workers=workers), data)
+        assert trainer.loader_workers == workers
+        runs.append(trainer.run_epoch())
+    for key in ("train_loss", "train_top1", "val_loss", "val_top1"):
+        assert runs[1][key] == pytest.approx(runs[0][key], rel=1e-6)
+
+
+def test_loader_workers_default_to_none_on_cpu_and_some_on_cuda():
+    assert from_dict({}).loader_workers is None
+    assert loader_workers_for(None, torch.device("cpu")) == 0
+    assert 1 <= loader_workers_for(None, torch.device("cuda")) <= 4
+    assert loader_workers_for(3, torch.device("cpu")) == 3
 
 
 def test_divergence_stops_the_run_and_is_recorded(dataset):
@@ -122,6 +141,7 @@ def test_standalone_cli_writes_the_experiment_folder(dataset, tmp_path, capsys):
     ({"milestones": [30, 20]}, "'milestones' must be increasing epochs in \\[1, 50\\]"),
     ({"warmup_epochs": 50}, "'warmup_epochs' must be in \\[0, epochs\\)"),
     ({"beta2": 1.5}, "'beta2' must be in \\(0, 1\\)"),
+    ({"loader_workers": -1}, "'loader_workers' must be >= 0"),
 ])
 def test_bad_config_values_name_the_field(values, message):
     with pytest.raises(ConfigError, match=message):
