@@ -1,9 +1,12 @@
 """Training step of model/'s ST-GCN vs the straightforward original-style one, same weights, same process.
 
-    python -m bench.bench_model [--batch 16] [--frames 150] [--classes 30] [--width 1.0] [--repeats 5] [--profile]
+    python -m bench.bench_model [--batch 16] [--frames 150] [--classes 30] [--width 1.0] [--repeats 5] [--runs 1]
+                                [--profile]
 
 Prints the median step time of each (forward + backward + SGD nesterov step), their ratio, and the largest
-output difference. Repeats alternate between the two so machine noise hits both alike. Also the step's FLOPs
+output difference. Repeats alternate between the two so machine noise hits both alike. ``--runs N`` repeats the
+whole comparison in N fresh processes and prints the median of their ratios: from one process to the next the
+original's step time varies more than ours does (it allocates more, for its copies). Also the step's FLOPs
 per clip (torch's FlopCounterMode) and the GFLOP/s each achieves against a large fp32 matmul timed in the same
 process: the convolutions alone at that matmul rate bound what any implementation of the same arithmetic can do.
 ``--profile`` adds where each implementation's step goes (torch.profiler, self CPU time by kind of operator).
@@ -12,6 +15,7 @@ process: the convolutions alone at that matmul rate bound what any implementatio
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import platform
 import statistics
 import time
@@ -74,15 +78,8 @@ def step_profile(model, x, y) -> dict[str, float]:
     return shares
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--frames", type=int, default=150)
-    parser.add_argument("--classes", type=int, default=30)
-    parser.add_argument("--width", type=float, default=1.0)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--profile", action="store_true", help="also print where each step's time goes")
-    args = parser.parse_args()
+def build(args):
+    """Both networks with the same weights, the input batch, and the largest eval output difference."""
     torch.manual_seed(0)
     ours = STGCN(ModelConfig(num_classes=args.classes, width=args.width))
     original = OriginalSTGCN(num_class=args.classes, channels=ours.config.channels())
@@ -92,25 +89,53 @@ def main() -> None:
     with torch.no_grad():
         difference = (ours.eval()(x) - original.eval()(x)).abs().max().item()
     ours = ours.to(memory_format=torch.channels_last)  # as the trainer runs it
-    ours.train()
-    original.train()
+    return ours.train(), original.train(), x, y, difference
+
+
+def compare(args) -> dict[str, float]:
+    """Median step time of each implementation, repeats alternating, after one warm-up step of each."""
+    ours, original, x, y, _ = build(args)
     for model in (ours, original):  # warm-up: allocator, oneDNN primitive caches
         step_time(model, x, y)
     times = {"ours": [], "original": []}
     for _ in range(args.repeats):
         times["ours"].append(step_time(ours, x, y))
         times["original"].append(step_time(original, x, y))
-    med = {k: statistics.median(v) for k, v in times.items()}
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--frames", type=int, default=150)
+    parser.add_argument("--classes", type=int, default=30)
+    parser.add_argument("--width", type=float, default=1.0)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=1, help="fresh processes, each a whole comparison")
+    parser.add_argument("--profile", action="store_true", help="also print where each step's time goes")
+    args = parser.parse_args()
+    print(f"machine: {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}")
+    print(f"shape: batch {args.batch}, T={args.frames}, M=2, {args.classes} classes, width x{args.width:g}, fp32")
+    if args.runs == 1:
+        runs = [compare(args)]
+    else:
+        with multiprocessing.get_context("spawn").Pool(1, maxtasksperchild=1) as pool:
+            runs = [pool.apply(compare, (args,)) for _ in range(args.runs)]
+    ratios = [run["original"] / run["ours"] for run in runs]
+    for i, run in enumerate(runs):
+        label = f"run {i + 1}: " if len(runs) > 1 else ""
+        print(f"{label}original {1000 * run['original']:7.1f} ms/step, ours {1000 * run['ours']:7.1f} ms/step "
+              f"(medians over {args.repeats}): {ratios[i]:.2f}x")
+    med = {name: statistics.median(run[name] for run in runs) for name in ("original", "ours")}
+    for name in ("original", "ours"):
+        print(f"{name:>9}: median {1000 * med[name]:8.1f} ms/step, {args.batch / med[name]:7.1f} clips/s")
+    print(f"speed-up ours/original: {statistics.median(ratios):.2f}x" +
+          (f" (median of {len(runs)} runs, {min(ratios):.2f}-{max(ratios):.2f}x)" if len(runs) > 1 else ""))
+    ours, original, x, y, difference = build(args)
+    print(f"max |output difference| (eval): {difference:.2e}")
     flops = step_flops(ours, x, y)
     total, convolution = sum(flops.values()), sum(v for k, v in flops.items() if "convolution" in k)
     peak = matmul_gflops()
-    print(f"machine: {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}")
-    print(f"shape: batch {args.batch}, T={args.frames}, M=2, {args.classes} classes, width x{args.width:g}, fp32")
-    print(f"max |output difference| (eval): {difference:.2e}")
-    for name in ("original", "ours"):
-        print(f"{name:>9}: median {1000 * med[name]:8.1f} ms/step, {args.batch / med[name]:7.1f} clips/s "
-              f"(over {args.repeats})")
-    print(f"speed-up ours/original: {med['original'] / med['ours']:.2f}x")
     print(f"FLOPs per clip (forward + backward): {total / args.batch / 1e9:.1f} G, of which convolutions "
           f"{convolution / args.batch / 1e9:.1f} G; large fp32 matmul: {peak:.0f} GFLOP/s")
     for name in ("original", "ours"):
