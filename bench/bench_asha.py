@@ -2,7 +2,7 @@
 seeds, on the cached synthetic set with the CPU profile; one local Ray, all studies in this process.
 
     python -m bench.bench_asha [--space sgd_lr] [--subset kinetics-motion] [--trials 8] [--seeds 0 ...]
-                               [--out bench/asha] [--set FIELD=VALUE ...]
+                               [--out bench/asha] [--set FIELD=VALUE ...] [--storage DIR [--report-only]]
 
 For each study seed (the TPE sampler's seed and every trial's training seed, as study.run's --seed) prints each
 study's best val top-1 and the epochs it consumed, their difference and ratio, then the median over the seeds,
@@ -12,6 +12,9 @@ TPE is still in its seeded random start-up phase, so both studies of a seed trai
 only the stopping differs; beyond that each TPE learns from its own study's results, and which configs it then
 proposes is what several seeds average over. ``--set`` fixes config fields of all studies (``--set epochs=12``):
 ASHA's floor is set by its rungs within the epoch budget, about a third of the epochs at 6 epochs with rungs 1, 3.
+Per seed it also prints how well val top-1 at each of ASHA's rungs ranks the no-stopping study's trials by
+their best (Spearman): a rung whose ranking is near 0 stops trials at random. ``--report-only`` prints all this
+again from the studies already in ``--storage``, without training.
 """
 
 from __future__ import annotations
@@ -28,10 +31,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import ray  # noqa: E402
 
-from study.results import EPOCHS, read_table  # noqa: E402
+from study.results import EPOCHS, TRIALS, read_table  # noqa: E402
 from study.run import parser as run_parser  # noqa: E402
 from study.run import request_from  # noqa: E402
 from study.runner import StudyLocation, run_study  # noqa: E402
+from study.spaces import load_space  # noqa: E402
 
 STUDIES = (("no early stopping", ["--no-early-stopping"]), ("ASHA", []))
 
@@ -50,17 +54,41 @@ def best_on_shared_configs(full, asha) -> tuple[int, float, float]:
     return len(common), best[0], best[1]
 
 
+def rung_epochs(space: str, epochs: int) -> list[int]:
+    """The epochs at which ASHA compares trials: grace period x reduction factor^k, below the last epoch."""
+    asha = load_space(space)
+    rungs, epoch = [], asha.grace_period
+    while epoch < epochs:
+        rungs.append(epoch)
+        epoch *= asha.reduction_factor
+    return rungs
+
+
+def rung_rank_correlations(root: Path, rungs: list[int]) -> dict[int, float]:
+    """Spearman correlation, over a study's trials, of val top-1 at each rung epoch with the trial's best."""
+    epochs = read_table(root, EPOCHS).to_pandas()
+    curves = epochs.pivot_table(index="trial_id", columns="epoch", values="val_top1")
+    best = curves.max(axis=1)
+    return {epoch: curves[epoch].corr(best, method="spearman") for epoch in rungs if epoch in curves}
+
+
 def run_pair(storage: Path, args, seed: int) -> dict:
-    """Both studies of one seed: per study its best-so-far curve, best val top-1, epochs and trials table."""
+    """Both studies of one seed (trained, or read back with --report-only): per study its best-so-far curve,
+    best val top-1, epochs and trials table, and the no-stopping study's rung correlations."""
     pair = {}
     for label, extra in STUDIES:
-        request = request_from(run_parser().parse_args(
-            ["--space", args.space, "--subset", args.subset, "--num-samples", str(args.trials), "--seed", str(seed),
-             *extra, *(f"--set={item}" for item in args.set)]))
         location = StudyLocation(storage, f"{label.replace(' ', '-')}-seed{seed}")
-        trials = run_study(location, request, echo=lambda line: None)
+        if not args.report_only:
+            request = request_from(run_parser().parse_args(
+                ["--space", args.space, "--subset", args.subset, "--num-samples", str(args.trials), "--seed",
+                 str(seed), *extra, *(f"--set={item}" for item in args.set)]))
+            run_study(location, request, echo=lambda line: None)
+        trials = read_table(location.root, TRIALS).to_pandas()
         pair[label] = {"curve": best_so_far(location.root), "best": trials["best_val_top1"].max(),
-                       "epochs": int(trials["epochs_run"].sum()), "trials": trials}
+                       "epochs": int(trials["epochs_run"].sum()), "trials": trials, "root": location.root}
+    full = pair["no early stopping"]
+    rungs = rung_epochs(args.space, int(full["trials"]["epochs_planned"].max()))
+    full["rungs"] = rung_rank_correlations(full["root"], rungs)
     return pair
 
 
@@ -72,6 +100,8 @@ def report_pair(seed: int, pair: dict) -> tuple[float, float]:
     print(f"  seed {seed}: no stopping {100 * full['best']:5.1f}% in {full['epochs']:4d} epochs; ASHA "
           f"{100 * asha['best']:5.1f}% in {asha['epochs']:4d} epochs: {gap:+.1f} points, {100 * share:.0f}% of the "
           f"epochs; on the {shared[0]} configs both trained: {100 * shared[1]:.1f}% vs {100 * shared[2]:.1f}%")
+    print("          how val top-1 at ASHA's rungs ranks the no-stopping trials by their best (Spearman): " +
+          ", ".join(f"epoch {epoch} {value:.2f}" for epoch, value in full["rungs"].items()))
     return gap, share
 
 
@@ -99,9 +129,16 @@ def main() -> None:
     args_parser.add_argument("--out", type=Path, default=Path("bench/asha"))
     args_parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                              help="fix a config field in all studies, as study.run's --set")
+    args_parser.add_argument("--storage", type=Path, help="where the studies go (default: a new temporary folder)")
+    args_parser.add_argument("--report-only", action="store_true",
+                             help="print the figures of the studies already in --storage; train nothing")
     args = args_parser.parse_args()
-    storage = Path(tempfile.mkdtemp(prefix="bench-asha-"))
-    ray.init(address="local", include_dashboard=False, log_to_driver=False)
+    if args.report_only and not args.storage:
+        args_parser.error("--report-only reads the studies in --storage: name it")
+    storage = args.storage or Path(tempfile.mkdtemp(prefix="bench-asha-"))
+    print(f"studies in {storage}")
+    if not args.report_only:
+        ray.init(address="local", include_dashboard=False, log_to_driver=False)
     pairs = {seed: run_pair(storage, args, seed) for seed in args.seeds}
     print(f"python {platform.python_version()}, ray {ray.__version__}, {platform.machine()}; space {args.space}, "
           f"{args.subset}, {args.trials} trials per study, synthetic data, CPU profile {' '.join(args.set)}")
@@ -114,7 +151,8 @@ def main() -> None:
     path = args.out / "asha_vs_no_stopping.png"
     plot(pairs, path, f"ASHA vs no early stopping ({args.space}, {args.subset})")
     print(f"  plot: {path}")
-    ray.shutdown()
+    if ray.is_initialized():
+        ray.shutdown()
 
 
 if __name__ == "__main__":
