@@ -145,8 +145,8 @@ def main() -> None:
     figures = [report_pair(seed, pair) for seed, pair in pairs.items()]
     gaps, shares = zip(*figures)
     print(f"  median over {len(figures)} seed(s): ASHA {statistics.median(gaps):+.1f} points, "
-          f"{100 * statistics.median(shares):.0f}% of the epochs (worst seed {min(gaps):+.1f} points, "
-          f"{100 * max(shares):.0f}%)")
+          f"{100 * statistics.median(shares):.0f}% of the epochs (worst difference {min(gaps):+.1f} points, "
+          f"largest share {100 * max(shares):.0f}%)")
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "asha_vs_no_stopping.png"
     plot(pairs, path, f"ASHA vs no early stopping ({args.space}, {args.subset})")

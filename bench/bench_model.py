@@ -145,6 +145,8 @@ def main() -> None:
     print(f"convolutions alone at the matmul rate: {1000 * bound:.0f} ms/step, i.e. at most "
           f"{med['original'] / bound:.2f}x over the original for any implementation of the same arithmetic")
     if args.profile:
+        for model in (ours, original):  # warm-up, as before the timed steps
+            step_time(model, x, y)
         for name, model in (("original", original), ("ours", ours)):
             shares = sorted(step_profile(model, x, y).items(), key=lambda item: -item[1])
             print(f"{name:>9} step by kind of operator: " + ", ".join(f"{k} {100 * v:.0f}%" for k, v in shares))
