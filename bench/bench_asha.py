@@ -64,12 +64,14 @@ def rung_epochs(space: str, epochs: int) -> list[int]:
     return rungs
 
 
-def rung_rank_correlations(root: Path, rungs: list[int]) -> dict[int, float]:
-    """Spearman correlation, over a study's trials, of val top-1 at each rung epoch with the trial's best."""
+def rung_rank_correlations(root: Path, rungs: list[int]) -> dict[int, tuple[float, float, float]]:
+    """Per rung epoch, over a study's trials: the Spearman correlation of val top-1 there with the trial's best,
+    and the lowest and highest val top-1 there (all near chance means the rung cannot tell trials apart)."""
     epochs = read_table(root, EPOCHS).to_pandas()
     curves = epochs.pivot_table(index="trial_id", columns="epoch", values="val_top1")
     best = curves.max(axis=1)
-    return {epoch: curves[epoch].corr(best, method="spearman") for epoch in rungs if epoch in curves}
+    return {epoch: (curves[epoch].corr(best, method="spearman"), curves[epoch].min(), curves[epoch].max())
+            for epoch in rungs if epoch in curves}
 
 
 def run_pair(storage: Path, args, seed: int) -> dict:
@@ -101,7 +103,8 @@ def report_pair(seed: int, pair: dict) -> tuple[float, float]:
           f"{100 * asha['best']:5.1f}% in {asha['epochs']:4d} epochs: {gap:+.1f} points, {100 * share:.0f}% of the "
           f"epochs; on the {shared[0]} configs both trained: {100 * shared[1]:.1f}% vs {100 * shared[2]:.1f}%")
     print("          how val top-1 at ASHA's rungs ranks the no-stopping trials by their best (Spearman): " +
-          ", ".join(f"epoch {epoch} {value:.2f}" for epoch, value in full["rungs"].items()))
+          ", ".join(f"epoch {epoch} {rho:.2f} (val top-1 {100 * low:.1f}-{100 * high:.1f}%)"
+                    for epoch, (rho, low, high) in full["rungs"].items()))
     return gap, share
 
 
