@@ -109,16 +109,18 @@ def report_pair(seed: int, pair: dict) -> tuple[float, float]:
 
 
 def plot(pairs: dict[int, dict], path: Path, title: str) -> None:
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    styles = ("-", "--", ":", "-.")
-    for i, (seed, pair) in enumerate(pairs.items()):
+    """One panel per seed, so that each pair of curves reads on its own however many seeds there are."""
+    fig, axes = plt.subplots(1, len(pairs), figsize=(2.6 * len(pairs) + 1, 3.4), sharey=True, squeeze=False,
+                             layout="constrained")
+    for ax, (seed, pair) in zip(axes[0], pairs.items()):
         for (label, _), color in zip(STUDIES, ("tab:blue", "tab:orange")):
             x, y = pair[label]["curve"]
-            ax.step(x, [100 * v for v in y], where="post", color=color, linestyle=styles[i % len(styles)],
-                    label=f"{label}, seed {seed}")
-    ax.set(xlabel="epochs consumed", ylabel="best val top-1 so far (%)", title=title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+            ax.step(x, [100 * v for v in y], where="post", color=color, label=label)
+        ax.set(xlabel="epochs consumed", title=f"seed {seed}")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("best val top-1 so far (%)")
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(title)
     fig.savefig(path, dpi=110, bbox_inches="tight")
 
 
