@@ -38,6 +38,7 @@ from study.runner import StudyLocation, run_study  # noqa: E402
 from study.spaces import load_space  # noqa: E402
 
 STUDIES = (("no early stopping", ["--no-early-stopping"]), ("ASHA", []))
+TARGET_POINTS, TARGET_SHARE = -1.0, 0.35  # issue 6: within 1 point of val top-1, at most 35% of the epochs
 
 
 def best_so_far(root: Path):
@@ -74,6 +75,21 @@ def rung_rank_correlations(root: Path, rungs: list[int]) -> dict[int, tuple[floa
             for epoch in rungs if epoch in curves}
 
 
+def rung_passage(root: Path, rungs: list[int]) -> dict[int, tuple[int, int, int, float]]:
+    """Per rung epoch, over the ASHA study's trials: how many reached it, how many went on past it, and how many
+    scored the rung's most common val top-1 (and that value). Ray stops a trial only below the rung's cutoff, so
+    values tied at the cutoff all go on."""
+    epochs = read_table(root, EPOCHS).to_pandas()
+    last = epochs.groupby("trial_id")["epoch"].max()
+    passage = {}
+    for epoch in rungs:
+        at_rung = epochs[epochs["epoch"] == epoch]["val_top1"].round(6)
+        if len(at_rung):
+            mode = at_rung.mode().iloc[0]
+            passage[epoch] = (len(at_rung), int((last > epoch).sum()), int((at_rung == mode).sum()), mode)
+    return passage
+
+
 def run_pair(storage: Path, args, seed: int) -> dict:
     """Both studies of one seed (trained, or read back with --report-only): per study its best-so-far curve,
     best val top-1, epochs and trials table, and the no-stopping study's rung correlations."""
@@ -91,6 +107,7 @@ def run_pair(storage: Path, args, seed: int) -> dict:
     full = pair["no early stopping"]
     rungs = rung_epochs(args.space, int(full["trials"]["epochs_planned"].max()))
     full["rungs"] = rung_rank_correlations(full["root"], rungs)
+    pair["ASHA"]["rungs"] = rung_passage(pair["ASHA"]["root"], rungs)
     return pair
 
 
@@ -105,6 +122,9 @@ def report_pair(seed: int, pair: dict) -> tuple[float, float]:
     print("          how val top-1 at ASHA's rungs ranks the no-stopping trials by their best (Spearman): " +
           ", ".join(f"epoch {epoch} {rho:.2f} (val top-1 {100 * low:.1f}-{100 * high:.1f}%)"
                     for epoch, (rho, low, high) in full["rungs"].items()))
+    print("          ASHA study, trials that went on past each rung: " +
+          ", ".join(f"epoch {epoch} {went_on} of {reached} ({tied} at the most common val top-1, {100 * mode:.1f}%)"
+                    for epoch, (reached, went_on, tied, mode) in asha["rungs"].items()))
     return gap, share
 
 
@@ -145,13 +165,18 @@ def main() -> None:
     if not args.report_only:
         ray.init(address="local", include_dashboard=False, log_to_driver=False)
     pairs = {seed: run_pair(storage, args, seed) for seed in args.seeds}
+    epochs = int(next(iter(pairs.values()))["no early stopping"]["trials"]["epochs_planned"].max())
     print(f"python {platform.python_version()}, ray {ray.__version__}, {platform.machine()}; space {args.space}, "
-          f"{args.subset}, {args.trials} trials per study, synthetic data, CPU profile {' '.join(args.set)}")
+          f"{args.subset}, {args.trials} trials per study, synthetic data, CPU profile, {epochs} epochs"
+          + "".join(f", {item}" for item in args.set))
     figures = [report_pair(seed, pair) for seed, pair in pairs.items()]
     gaps, shares = zip(*figures)
     print(f"  median over {len(figures)} seed(s): ASHA {statistics.median(gaps):+.1f} points, "
           f"{100 * statistics.median(shares):.0f}% of the epochs (worst difference {min(gaps):+.1f} points, "
           f"largest share {100 * max(shares):.0f}%)")
+    close, cheap = [gap >= TARGET_POINTS for gap in gaps], [share <= TARGET_SHARE for share in shares]
+    print(f"  seeds within {-TARGET_POINTS:.0f} point: {sum(close)} of {len(gaps)}; within {100 * TARGET_SHARE:.0f}% of "
+          f"the epochs: {sum(cheap)}; both: {sum(a and b for a, b in zip(close, cheap))}")
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "asha_vs_no_stopping.png"
     plot(pairs, path, f"ASHA vs no early stopping ({args.space}, {args.subset})")
