@@ -15,8 +15,7 @@ ASHA's floor is set by its rungs within the epoch budget, about a third of the e
 Per seed it also prints how well val top-1 at each of ASHA's rungs ranks the no-stopping study's trials by
 their best (Spearman): a rung whose ranking is near 0 stops trials at random; and how many of the ASHA study's
 trials went on past each rung (values tied at a rung's cutoff all go on), and how many seeds meet each of issue 6's
-bounds. ``--report-only`` prints all this
-again from the studies already in ``--storage``, without training.
+bounds. ``--report-only`` prints all this again from the studies already in ``--storage``, without training.
 """
 
 from __future__ import annotations
