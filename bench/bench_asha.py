@@ -33,11 +33,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import ray  # noqa: E402
 
-from study.results import EPOCHS, TRIALS, read_table  # noqa: E402
+from study.driver import StudyLocation, run_study  # noqa: E402
 from study.run import parser as run_parser  # noqa: E402
 from study.run import request_from  # noqa: E402
-from study.runner import StudyLocation, run_study  # noqa: E402
 from study.spaces import load_space  # noqa: E402
+from training.results import EPOCHS, TRIALS, read_table  # noqa: E402
 
 STUDIES = (("no early stopping", ["--no-early-stopping"]), ("ASHA", []))
 TARGET_POINTS, TARGET_SHARE = -1.0, 0.35  # issue 6: within 1 point of val top-1, at most 35% of the epochs

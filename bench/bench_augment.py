@@ -1,4 +1,4 @@
-"""Augmentation (random shift, random choose to a window, random move) on a batch: study.data.augment vs the
+"""Augmentation (random shift, random choose to a window, random move) on a batch: kinetics.augment vs the
 authors' per-clip, per-frame implementation (bench/original_augment.py), same clips, same process.
 
     python -m bench.bench_augment [--batch 64] [--window 150] [--repeats 7]
@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from bench import original_augment as original
-from study.data.augment import augment
+from kinetics.augment import augment
 
 
 def clips(batch: int, seed: int = 0) -> np.ndarray:

@@ -22,10 +22,10 @@ import optuna
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
+from common.files import write_json
 from reports.build import build
-from study.files import write_json
-from study.results import TrialRecord, write_record
 from study.spaces import load_space
+from training.results import TrialRecord, write_record
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

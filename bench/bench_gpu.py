@@ -30,10 +30,10 @@ import torch.nn.functional as F
 
 from bench.bench_loader import loader_rate
 from bench.original_stgcn import OriginalSTGCN
+from kinetics.source import open_data
 from model import STGCN, ModelConfig
-from study.config import CPU_PROFILE, from_dict
-from study.data.source import open_data
-from study.trainer import Trainer, loader_workers_for
+from training.config import CPU_PROFILE, from_dict
+from training.trainer import Trainer, loader_workers_for
 
 CLASSES = 30
 

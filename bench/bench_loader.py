@@ -19,10 +19,10 @@ import time
 import torch
 import torch.nn.functional as F
 
-from study.config import CPU_PROFILE, from_dict
-from study.data.dataset import batches
-from study.data.source import open_data
-from study.trainer import Trainer
+from kinetics.dataset import batches
+from kinetics.source import open_data
+from training.config import CPU_PROFILE, from_dict
+from training.trainer import Trainer
 
 
 def loader_rate(trainer: Trainer, batch_size: int, workers: int, count: int) -> float:

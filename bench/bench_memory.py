@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from numpy.lib.format import open_memmap
 
-from study.data.synth import class_names
+from kinetics.synth import class_names
 
 CLIP_BYTES = 3 * 300 * 18 * 2 * 4
 CLASSES = 30
@@ -55,10 +55,10 @@ def measure(root: Path, batches: int) -> dict:
 
     import torch.nn.functional as F
 
-    from study.config import CPU_PROFILE, from_dict
-    from study.data.dataset import ConvertedDataset
-    from study.data.dataset import batches as loader
-    from study.trainer import Trainer
+    from kinetics.dataset import ConvertedDataset
+    from kinetics.dataset import batches as loader
+    from training.config import CPU_PROFILE, from_dict
+    from training.trainer import Trainer
     trainer = Trainer(from_dict({**CPU_PROFILE, "data": str(root), "device": "cpu"}, source="bench"),
                       ConvertedDataset(root))
     peak_anon = 0

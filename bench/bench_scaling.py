@@ -17,9 +17,9 @@ from pathlib import Path
 
 import ray
 
+from study.driver import StudyLocation, run_study
 from study.run import parser as run_parser
 from study.run import request_from
-from study.runner import StudyLocation, run_study
 
 
 def main() -> None:

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import ray
 
-from study.results import EPOCHS, TRIALS, read_table
+from study.driver import StudyLocation, run_study
 from study.run import parser as run_parser
 from study.run import request_from
-from study.runner import StudyLocation, run_study
+from training.results import EPOCHS, TRIALS, read_table
 
 
 def overheads(root: Path) -> list[float]:

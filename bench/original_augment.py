@@ -1,6 +1,6 @@
 """The authors' augmentations as they wrote them: one clip at a time, a Python loop over frames.
 
-The benchmark measures study.data.augment against these; the tests check the same arithmetic. Parameters
+The benchmark measures kinetics.augment against these; the tests check the same arithmetic. Parameters
 can be passed in so both implementations can be compared on identical draws.
 """
 

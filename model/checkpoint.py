@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from model.graph import LAYOUTS, STRATEGIES, adjacency_partitions
-from model.stgcn import STGCN, ModelConfig
+from model.stgcn import PAPER_CHANNELS, PAPER_TEMPORAL_KERNEL, STGCN, ModelConfig
 
 _LAYOUT_BY_JOINTS = {layout.num_joints: name for name, layout in LAYOUTS.items()}
 
@@ -45,18 +45,19 @@ def _infer_config(path: Path, state: dict[str, torch.Tensor]) -> ModelConfig:
             f"{path}: not an ST-GCN checkpoint; missing keys: {', '.join(missing)}; "
             f"found keys such as: {', '.join(sorted(state)[:8])}")
     num_classes, last_channels = state["fcn.weight"].shape[:2]
-    conv0 = state["st_gcn_networks.0.gcn.conv.weight"]
+    width = last_channels / PAPER_CHANNELS[-1]
+    conv0 = state["st_gcn_networks.0.gcn.conv.weight"]  # (partitions x first block's channels, in_channels, 1, 1)
     if "A" in state:
         partitions, joints = state["A"].shape[:2]
     else:
         joints = state["data_bn.running_mean"].shape[0] // conv0.shape[1]
-        partitions = conv0.shape[0] // 64
+        partitions = conv0.shape[0] // ModelConfig(width=width).channels()[0]
     if joints not in _LAYOUT_BY_JOINTS:
         raise CheckpointError(f"{path}: {joints} joints match no known layout ({', '.join(LAYOUTS)})")
     layout = _LAYOUT_BY_JOINTS[joints]
     strategy = _strategy_for(path, state.get("A"), layout, partitions)
-    width = last_channels / 256
-    temporal_kernel = state["st_gcn_networks.0.tcn.2.weight"].shape[2] if "st_gcn_networks.0.tcn.2.weight" in state else 9
+    tcn = "st_gcn_networks.0.tcn.2.weight"
+    temporal_kernel = state[tcn].shape[2] if tcn in state else PAPER_TEMPORAL_KERNEL
     return ModelConfig(num_classes=num_classes, in_channels=conv0.shape[1], layout=layout, strategy=strategy,
                        edge_importance="edge_importance.0" in state, temporal_kernel=temporal_kernel, width=width)
 

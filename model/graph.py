@@ -48,13 +48,6 @@ NTU_RGBD_25 = Layout(
 LAYOUTS = {layout.name: layout for layout in (OPENPOSE_18, NTU_RGBD_25)}
 STRATEGIES = ("uniform", "distance", "spatial")
 
-# OpenPose-18 joint names, used by visualisations and by the synthetic motion generator.
-OPENPOSE_JOINT_NAMES = (
-    "nose", "neck", "r_shoulder", "r_elbow", "r_wrist", "l_shoulder", "l_elbow", "l_wrist",
-    "r_hip", "r_knee", "r_ankle", "l_hip", "l_knee", "l_ankle", "r_eye", "l_eye", "r_ear", "l_ear",
-)
-
-
 def hop_distance(layout: Layout, max_hop: int = 1) -> np.ndarray:
     """(V, V) shortest-path hop counts, ``inf`` beyond ``max_hop``."""
     v = layout.num_joints

@@ -7,6 +7,7 @@ original einsum: the same arithmetic without the permute/contiguous copies (see 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -17,6 +18,7 @@ from model.graph import LAYOUTS, adjacency_partitions
 
 PAPER_CHANNELS = (64, 64, 64, 64, 128, 128, 128, 256, 256, 256)
 PAPER_STRIDES = (1, 1, 1, 1, 2, 1, 1, 2, 1, 1)
+PAPER_TEMPORAL_KERNEL = 9  # frames of each block's temporal convolution (a 9x1 kernel)
 
 
 @dataclass(frozen=True)
@@ -29,16 +31,12 @@ class ModelConfig:
     strategy: str = "spatial"
     max_hop: int = 1
     edge_importance: bool = True
-    temporal_kernel: int = 9
+    temporal_kernel: int = PAPER_TEMPORAL_KERNEL
     dropout: float = 0.0
     width: float = 1.0
 
     def channels(self) -> tuple[int, ...]:
         return tuple(max(4, round(c * self.width)) for c in PAPER_CHANNELS)
-
-    @property
-    def is_paper_shape(self) -> bool:
-        return self.width == 1.0 and self.temporal_kernel == 9
 
 
 class GraphConv(nn.Module):
@@ -146,7 +144,7 @@ class STGCN(nn.Module):
     def replace_head(self, num_classes: int) -> STGCN:
         """New, freshly initialised classifier for fine-tuning a pretrained network on another label set."""
         self.fcn = nn.Conv2d(self.fcn.in_channels, num_classes, kernel_size=1).to(self.fcn.weight.device)
-        self.config = ModelConfig(**{**self.config.__dict__, "num_classes": num_classes})
+        self.config = dataclasses.replace(self.config, num_classes=num_classes)
         return self
 
 

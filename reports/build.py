@@ -1,8 +1,9 @@
-"""python -m reports.build STUDY_DIR [--out DIR]: the study's spreadsheet, sensitivity plots and an HTML page.
+"""python -m reports.build STUDY_DIR [--out DIR]: the study's findings, spreadsheet, sensitivity plots and page.
 
-Reads only the study's files (study.json, trials.parquet, epochs.parquet, optuna.journal, experiments/), so it
-runs on a laptop after the results were copied off a cluster, and on a study that is still running. What it
-cannot build (no finished trial in a subset, a missing file) is said in the spreadsheet's summary and the page.
+Reads only the study's files (study.json, space.yaml, trials.parquet, epochs.parquet, experiments/), so
+it runs on a laptop after the results were copied off a cluster, and on a study that is still running; it writes
+only under its output directory. What it cannot build (no finished trial in a subset, a missing file) is said in
+the spreadsheet's summary and on the page.
 """
 
 from __future__ import annotations
@@ -11,85 +12,93 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from reports import analysis, sensitivity
-from reports.curves import plot_curves
+from reports import sensitivity
+from reports.comparisons import seed_comparisons
 from reports.describe import notes
+from reports.findings import SubsetFindings, across_subsets, analyse_subset, importance_table_rows, name
 from reports.html import write_page
 from reports.load import NotAStudyError, StudyResults, load_study
+from reports.reproduction import reproduction_table
+from reports.scores import budgets, completed, search_trials
 from reports.spreadsheet import FILENAME, write_workbook
-from study.experiment import parse_folder_name
+from reports.table import Column, Table
+from training.plots import plot_curves
 
 STOP_LABELS = {"stopped_by_asha": "stopped by ASHA", "diverged": "diverged (loss NaN)", "errored": "errored"}
 
 
-def annotate(results: StudyResults, noise: dict[str, float]) -> dict[str, pd.DataFrame]:
-    """Per subset: the trials sorted by index, with num_classes and the Observations and Notes column."""
+def annotate(results: StudyResults, found: dict[str, SubsetFindings]) -> dict[str, pd.DataFrame]:
+    """Per subset: the trials sorted by index, with the Observations and Notes column."""
     per_subset = {}
     for subset in results.subsets:
         rows = results.trials[results.trials["subset"] == subset].sort_values("index") if len(results.trials) else \
             pd.DataFrame()
         if rows.empty:
             continue
-        rows = rows.assign(num_classes=rows["folder"].map(
-            lambda f: parse_folder_name(f)["num_classes"] if isinstance(f, str) else np.nan))
-        best = rows["best_val_top1"].max()
-        best_id = rows.loc[rows["best_val_top1"].idxmax(), "trial_id"] if rows["best_val_top1"].notna().any() else None
-        rows["notes"] = [notes(r, r["trial_id"] == best_id, noise.get(subset), None if np.isnan(best) else best)
-                         for _, r in rows.iterrows()]
+        done = completed(search_trials(rows))
+        best = done.loc[done["score"].idxmax()] if len(done) else None
+        f = found.get(subset)
+        rows["notes"] = [notes(r, best is not None and r["trial_id"] == best["trial_id"], f.noise if f else None,
+                               None if best is None else best["score"]) for _, r in rows.iterrows()]
         per_subset[subset] = rows
     return per_subset
 
 
-def mark_stops(results: StudyResults, trials: pd.DataFrame) -> None:
-    """Redraw the curves of trials that ended early with where and why they stopped (the trial itself cannot
-    know that ASHA stopped it)."""
+def mark_stops(results: StudyResults, trials: pd.DataFrame, out: Path) -> None:
+    """The curves of trials that ended early, with where and why they stopped (the trial itself cannot know that
+    ASHA stopped it), drawn into the report's ``curves/<folder>/``: the report never changes its input."""
     for _, row in trials[trials["stop_reason"].isin(list(STOP_LABELS))].iterrows():
         folder = results.experiment_dir(row["folder"])
         csv = folder / "save_values_csv" / "epochs.csv" if folder else None
         if csv and csv.is_file():
             label = f"{STOP_LABELS[row['stop_reason']]} at epoch {int(row['epochs_run'])} of {int(row['epochs_planned'])}"
-            plot_curves(pd.read_csv(csv), folder / "matplotlib_graphs", str(row["folder"]), int(row["epochs_run"]),
+            plot_curves(pd.read_csv(csv), out / "curves" / folder.name, str(row["folder"]), int(row["epochs_run"]),
                         label)
 
 
-def summary_tables(per_subset: dict[str, pd.DataFrame]) -> list[tuple[str, list[list]]]:
-    tables = []
-    best_rows = [["Subset", "Experiment ID", "Test top-1", "Optimizer", "LR", "Batch", "Scheduler", "Folder"]]
-    for subset, rows in per_subset.items():
-        scored = rows.dropna(subset=["best_val_top1"])
-        if len(scored):
-            top = scored.loc[scored["best_val_top1"].idxmax()]
-            best_rows.append([subset, int(top["experiment_id"]), float(top["best_val_top1"]), top["optimizer"],
-                              float(top["lr"]), int(top["batch_size"]), top["scheduler"], top["folder"]])
-    tables.append(("Best experiment per subset", best_rows))
+def summary_tables(per_subset: dict[str, pd.DataFrame], found: dict[str, SubsetFindings]) -> list[Table]:
+    best = Table("Best experiment per subset", [
+        Column("Subset"), Column("Experiment ID", "int"), Column("Test top-1 (last epoch)", "percent"),
+        Column("Test top-1 (best epoch)", "percent"), Column("Budget (epochs)", "int"), Column("Optimizer"),
+        Column("LR", "lr"), Column("Batch", "int"), Column("Scheduler"), Column("Folder")],
+        note="Ranked by the study's score: the last epoch's val top-1 at the subset's headline budget. The best "
+             "epoch's top-1 is the maximum over epochs of the reported split, so it is optimistic.")
+    for subset, f in found.items():
+        if f.best is not None:
+            b = f.best
+            best.add(subset, b["experiment_id"], b["score"], b["best_val_top1"], f.budget, b["optimizer"], b["lr"],
+                     b["batch_size"], b["scheduler"], b["folder"])
+    tables = [best]
     for column, title in (("optimizer", "optimizer"), ("scheduler", "scheduler"), ("batch_size", "batch size")):
-        table = [["Subset", title, "trials", "best test top-1", "median test top-1"]]
-        for subset, rows in per_subset.items():
-            for value, group in rows.groupby(column):
-                table.append([subset, value.item() if hasattr(value, "item") else value, len(group),
-                              float(group["best_val_top1"].max()), float(group["best_val_top1"].median())])
-        tables.append((f"Best per {title}", table))
-    counts = [["Subset", "trials", "completed", "stopped_by_asha", "diverged", "errored", "running"]]
+        table = Table(f"Best and median per {title}", [Column("Subset"), Column(title.capitalize()),
+                                                       Column("trials", "int"), Column("budget (epochs)", "int"),
+                                                       Column("best", "percent"), Column("median", "percent")],
+                      note="At each subset's headline budget (matched: the same epoch for every trial).")
+        for subset, f in found.items():
+            for value, group in f.scored.groupby(column) if len(f.scored) else []:
+                table.add(subset, value, len(group), f.budget, group["score"].max(), group["score"].median())
+        tables.append(table)
+    importance = Table("Hyperparameter importance by budget", [
+        Column("Subset"), Column("Budget (epochs)", "int"), Column("Parameter"), Column("importance", "ratio"),
+        Column("90% low", "ratio"), Column("90% high", "ratio"), Column("permutation p", "ratio"), Column("trials", "int"),
+        Column("verdict")],
+        note="Share of the score's variance a parameter explains on its own (omega squared), at each budget over the "
+             "trials that reached it. Subsets whose results cannot be told apart from noise or chance have no rows.")
+    for subset, budget, parameter, imp in importance_table_rows(found):
+        f = found[subset]
+        if f.detectable:
+            verdict = "matters" if imp.matters(len(f.importances[budget])) else "not detectable"
+            importance.add(subset, budget, name(parameter), imp.value, imp.low, imp.high, imp.p, imp.trials, verdict)
+    tables.append(importance)
+    counts = Table("Trials by stop reason", [Column("Subset"), *(Column(h, "int") for h in (
+        "trials", "completed", "stopped_by_asha", "diverged", "errored", "running"))])
     for subset, rows in per_subset.items():
         reasons = rows["stop_reason"].value_counts()
-        counts.append([subset, len(rows), *(int(reasons.get(r, 0)) for r in counts[0][2:])])
-    tables.append(("Trials by stop reason", counts))
+        counts.add(subset, len(rows), *(int(reasons.get(c.header, 0)) for c in counts.columns[2:]))
+    tables.append(counts)
     return tables
-
-
-def reproduction_table(per_subset: dict[str, pd.DataFrame], data_source: str) -> list[list]:
-    """The study's best next to the published ST-GCN figures; marked not comparable on synthetic data."""
-    verdict = "not comparable: synthetic data" if "synthetic" in data_source else "comparable (real data)"
-    table = [["Subset", "study best top-1", "study best top-5", "published", "published top-1", "published top-5",
-              "comparison"]]
-    for subset, rows in per_subset.items():
-        published = analysis.PUBLISHED[subset]
-        table.append([subset, float(rows["best_val_top1"].max()), float(rows["best_val_top5"].max()),
-                      published["what"], published["top1"], published["top5"], verdict])
-    return table
 
 
 def build(study: Path, out: Path | None = None) -> Path:
@@ -97,52 +106,56 @@ def build(study: Path, out: Path | None = None) -> Path:
     out = Path(out) if out else results.root / "report"
     plots = out / "plots"
     plots.mkdir(parents=True, exist_ok=True)
-    search = results.trials[results.trials["repeat_of"].isna()] if len(results.trials) else results.trials
-    noise = analysis.seed_noise(results.trials)
-    per_subset = annotate(results, noise)
+    trials, epochs = results.trials, results.epochs
+    levels = budgets(trials, epochs, results.manifest) if len(trials) else []
+    found = {s: analyse_subset(trials, epochs, s, results.searched, levels) for s in results.subsets
+             if len(trials) and (trials["subset"] == s).any()}
+    per_subset = annotate(results, found)
     if per_subset:
-        mark_stops(results, pd.concat(per_subset.values()))
+        mark_stops(results, pd.concat(per_subset.values()), out)
+    findings = [line for f in found.values() for line in f.sentences] + across_subsets(found)
     subsets = results.subsets or ("kinetics-motion",)
-    importances, expected = {}, {}
-    for subset, rows in per_subset.items():
-        study_for = results.optuna_study(subset)
-        if study_for is not None:
-            importances[subset], why = analysis.importances(study_for, search[search["subset"] == subset])
-            results.missing.extend(f"{subset}: {line}" for line in why)
-        expected[subset] = analysis.expected_max(rows.loc[rows["repeat_of"].isna(), "best_val_top1"].to_numpy(float))
     figures = []
-    if len(results.trials):
-        figures += [
-            (sensitivity.lr_sensitivity(results.trials, subsets, plots, noise),
-             "Best validation top-1 against the learning rate, per optimizer; hollow markers are trials ASHA stopped "
-             "early, so their score is a lower bound. Grey: the seed-noise band below the best, when measured."),
-            (sensitivity.lr_batch(results.trials, subsets, plots),
-             "Learning rate against batch size, coloured by best validation top-1; the dashed line is the linear "
-             "scaling rule through the paper's recipe (lr 0.1 at batch 256)."),
-            (sensitivity.scheduler_comparison(results.trials, subsets, plots, noise),
-             "Distribution of best validation top-1 per learning-rate scheduler."),
-            (sensitivity.learning_curves(results.epochs, results.trials, subsets, plots),
+    if len(trials):
+        figures = [
+            (sensitivity.lr_sensitivity(trials, epochs, found, levels, plots).path,
+             "Validation top-1 against the learning rate at matched budgets: one colour per budget (an ASHA rung, "
+             "where every trial that reached it is scored by its val top-1 there, or the last epoch of the completed "
+             "trials), a marker per optimizer; crosses at the bottom are diverged trials. Grey: within the seed noise "
+             "of the best, when the study measured it."),
+            (sensitivity.importance_by_budget(found, levels, plots).path,
+             "How much of the spread of scores each searched parameter explains, from the first ASHA rung to the final "
+             "budget, with 90% bootstrap intervals; a subset whose results cannot be told apart from noise or chance "
+             "shows no ranking."),
+            (sensitivity.lr_batch(found, plots).path,
+             "Learning rate against batch size, coloured by val top-1 at the headline budget; dashed: the linear scaling "
+             "rule through the paper's recipe (lr 0.1 at batch 256); solid: the fitted lr* ~ batch^alpha where "
+             "estimated."),
+            (sensitivity.scheduler_comparison(found, plots).path,
+             "Val top-1 per learning-rate scheduler at each subset's headline budget."),
+            (sensitivity.learning_curves(epochs, trials, subsets, plots).path,
              "Validation top-1 per epoch for every trial; x marks where ASHA stopped a trial, + a divergence."),
-            (sensitivity.importance_plot(importances, subsets, plots),
-             "Hyperparameter importance per subset (Optuna's fANOVA and PED-ANOVA over the searched parameters, "
-             "scored by each trial's best validation top-1), side by side."),
-            (sensitivity.expected_max_plot(expected, subsets, plots, Path(str(results.manifest.get(
-                "request", {}).get("space", results.name))).stem),
-             "Expected best validation top-1 as a function of the number of trials (Dodge et al., 2019), from "
-             "this study's trials treated as draws from its search distribution.")]
-    facts = [["Study", results.name], ["Data", results.data_source],
-             ["Space", str(results.manifest.get("request", {}).get("space", "unknown"))],
-             ["Status", results.manifest.get("status", "unknown")], ["Trials", len(results.trials)],
-             *[[f"Seed noise ({s})", f"{100 * v:.2f} points (std of best val top-1 over seeds)"] for s, v in noise.items()],
+            (sensitivity.expected_max_plot(trials, epochs, subsets, levels, results.space_name, plots).path,
+             "Expected best validation top-1 as a function of the number of trials (Dodge et al., 2019), from the "
+             "independent draws of the space (random or space-filling trials, or TPE's random start-up) at the first "
+             "budget every trial reached.")]
+        if {"fraction_per_class", "cap_per_class", "sampling"} & set(results.searched):
+            figures.append((sensitivity.data_budget(found, plots).path,
+                            "Val top-1 at the headline budget against the training clips per class (log scale), per "
+                            "sampling strategy (stratified: every class keeps its share; uniform: over all clips, "
+                            "keeping the class imbalance); bars: the noise floor, 95%."))
+        if "pretrained" in results.searched:
+            figures.append((sensitivity.pretraining(epochs, trials, subsets, plots).path,
+                            "Validation top-1 per epoch from scratch (grey) and fine-tuned from the checkpoint (red): "
+                            "each search trial thin, the mean over trials per epoch thick."))
+    facts = [["Study", results.name], ["Data", results.data_source], ["Space", results.space_name],
+             ["Status", results.manifest.get("status", "unknown")], ["Trials", len(trials)],
+             ["Budgets (epochs)", ", ".join(map(str, levels))],
+             *[[f"Noise floor ({s})", f.noise.describe()] for s, f in found.items()],
              *[["Missing", line] for line in results.missing]]
-    reproduction = reproduction_table(per_subset, results.data_source)
-    comparisons = analysis.seed_comparisons(results.trials) if len(results.trials) else []
-    extra = [("Reproduction check (published ST-GCN)", reproduction)]
-    if len(comparisons) > 1:
-        extra.append(("Does the best config beat the others? (bootstrap over seeds)", comparisons))
-    workbook = write_workbook(out / FILENAME, per_subset, summary_tables(per_subset) + extra, facts,
-                              results.experiment_dir)
-    write_page(out / "index.html", results, figures, facts, extra, workbook)
+    tables = summary_tables(per_subset, found) + [reproduction_table(found), seed_comparisons(trials)]
+    workbook = write_workbook(out / FILENAME, per_subset, findings, facts, tables, results.experiment_dir)
+    write_page(out / "index.html", results, findings, figures, facts, tables, workbook)
     return out
 
 

@@ -1,24 +1,27 @@
-"""Words for a trial, from its row in trials.parquet: optimizer and scheduler as a researcher writes them,
-and the Observations and Notes the spreadsheet used to get by hand."""
+"""Words for a trial, from its row in trials.parquet: optimizer, scheduler, data and pre-training as a researcher
+writes them, and the Observations and Notes the spreadsheet used to get by hand."""
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pandas as pd
+
+from reports.scores import NoiseFloor
 
 OVERFIT_GAP = 0.25  # train top-1 this far above val top-1 (and train above 50%) is called overfitting
 
 
-def _present(value) -> bool:
+def present(value) -> bool:
     return value is not None and not (isinstance(value, float) and math.isnan(value))
 
 
 def optimizer_text(row: pd.Series) -> str:
     name = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW"}.get(row["optimizer"], str(row["optimizer"]))
-    if row["optimizer"] == "sgd" and _present(row.get("momentum")):
+    if row["optimizer"] == "sgd" and present(row.get("momentum")):
         return f"{name} (momentum {row['momentum']:.3g}{', nesterov' if row.get('nesterov') else ''})"
-    if _present(row.get("beta1")):
+    if present(row.get("beta1")):
         return f"{name} (betas {row['beta1']:.3g}, {row['beta2']:.3g})"
     return name
 
@@ -32,42 +35,65 @@ def scheduler_text(row: pd.Series) -> str:
     else:
         text = str(kind)
     warmup = row.get("warmup_epochs")
-    return text + (f" + warmup {int(warmup)}" if _present(warmup) and warmup > 0 else "")
+    return text + (f" + warmup {int(warmup)}" if present(warmup) and warmup > 0 else "")
 
 
 def dataset_text(row: pd.Series) -> str:
-    return f"{row['subset']} (synthetic)" if row.get("data_source") == "synthetic" else str(row["subset"])
+    """The subset, how its training set was sampled and how many clips that was, and where the data came from."""
+    parts = [str(row["subset"])]
+    if present(row.get("fraction_per_class")):
+        parts.append(f"{100 * row['fraction_per_class']:.0f}% per class")
+    if present(row.get("cap_per_class")):
+        parts.append(f"at most {int(row['cap_per_class'])} per class")
+    if len(parts) > 1:
+        parts += [str(row.get("sampling") or "stratified"), f"seed {int(row['seed'])}"]
+    if present(row.get("train_clips")):
+        parts.append(f"{int(row['train_clips'])} training clips")
+    return ", ".join(parts) + (" (synthetic)" if row.get("data_source") == "synthetic" else "")
+
+
+def pretrained_text(row: pd.Series) -> str:
+    """'no', or the checkpoint's file name and the start of its sha256, so a result names the exact weights."""
+    path = row.get("pretrained")
+    if not isinstance(path, str):
+        return "no"
+    digest = row.get("pretrained_sha256")
+    return f"{Path(path).name} (sha256 {digest[:12]})" if isinstance(digest, str) else Path(path).name
 
 
 def _pct(value: float) -> str:
     return f"{100 * value:.1f}%"
 
 
-def notes(row: pd.Series, best_of_subset: bool, noise: float | None, best_score: float | None) -> str:
-    """Observations from the data: how it ended, over/underfitting, where it stands in the study."""
+def notes(row: pd.Series, best_of_subset: bool, noise: NoiseFloor | None, best_score: float | None) -> str:
+    """Observations from the data: how it ended, over/underfitting, where it stands in the study (by the study's
+    score, the last epoch)."""
     out = []
-    reason, run, planned = row["stop_reason"], int(row["epochs_run"]), int(row["epochs_planned"])
+    reason, run = row["stop_reason"], int(row["epochs_run"])
+    planned = int(row["epochs_planned"]) if present(row.get("epochs_planned")) else None
     if reason == "diverged":
         out.append(f"diverged at epoch {run} (loss NaN)")
     elif reason == "stopped_by_asha":
-        out.append(f"stopped by ASHA at epoch {run} of {planned}")
+        out.append(f"stopped by ASHA at epoch {run} of {planned}: its scores are from a smaller budget")
     elif reason == "errored":
         out.append(f"errored after {run} epoch(s): {row.get('error') or 'no message'}")
-    elif reason == "running":
-        out.append(f"still running ({run} of {planned} epochs)")
+    elif reason in ("running", "interrupted"):
+        out.append(f"{'still running' if reason == 'running' else 'interrupted'} ({run} of {planned} epochs)")
     if isinstance(row.get("repeat_of"), str):
         out.append(f"seed repeat (seed {int(row['seed'])}) of trial {row['repeat_of']}")
     if int(row.get("retries") or 0):
         out.append(f"retried {int(row['retries'])}x from its checkpoint")
-    train, val = row.get("train_top1_at_best"), row.get("best_val_top1")
-    if _present(train) and _present(val):
-        if train > 0.5 and train - val > OVERFIT_GAP:
-            out.append(f"overfitting: train {_pct(train)} vs test {_pct(val)}")
-        chance = 1.0 / row["num_classes"] if _present(row.get("num_classes")) else None
-        if chance and val < 1.5 * chance:
+    train, score = row.get("last_train_top1"), row.get("last_val_top1")
+    if present(train) and present(score):
+        if train > 0.5 and train - score > OVERFIT_GAP:
+            out.append(f"overfitting: train {_pct(train)} vs test {_pct(score)}")
+        chance = 1.0 / row["num_classes"] if present(row.get("num_classes")) else None
+        if chance and score < 1.5 * chance:
             out.append(f"near chance ({_pct(chance)})")
     if best_of_subset:
         out.append("best of study")
-    elif noise is not None and _present(val) and best_score is not None and best_score - val <= noise:
-        out.append(f"within the seed noise of the best ({_pct(best_score - val)} below, noise {_pct(noise)})")
+    elif reason == "completed" and noise is not None and present(score) and best_score is not None and \
+            noise.within(best_score, score):
+        out.append(f"within the seed noise of the best ({100 * (best_score - score):.1f} points below; noise "
+                   f"{100 * noise.sd:.1f} points)")
     return "; ".join(out)

@@ -1,4 +1,4 @@
-"""A study's result files, read without Ray: the manifest, the Parquet tables, the Optuna journal.
+"""A study's result files, read without Ray: the manifest, the copy of its search space, the Parquet tables.
 
 Whatever is missing or unreadable becomes a line in ``missing`` instead of an exception, so a report of a
 running, partial or broken study still builds what it can and says what it could not.
@@ -10,15 +10,11 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import optuna
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
-from optuna.storages import JournalStorage
-from optuna.storages.journal import JournalFileBackend
+import yaml
 
-MANIFEST, EPOCHS, TRIALS, JOURNAL = "study.json", "epochs.parquet", "trials.parquet", "optuna.journal"
-SUBSETS = ("kinetics-motion", "kinetics-392")
+from kinetics.subsets import SUBSET_NAMES
+from training.results import EPOCHS, EXPERIMENTS, MANIFEST, SPACE_COPY, TRIALS, read_table
 
 
 class NotAStudyError(ValueError):
@@ -33,7 +29,17 @@ class StudyResults:
     trials: pd.DataFrame
     epochs: pd.DataFrame
     subsets: tuple[str, ...]
+    space: dict = field(default_factory=dict)  # the study's copy of its search space (space.yaml)
     missing: list[str] = field(default_factory=list)
+
+    @property
+    def searched(self) -> list[str]:
+        """The parameters the study's space searched, in the space's order."""
+        return list(self.space.get("params") or {})
+
+    @property
+    def space_name(self) -> str:
+        return str(self.space.get("name") or Path(str(self.manifest.get("request", {}).get("space", "unknown"))).stem)
 
     @property
     def data_source(self) -> str:
@@ -45,35 +51,25 @@ class StudyResults:
         its Tune trial directory."""
         if not isinstance(folder, str):
             return None
-        direct = self.root / "experiments" / folder
+        direct = self.root / EXPERIMENTS / folder
         if direct.is_dir():
             return direct
         return next((p for p in self.root.glob(f"*/*/{folder}") if p.is_dir()), None)
 
-    def optuna_study(self, subset: str) -> optuna.Study | None:
-        """The subset's Optuna study from the journal, or None (and a line in ``missing``)."""
-        path = self.root / JOURNAL
-        if not path.is_file():
-            self.missing.append(f"{JOURNAL}: not found, so no hyperparameter importance")
-            return None
-        try:
-            return optuna.load_study(study_name=subset, storage=JournalStorage(JournalFileBackend(str(path))))
-        except KeyError:
-            self.missing.append(f"{JOURNAL}: no Optuna study for {subset}")
-            return None
+
+def _read_dataset(root: Path, name: str, missing: list[str]) -> pd.DataFrame:
+    """The table with its declared columns (no rows when no trial has reported)."""
+    if not any((root / name).glob("*.parquet")):
+        missing.append(f"{name}: no rows yet (no trial has reported)")
+    return read_table(root, name, skipped=missing).to_pandas()
 
 
-def _read_dataset(path: Path, missing: list[str]) -> pd.DataFrame:
-    if not path.exists() or (path.is_dir() and not any(path.glob("*.parquet"))):
-        missing.append(f"{path.name}: no rows yet (no trial has reported)")
-        return pd.DataFrame()
-    frames = []
-    for part in sorted(path.glob("*.parquet")) if path.is_dir() else [path]:
-        try:
-            frames.append(pq.read_table(part).to_pandas())
-        except (pa.ArrowInvalid, OSError) as exc:
-            missing.append(f"{path.name}/{part.name}: unreadable, skipped ({exc})")
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+def _read_space(root: Path, missing: list[str]) -> dict:
+    try:
+        return yaml.safe_load((root / SPACE_COPY).read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        missing.append(f"{SPACE_COPY}: unreadable ({exc.__class__.__name__}), so the searched parameters are unknown")
+        return {}
 
 
 def load_study(root: Path) -> StudyResults:
@@ -93,12 +89,10 @@ def load_study(root: Path) -> StudyResults:
             missing.append(f"{MANIFEST}: unreadable ({exc})")
     else:
         missing.append(f"{MANIFEST}: not found")
-    trials = _read_dataset(root / TRIALS, missing)
-    if len(trials) and "repeat_of" not in trials:
-        trials["repeat_of"] = None
-    epochs = _read_dataset(root / EPOCHS, missing)
+    trials = _read_dataset(root, TRIALS, missing)
+    epochs = _read_dataset(root, EPOCHS, missing)
     asked = tuple(manifest.get("request", {}).get("subsets") or ())
-    seen = tuple(s for s in SUBSETS if not trials.empty and s in set(trials["subset"]))
+    seen = tuple(s for s in SUBSET_NAMES if not trials.empty and s in set(trials["subset"]))
     subsets = asked or seen
     for subset in subsets:
         if trials.empty or not (trials["subset"] == subset).any():
@@ -107,4 +101,5 @@ def load_study(root: Path) -> StudyResults:
             missing.append(f"{subset}: no trial finished an epoch with a valid score")
     if manifest.get("status") == "running":
         missing.append("the study is still running (or was interrupted); this report shows the results so far")
-    return StudyResults(root, manifest.get("name", root.name), manifest, trials, epochs, subsets, missing)
+    return StudyResults(root, manifest.get("name", root.name), manifest, trials, epochs, subsets,
+                        _read_space(root, missing), missing)

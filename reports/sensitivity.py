@@ -1,112 +1,171 @@
-"""Sensitivity plots across both subsets, drawn from the trials and epochs tables.
+"""Sensitivity plots across both subsets, each at matched budgets.
 
-Every plot puts the subsets side by side on shared axes, draws ASHA-stopped trials hollow and completed ones
-filled, and shades the seed-noise band around the best score when the study measured one.
+No figure mixes a score from an early ASHA rung with a final one as one quantity: a series is one budget (the val
+top-1 at that epoch of every trial that reached it, or the last epoch of the completed trials), labelled as such.
+Diverged trials are drawn at the bottom, marked. Every function returns the points it drew, so what a figure shows
+can be checked against the tables it came from.
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import NamedTuple
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+from common.plotting import save_figure
+from reports.findings import SubsetFindings, name
+from reports.scaling import PAPER_BATCH, Exponent
+from reports.scores import INDEPENDENT, at_budget, diverged, expected_max, search_trials
 
-from reports.curves import _save  # noqa: E402
-
-MARKERS = {"completed": "o", "stopped_by_asha": "o", "diverged": "x", "errored": "x", "running": "s"}
-COLORS = {"sgd": "tab:blue", "adam": "tab:orange", "adamw": "tab:green"}
+MARKERS = {"sgd": "o", "adam": "s", "adamw": "^"}
 SCHEDULER_ORDER = ("step", "cosine", "plateau", "none")
-PAPER_BATCH, PAPER_LR = 256, 0.1
+PAPER_LR = 0.1
 
 
-def _panels(subsets: tuple[str, ...], title: str, sharey: bool = True):
+class Plot(NamedTuple):
+    path: Path
+    points: pd.DataFrame  # subset, series, x, y (and what else identifies a point): what the figure shows
+
+
+def _panels(subsets, title: str, sharey: bool = True):
     fig, axes = plt.subplots(1, len(subsets), figsize=(5.5 * len(subsets), 4.2), sharey=sharey, squeeze=False)
     fig.suptitle(title)
     return fig, axes[0]
 
 
-def _noise_band(ax, best: float | None, noise: float | None) -> None:
-    if best is not None and noise:
-        ax.axhspan(100 * (best - noise), 100 * best, color="grey", alpha=0.15, label="seed noise below best")
+def _budget_label(budget: int, final: int) -> str:
+    return f"epoch {budget} (completed trials)" if budget >= final else f"epoch {budget} (ASHA rung, every trial there)"
 
 
-def _scatter(ax, rows: pd.DataFrame, x: str, color: str, label: str) -> None:
-    for reason, group in rows.groupby("stop_reason"):
-        marker = MARKERS.get(reason, "o")
-        colors = {"color": color} if marker == "x" else {  # an 'x' has no face to leave hollow
-            "facecolors": "none" if reason == "stopped_by_asha" else color, "edgecolors": color}
-        ax.scatter(group[x], 100 * group["best_val_top1"].fillna(0), marker=marker, s=36, **colors,
-                   label=f"{label} ({reason.replace('_', ' ')})")
-
-
-def lr_sensitivity(trials: pd.DataFrame, subsets, out: Path, noise: dict) -> Path:
-    """val top-1 vs learning rate (log x) per optimizer."""
-    fig, axes = _panels(subsets, "Validation top-1 vs learning rate (hollow: stopped by ASHA)")
+def lr_sensitivity(trials: pd.DataFrame, epochs: pd.DataFrame, found: dict[str, SubsetFindings], levels: list[int],
+                   out: Path) -> Plot:
+    """Val top-1 vs learning rate: a colour per budget, a marker per optimizer, diverged trials at the bottom."""
+    subsets = list(found) or ["kinetics-motion"]
+    fig, axes = _panels(subsets, "Validation top-1 vs learning rate, at matched budgets")
+    colours = plt.cm.viridis(np.linspace(0.15, 0.85, max(len(levels), 1)))
+    points = []
     for ax, subset in zip(axes, subsets):
-        rows = trials[trials["subset"] == subset]
-        for optimizer, group in rows.groupby("optimizer"):
-            _scatter(ax, group, "lr", COLORS.get(optimizer, "tab:grey"), optimizer)
-        _noise_band(ax, rows["best_val_top1"].max() if len(rows) else None, noise.get(subset))
-        ax.set(xscale="log", xlabel="learning rate", ylabel="best val top-1 (%)", title=subset)
+        search = search_trials(trials, subset)
+        final = levels[-1] if levels else 0
+        for colour, budget in zip(colours, levels):
+            rows = at_budget(search, epochs, budget, final)
+            for optimizer, group in rows.groupby("optimizer"):
+                ax.scatter(group["lr"], 100 * group["score"], color=colour, marker=MARKERS.get(optimizer, "o"), s=36,
+                           label=f"{_budget_label(budget, final)}, {optimizer}")
+                points += [(subset, f"epoch {budget}", lr, s, optimizer) for lr, s in zip(group["lr"], group["score"])]
+        bad = diverged(search)
+        if len(bad):
+            ax.scatter(bad["lr"], np.zeros(len(bad)), marker="x", color="crimson", s=50, label="diverged (loss NaN)")
+            points += [(subset, "diverged", lr, 0.0, o) for lr, o in zip(bad["lr"], bad["optimizer"])]
+        f = found.get(subset)
+        if f is not None and f.best is not None and f.noise.source == "seeds":
+            top = 100 * f.best["score"]
+            ax.axhspan(top - 100 * 1.96 * math.sqrt(2) * f.noise.sd, top, color="grey", alpha=0.15,
+                       label="within the seed noise of the best")
+        ax.set(xscale="log", xlabel="learning rate", ylabel="val top-1 (%)", title=subset)
         ax.grid(alpha=0.3, which="both")
-        if len(rows):
-            ax.legend(fontsize=7)
-    _save(fig, out / "lr_sensitivity.png")
-    return out / "lr_sensitivity.png"
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=6)
+    save_figure(fig, out / "lr_sensitivity.png")
+    return Plot(out / "lr_sensitivity.png", pd.DataFrame(points, columns=["subset", "series", "x", "y", "optimizer"]))
 
 
-def lr_batch(trials: pd.DataFrame, subsets, out: Path) -> Path:
-    """lr x batch size coloured by top-1, with the linear-scaling line lr = 0.1 * batch / 256."""
-    fig, axes = _panels(subsets, "Learning rate x batch size (colour: best val top-1 %)")
-    top = 100 * trials["best_val_top1"].max() if trials["best_val_top1"].notna().any() else 1.0
+def importance_by_budget(found: dict[str, SubsetFindings], levels: list[int], out: Path) -> Plot:
+    """Each parameter's importance (90% interval) from the first ASHA rung to the final budget; a subset whose
+    results cannot be told apart from noise or chance shows that instead of a ranking."""
+    subsets = list(found) or ["kinetics-motion"]
+    fig, axes = _panels(subsets, "Hyperparameter importance by budget (share of the score's variance, 90% interval)")
+    points = []
     for ax, subset in zip(axes, subsets):
-        rows = trials[trials["subset"] == subset]
-        points = ax.scatter(rows["batch_size"], rows["lr"], c=100 * rows["best_val_top1"].fillna(0), cmap="viridis",
-                            vmin=0, vmax=top, s=50, edgecolors="k")
+        f = found.get(subset)
+        if f is None or not f.detectable or not f.importances:
+            ax.text(0.5, 0.5, "no detectable sensitivity:\nno ranking", ha="center", va="center", transform=ax.transAxes)
+        else:
+            parameters = sorted({p for per in f.importances.values() for p in per})
+            for parameter in parameters:
+                budgets = [b for b in sorted(f.importances) if parameter in f.importances[b]]
+                imp = [f.importances[b][parameter] for b in budgets]
+                values = [i.value for i in imp]
+                ax.errorbar(budgets, values, yerr=[[v - i.low for v, i in zip(values, imp)],
+                                                   [i.high - v for v, i in zip(values, imp)]],
+                            marker="o", capsize=3, label=name(parameter))
+                points += [(subset, parameter, b, i.value, i.low, i.high) for b, i in zip(budgets, imp)]
+            ax.legend(fontsize=7)
+        ax.set(xlabel="budget (epochs)", ylabel="importance", title=subset, ylim=(0, 1))
+        ax.set_xticks(levels)
+        ax.grid(alpha=0.3)
+    save_figure(fig, out / "importance.png")
+    return Plot(out / "importance.png", pd.DataFrame(points, columns=["subset", "series", "x", "y", "low", "high"]))
+
+
+def lr_batch(found: dict[str, SubsetFindings], out: Path) -> Plot:
+    """Learning rate x batch size coloured by the score at the headline budget, with the linear scaling line through
+    the paper's 0.1 at 256 and, where estimated, the fitted lr* = c * batch^alpha."""
+    subsets = list(found) or ["kinetics-motion"]
+    fig, axes = _panels(subsets, "Learning rate x batch size (colour: val top-1 %)")
+    points, scatter = [], None
+    for ax, subset in zip(axes, subsets):
+        f = found.get(subset)
+        rows = f.scored if f is not None else pd.DataFrame(columns=["batch_size", "lr", "score"])
+        scatter = ax.scatter(rows["batch_size"], rows["lr"], c=100 * rows["score"], cmap="viridis", vmin=0,
+                             vmax=max(1.0, 100 * rows["score"].max()) if len(rows) else 1.0, s=50, edgecolors="k")
+        points += [(subset, "trials", b, lr) for b, lr in zip(rows["batch_size"], rows["lr"])]
         batches = np.array([8, 512])
         ax.plot(batches, PAPER_LR * batches / PAPER_BATCH, "r--", linewidth=1, label="linear scaling (0.1 at 256)")
-        ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="learning rate", title=subset)
+        if f is not None and isinstance(f.exponent, Exponent):
+            e = f.exponent
+            ax.plot(batches, e.best_lr(batches), "k-", linewidth=1.2,
+                    label=f"fitted lr* ~ batch^{e.alpha:.2f} [{e.low:.2f}, {e.high:.2f}]")
+            points += [(subset, "fitted", b, lr) for b, lr in zip(batches, e.best_lr(batches))]
+        ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="learning rate",
+               title=f"{subset} ({_budget_label(f.budget, f.budget) if f is not None else ''})")
         ax.set_xticks([16, 32, 64, 128, 256], labels=["16", "32", "64", "128", "256"])
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
-    fig.colorbar(points, ax=list(axes), label="best val top-1 (%)")
-    _save(fig, out / "lr_batch.png")
-    return out / "lr_batch.png"
+    if scatter is not None:
+        fig.colorbar(scatter, ax=list(axes), label="val top-1 (%)")
+    save_figure(fig, out / "lr_batch.png")
+    return Plot(out / "lr_batch.png", pd.DataFrame(points, columns=["subset", "series", "x", "y"]))
 
 
-def scheduler_comparison(trials: pd.DataFrame, subsets, out: Path, noise: dict) -> Path:
-    """Distribution of best val top-1 per scheduler (box plus every trial as a dot)."""
+def scheduler_comparison(found: dict[str, SubsetFindings], out: Path) -> Plot:
+    """The scores at each subset's headline budget, per learning-rate scheduler (box and every trial)."""
+    subsets = list(found) or ["kinetics-motion"]
     fig, axes = _panels(subsets, "Validation top-1 per learning-rate scheduler")
+    points = []
     for ax, subset in zip(axes, subsets):
-        rows = trials[(trials["subset"] == subset) & trials["best_val_top1"].notna()]
+        f = found.get(subset)
+        rows = f.scored if f is not None else pd.DataFrame(columns=["scheduler", "score"])
         kinds = [k for k in SCHEDULER_ORDER if k in set(rows["scheduler"])]
-        data = [100 * rows.loc[rows["scheduler"] == k, "best_val_top1"].to_numpy() for k in kinds]
+        data = [100 * rows.loc[rows["scheduler"] == k, "score"].to_numpy() for k in kinds]
         if kinds:
             ax.boxplot(data, tick_labels=kinds)
-            for i, values in enumerate(data, start=1):
+            for i, (kind, values) in enumerate(zip(kinds, data), start=1):
                 ax.scatter(np.full(len(values), i) + np.linspace(-0.08, 0.08, len(values)), values, s=14,
                            color="tab:blue", alpha=0.7)
-        _noise_band(ax, rows["best_val_top1"].max() if len(rows) else None, noise.get(subset))
-        ax.set(xlabel="scheduler", ylabel="best val top-1 (%)", title=subset)
+                points += [(subset, kind, i, v / 100) for v in values]
+        ax.set(xlabel="scheduler", ylabel="val top-1 (%)",
+               title=f"{subset} ({_budget_label(f.budget, f.budget) if f is not None else ''})")
         ax.grid(alpha=0.3, axis="y")
-    _save(fig, out / "scheduler_comparison.png")
-    return out / "scheduler_comparison.png"
+    save_figure(fig, out / "scheduler_comparison.png")
+    return Plot(out / "scheduler_comparison.png", pd.DataFrame(points, columns=["subset", "series", "x", "y"]))
 
 
-def learning_curves(epochs: pd.DataFrame, trials: pd.DataFrame, subsets, out: Path) -> Path:
-    """val top-1 vs epoch of every trial, with an x where ASHA stopped it."""
+def learning_curves(epochs: pd.DataFrame, trials: pd.DataFrame, subsets, out: Path) -> Plot:
+    """val top-1 vs epoch of every trial, with an x where ASHA stopped it and a + where it diverged."""
     fig, axes = _panels(subsets, "Learning curves of all trials (x: stopped by ASHA, +: diverged)")
     reasons = trials.set_index(["subset", "trial_id"])["stop_reason"].to_dict() if len(trials) else {}
+    points = []
     for ax, subset in zip(axes, subsets):
         rows = epochs[epochs["subset"] == subset] if len(epochs) else epochs
         for trial_id, curve in rows.groupby("trial_id") if len(rows) else []:
             curve = curve.sort_values("epoch")
             line, = ax.plot(curve["epoch"], 100 * curve["val_top1"], linewidth=1, alpha=0.8)
+            points += [(subset, trial_id, e, v) for e, v in zip(curve["epoch"], curve["val_top1"])]
             reason = reasons.get((subset, trial_id))
             if reason in ("stopped_by_asha", "diverged"):
                 last = curve.iloc[-1]
@@ -115,41 +174,85 @@ def learning_curves(epochs: pd.DataFrame, trials: pd.DataFrame, subsets, out: Pa
                            color=line.get_color())
         ax.set(xlabel="epoch", ylabel="val top-1 (%)", title=subset)
         ax.grid(alpha=0.3)
-    _save(fig, out / "learning_curves.png")
-    return out / "learning_curves.png"
+    save_figure(fig, out / "learning_curves.png")
+    return Plot(out / "learning_curves.png", pd.DataFrame(points, columns=["subset", "series", "x", "y"]))
 
 
-def importance_plot(importances: dict[str, dict[str, dict[str, float]]], subsets, out: Path) -> Path:
-    """Hyperparameter importance per subset and evaluator, on one shared set of parameter names."""
-    fig, axes = _panels(subsets, "Hyperparameter importance (Optuna)", sharey=True)
-    names = sorted({p for per in importances.values() for values in per.values() for p in values})
-    for ax, subset in zip(axes, subsets):
-        per = importances.get(subset, {})
-        width = 0.8 / max(1, len(per))
-        for k, (evaluator, values) in enumerate(per.items()):
-            ax.barh(np.arange(len(names)) + k * width, [values.get(n, 0.0) for n in names], height=width,
-                    label=evaluator)
-        ax.set_yticks(np.arange(len(names)) + 0.4 - width / 2 if names else [], labels=names)
-        ax.set(xlabel="importance", title=subset, xlim=(0, 1))
-        if per:
-            ax.legend(fontsize=7)
-        else:
-            ax.text(0.5, 0.5, "not enough finished trials", ha="center", transform=ax.transAxes)
-        ax.grid(alpha=0.3, axis="x")
-    _save(fig, out / "importance.png")
-    return out / "importance.png"
-
-
-def expected_max_plot(curves: dict[str, np.ndarray], subsets, out: Path, space: str) -> Path:
-    """Dodge et al. (2019): expected best val top-1 as a function of the number of trials."""
+def expected_max_plot(trials: pd.DataFrame, epochs: pd.DataFrame, subsets, levels: list[int], space: str,
+                      out: Path) -> Plot:
+    """Dodge et al. (2019): expected best val top-1 vs number of trials, from the independent draws of the space
+    (random or space-filling trials, or a TPE study's random start-up), at the first budget every trial reached:
+    ASHA keeps only some trials to the end, so the completed ones are no longer a sample of the space."""
     fig, ax = plt.subplots(figsize=(6, 4.2))
+    points = []
+    budget = levels[0] if levels else 0
     for subset in subsets:
-        curve = curves.get(subset)
-        if curve is not None and len(curve):
-            ax.plot(np.arange(1, len(curve) + 1), 100 * curve, marker="o", markersize=3, label=subset)
+        search = search_trials(trials, subset)
+        draws = search[search["sampled_by"].isin(INDEPENDENT)]
+        scores = at_budget(draws, epochs, budget, levels[-1] if levels else 0)["score"].to_numpy(float)
+        curve = expected_max(scores)
+        if len(curve):
+            kinds = "/".join(sorted(set(draws["sampled_by"])))
+            ax.plot(np.arange(1, len(curve) + 1), 100 * curve, marker="o", markersize=3,
+                    label=f"{subset} ({len(curve)} {kinds} draws)")
+            points += [(subset, "expected max", n, v) for n, v in enumerate(curve, start=1)]
     ax.set(xlabel="number of trials", ylabel="expected best val top-1 (%)",
-           title=f"Expected best accuracy vs tuning budget ({space})")
+           title=f"Expected best accuracy vs tuning budget ({space}, at epoch {budget})")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    _save(fig, out / "expected_max.png")
-    return out / "expected_max.png"
+    if points:
+        ax.legend(fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no independent draws of the space\n(a TPE study without random start-up)", ha="center",
+                va="center", transform=ax.transAxes)
+    save_figure(fig, out / "expected_max.png")
+    return Plot(out / "expected_max.png", pd.DataFrame(points, columns=["subset", "series", "x", "y"]))
+
+
+
+def data_budget(found: dict[str, SubsetFindings], out: Path) -> Plot:
+    """Val top-1 at the headline budget against the training clips per class, per sampling strategy, each point
+    with the noise band (1.96 noise standard deviations either side)."""
+    subsets = list(found) or ["kinetics-motion"]
+    fig, axes = _panels(subsets, "Accuracy vs training-set size (bars: the noise floor, 95%)")
+    points = []
+    for ax, subset in zip(axes, subsets):
+        f = found.get(subset)
+        rows = f.scored if f is not None else pd.DataFrame(columns=["train_clips", "num_classes", "score", "sampling"])
+        for strategy, group in rows.groupby(rows["sampling"].fillna("stratified")) if len(rows) else []:
+            per_class = group["train_clips"] / group["num_classes"]
+            ax.errorbar(per_class, 100 * group["score"], yerr=100 * 1.96 * f.noise.sd, fmt="o", capsize=3,
+                        label=f"{strategy} sampling")
+            points += [(subset, strategy, x, y) for x, y in zip(per_class, group["score"])]
+        ax.set(xscale="log", xlabel="training clips per class", ylabel="val top-1 (%)",
+               title=f"{subset} ({_budget_label(f.budget, f.budget) if f is not None else ''})")
+        ax.grid(alpha=0.3, which="both")
+        if len(rows):
+            ax.legend(fontsize=7)
+    save_figure(fig, out / "data_budget.png")
+    return Plot(out / "data_budget.png", pd.DataFrame(points, columns=["subset", "series", "x", "y"]))
+
+
+def pretraining(epochs: pd.DataFrame, trials: pd.DataFrame, subsets, out: Path) -> Plot:
+    """Learning curves from scratch against fine-tuned from a checkpoint: every search trial thin, each group's mean
+    val top-1 per epoch thick (over the trials that reached that epoch)."""
+    fig, axes = _panels(subsets, "Learning curves: from scratch vs pre-trained (thick: mean per epoch)")
+    points = []
+    for ax, subset in zip(axes, subsets):
+        search = search_trials(trials, subset)
+        origin = search.set_index("trial_id")["pretrained"].notna().map({True: "pre-trained", False: "from scratch"})
+        rows = epochs[(epochs["subset"] == subset) & epochs["trial_id"].isin(origin.index)]
+        for (label, colour) in (("from scratch", "tab:grey"), ("pre-trained", "tab:red")):
+            group = rows[rows["trial_id"].map(origin) == label]
+            for _, curve in group.groupby("trial_id"):
+                ax.plot(curve["epoch"], 100 * curve["val_top1"], color=colour, alpha=0.3, linewidth=0.8)
+            mean = group.groupby("epoch")["val_top1"].mean()
+            if len(mean):
+                ax.plot(mean.index, 100 * mean.to_numpy(), color=colour, linewidth=2.5,
+                        label=f"{label} ({group['trial_id'].nunique()} trials)")
+                points += [(subset, label, e, v) for e, v in mean.items()]
+        ax.set(xlabel="epoch", ylabel="val top-1 (%)", title=subset)
+        ax.grid(alpha=0.3)
+        if points:
+            ax.legend(fontsize=7)
+    save_figure(fig, out / "pretraining.png")
+    return Plot(out / "pretraining.png", pd.DataFrame(points, columns=["subset", "series", "x", "y"]))

@@ -1,20 +1,23 @@
 """A Tune callback on the driver that keeps the study's Parquet tables current as trials report.
 
-It is the one place that decides a trial's stop reason: diverged (NaN loss), completed (ran its planned
-epochs), stopped by ASHA (ended early any other way: the scheduler is the only thing that stops a trial
-early), or errored (failed after its retries).
+It is the one place that decides a trial's stop reason: errored (failed after its retries, or a config the
+trainer refused), diverged (NaN/inf loss), stopped by ASHA (Tune marked a result before the planned last epoch
+done: its scheduler said STOP there; the study sets no other stopper), or completed (ran its planned epochs).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import logging
 
 from ray.tune import Callback
 
-from study.mirror import Mirror
-from study.results import TrialRecord, reload, write_record
-from study.study_dir import OPTUNA_JOURNAL
-from study.trainable import REPEAT_OF, TrialPlan
+from study import session
+from study.searcher import OPTUNA_NUMBER, SAMPLED_BY
+from study.trainable import REPEAT_OF
+from training.config import ConfigError
+from training.results import TrialRecord, optuna_journal, reload, write_record
+
+log = logging.getLogger(__name__)
 
 
 def stop_reason(record: TrialRecord) -> str:
@@ -23,19 +26,23 @@ def stop_reason(record: TrialRecord) -> str:
     last = record.epochs[max(record.epochs)]
     if last["diverged"]:
         return "diverged"
-    return "completed" if last["epoch"] >= record.config.epochs else "stopped_by_asha"
+    if record.stopped_by_scheduler:
+        return "stopped_by_asha"
+    return "completed" if record.config and last["epoch"] >= record.config.epochs else "interrupted"
 
 
 class StudyRecorder(Callback):
-    def __init__(self, study_dir: Path, plan: TrialPlan, data_source: str, echo=print, mirror: Mirror | None = None):
-        self.study_dir, self.plan, self.data_source, self.echo = Path(study_dir), plan, data_source, echo
-        self.mirror = mirror
+    def __init__(self, experiment: str):
+        """``experiment``: the Tune experiment (a subset, or SUBSET-seeds) whose trials this records. Everything
+        else comes from the active study (study/session.py), so a restored experiment records where the study
+        is now."""
+        self.experiment = experiment
         self.records: dict[str, TrialRecord] = {}
 
     def __getstate__(self) -> dict:
-        """Tune pickles callbacks into its experiment state. The in-memory records are left out: a resumed
-        driver reloads each trial's rows from its Parquet files, which are never older than the pickle."""
-        return {"study_dir": self.study_dir, "plan": self.plan, "data_source": self.data_source, "mirror": self.mirror}
+        """Tune pickles callbacks into tuner.pkl; the in-memory records are left out: a resumed driver reloads
+        each trial's rows from its Parquet files, which are never older than the pickle."""
+        return {"experiment": self.experiment}
 
     def __setstate__(self, state: dict) -> None:
         self.__init__(**state)
@@ -43,18 +50,26 @@ class StudyRecorder(Callback):
     def record_for(self, trial) -> TrialRecord:
         record = self.records.get(trial.trial_id)
         if record is None:
-            index = self.plan.index_of(str(trial))
-            record = TrialRecord(self.plan.study, self.plan.subset, trial.trial_id, index,
-                                 self.plan.experiment_id(index), self.plan.config_for(trial.config), self.data_source,
-                                 repeat_of=trial.config.get(REPEAT_OF), sampled=dict(trial.config))
-            reload(self.study_dir, record)
+            active = session.active()
+            plan = active.plan(self.experiment)
+            index = plan.index_of(str(trial))
+            try:
+                config, error = plan.config_for(trial.config), None
+            except ConfigError as exc:  # the trial errors in its trainer; the study goes on
+                config, error = None, str(exc)
+            record = TrialRecord(plan.study, plan.subset, trial.trial_id, index, plan.experiment_id(index), config,
+                                 active.data_source, repeat_of=trial.config.get(REPEAT_OF),
+                                 optuna_number=trial.config.get(OPTUNA_NUMBER), sampled_by=trial.config.get(SAMPLED_BY),
+                                 sampled=dict(trial.config), error=error)
+            reload(active.location.root, record)
             self.records[trial.trial_id] = record
         return record
 
     def _write(self, record: TrialRecord, ended: bool = False) -> None:
-        written = write_record(self.study_dir, record)
-        if self.mirror:
-            self.mirror.push(*written, *([self.study_dir / OPTUNA_JOURNAL] if ended else []))
+        location = session.active().location
+        written = write_record(location.root, record)
+        journal = optuna_journal(location.root, record.subset)
+        location.push(*written, *([journal] if ended and journal.is_file() else []))
 
     def on_trial_start(self, iteration, trials, trial, **info):
         self.record_for(trial)  # its start time: the first epoch's row then shows the trial's start-up cost
@@ -62,6 +77,9 @@ class StudyRecorder(Callback):
     def on_trial_result(self, iteration, trials, trial, result, **info):
         record = self.record_for(trial)
         record.add_epoch(result)
+        record.pretrained_sha256 = result.get("pretrained_sha256")
+        if result.get("done") and result["epoch"] < result["epochs_planned"]:  # Tune: the scheduler's STOP
+            record.stopped_by_scheduler = True
         self._write(record)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
@@ -73,10 +91,10 @@ class StudyRecorder(Callback):
         record = self.record_for(trial)
         record.retries += 1
         self._write(record)
-        self.echo(f"{trial}: failed, retrying from its last checkpoint (retry {record.retries})")
+        session.active().echo(f"{trial}: failed, retrying from its last checkpoint (retry {record.retries})")
 
     def on_trial_error(self, iteration, trials, trial, **info):
         record = self.record_for(trial)
-        error = str(trial.get_error() or "unknown error").strip().splitlines()
+        error = str(trial.get_error() or record.error or "unknown error").strip().splitlines()
         record.finish("errored", error[-1] if error else "unknown error")
         self._write(record, ended=True)

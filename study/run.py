@@ -1,19 +1,21 @@
-"""python -m study.run: a hyperparameter sensitivity study of ST-GCN with Ray Tune (Optuna TPE + ASHA).
+"""python -m study.run: a hyperparameter sensitivity study of ST-GCN with Ray Tune (Optuna + ASHA).
 
 Each subset (kinetics-motion, kinetics-392) is its own Tune experiment over the same search space, so their
 results compare cleanly. Results are written while the study runs: STORAGE/NAME/{epochs,trials}.parquet,
-experiments/<one folder per trial>, optuna.journal; at the end the report (python -m reports.build) goes to
-STORAGE/NAME/report/. With no --data the built-in synthetic set (made once, cached) and the labelled CPU-sized
+experiments/<one folder per trial>, optuna/<subset>.journal; at the end the report (python -m reports.build) goes
+to STORAGE/NAME/report/. With no --data the built-in synthetic set (made once, cached) and the labelled CPU-sized
 network are used, so a study finishes in minutes on a laptop.
 
 Examples:
-  python -m study.run --space smoke                                  # about a minute per subset on 2 cores
-  python -m study.run --space sgd_lr --subset kinetics-motion
-  python -m study.run --space full --data /data/kinetics-converted --gpus-per-trial 0.5
+  python -m study.run --space sgd_lr                                 # the learning-rate study, both subsets
+  python -m study.run --space smoke --subset kinetics-motion         # a first contact, about a minute
+  python -m study.run --space full --data /data/kinetics-converted   # real data, the paper's network, GPUs
   python -m study.run --space sgd_lr --name lr-study --resume        # continue an interrupted study
   python -m study.run --space sgd_lr --repeats 2 --seeds 3           # plus the seed-noise floor
-  RAY_ADDRESS=auto python -m study.run --space full                  # on a running Ray cluster
-Search spaces: search_spaces/*.yaml, or a path to your own file.
+  RAY_ADDRESS=auto python -m study.run --space full                  # on a running Ray cluster (or as a Ray Job)
+Search spaces: search_spaces/*.yaml, or a path to your own file. Relative paths (--data, --storage, the space,
+classes_file and pretrained) are taken against the current directory, once, on the driver.
+Exit status: 0 when the study ran (some trials may have failed), 1 when every trial failed, 2 on bad input.
 """
 
 from __future__ import annotations
@@ -22,18 +24,23 @@ import argparse
 import sys
 from pathlib import Path
 
+import pandas as pd
 import yaml
 
+from kinetics.errors import DataError
+from kinetics.source import cache_root
+from kinetics.subsets import SUBSET_NAMES
 from reports.build import build
 from reports.spreadsheet import FILENAME
-from study.config import FIELD_TYPES, SYNTHETIC, ConfigError
-from study.data.errors import DataError
-from study.data.source import cache_root
-from study.data.subsets import SUBSET_NAMES
+from study.driver import run_study
 from study.mirror import is_uri
-from study.runner import StudyLocation, run_study
-from study.spaces import SpaceError, load_space
-from study.study_dir import StudyDirError, StudyRequest, default_name, latest_of
+from study.spaces import SearchSpace, SpaceError, load_space
+from study.study_dir import StudyDirError, StudyLocation, StudyRequest, default_name, fetch_request, latest_of
+from training.config import FIELD_TYPES, SYNTHETIC, ConfigError, absolute_paths
+from training.results import SPACE_COPY
+
+DEFAULTS = {"subset": "both", "data": SYNTHETIC, "profile": "auto", "storage": "studies", "dashboard_host": "127.0.0.1",
+            "max_failures": 2, "seed": 0, "set": [], "repeats": 0, "seeds": 0}
 
 
 def _overrides(items: list[str]) -> dict:
@@ -43,56 +50,63 @@ def _overrides(items: list[str]) -> dict:
         if key not in FIELD_TYPES:
             raise ConfigError(f"--set {item}: unknown field {key!r}; known fields: {', '.join(sorted(FIELD_TYPES))}")
         values[key] = yaml.safe_load(value)
-    return values
+    return absolute_paths(values, Path.cwd())
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(defaults: bool = True) -> argparse.ArgumentParser:
+    """``defaults=False``: every option absent unless given, to tell what a --resume command line asks for."""
     p = argparse.ArgumentParser(prog="python -m study.run", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                argument_default=None if defaults else argparse.SUPPRESS)
     p.add_argument("--space", required=True, help="search space name (search_spaces/NAME.yaml) or file path")
-    p.add_argument("--subset", choices=(*SUBSET_NAMES, "both"), default="both",
+    p.add_argument("--subset", choices=(*SUBSET_NAMES, "both"),
                    help="which subset(s); default both, each its own Tune experiment (or the space's own list)")
     p.add_argument("--num-samples", type=int, help="trials per subset (default: the space's 'trials')")
-    p.add_argument("--data", default=SYNTHETIC, help="converted dataset directory, or 'synthetic' (default)")
-    p.add_argument("--profile", choices=("auto", "paper", "cpu"), default="auto",
+    p.add_argument("--data", help="converted dataset directory, or 'synthetic' (default)")
+    p.add_argument("--profile", choices=("auto", "paper", "cpu"),
                    help="network and schedule size: the paper's, or the labelled CPU-sized variant "
-                        "(auto: cpu on synthetic data, paper on real data)")
-    p.add_argument("--storage", default="studies",
+                        "(auto, the default: cpu on synthetic data, paper on real data)")
+    p.add_argument("--storage",
                    help="directory that holds studies (default ./studies), or a URI (s3://bucket/studies) that Tune "
                         "and the result tables are written to (the driver's local copy: ~/.cache/stgcn-study/studies); "
                         "a study is STORAGE/NAME")
     p.add_argument("--name", help="study name (default SPACE-YYYYmmdd-HHMMSS); an existing name needs --resume")
     p.add_argument("--resume", action="store_true",
-                   help="continue the study NAME (default: the latest study of SPACE) with its stored settings")
-    p.add_argument("--address", help="Ray cluster to join (auto, or ray://host:10001); default RAY_ADDRESS, "
-                                     "else a local Ray with its dashboard on 127.0.0.1")
-    p.add_argument("--dashboard-host", default="127.0.0.1",
+                   help="continue the study NAME (default: the latest study of SPACE) as it was started; other "
+                        "options must be absent or equal to the stored ones")
+    p.add_argument("--address", help="Ray cluster to join (auto, or HOST:6379); default RAY_ADDRESS, else a local "
+                                     "Ray with its dashboard on 127.0.0.1. Ray Client (ray://) is refused: submit "
+                                     "the study as a Ray Job instead")
+    p.add_argument("--dashboard-host",
                    help="where a local Ray's dashboard listens (default 127.0.0.1; 0.0.0.0 opens it to the network, "
                         "with a warning)")
-    p.add_argument("--cpus-per-trial", type=float, help="CPUs per trial (default: the space's resources.cpus)")
+    p.add_argument("--cpus-per-trial", type=float, help="CPUs per trial (default: the space's resources)")
     p.add_argument("--gpus-per-trial", type=float,
-                   help="GPU share per trial, fractions share a GPU (default: the space's resources.gpus if set, "
-                        "else 0.5 when the cluster has GPUs)")
-    p.add_argument("--max-concurrent", type=int, help="trials running at once (default: the space's)")
-    p.add_argument("--max-failures", type=int, default=2, help="retries of a crashed trial from its checkpoint")
-    p.add_argument("--seed", type=int, default=0, help="training seed of every trial and the TPE sampler's seed")
-    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                   help="fix a config field for every trial, e.g. --set epochs=4")
+                   help="GPU share per trial, fractions share a GPU (default: the space's resources for the profile "
+                        "and subset; on a machine without GPUs that this command's own Ray runs on, 0)")
+    p.add_argument("--max-concurrent", type=int, help="trials running at once per subset (default: the space's)")
+    p.add_argument("--max-failures", type=int, help="retries of a crashed trial from its checkpoint (default 2)")
+    p.add_argument("--seed", type=int, help="training seed of every trial and the sampler's seed (default 0)")
+    p.add_argument("--set", action="append", metavar="FIELD=VALUE",
+                   help="fix a config field for every trial, e.g. --set epochs=4 (not a field the space searches)")
     p.add_argument("--reuse-actors", action="store_true",
                    help="start trials in finished trials' workers (faster start; the dashboard then shows an actor under "
                         "its first trial's name)")
     p.add_argument("--no-early-stopping", action="store_true",
                    help="run every trial to its last epoch (no ASHA): the baseline to judge ASHA's savings by")
-    p.add_argument("--repeats", type=int, default=0, metavar="K",
+    p.add_argument("--repeats", type=int, metavar="K",
                    help="after the search, re-run the K best configs of each subset with --seeds more seeds")
-    p.add_argument("--seeds", type=int, default=0, metavar="N",
+    p.add_argument("--seeds", type=int, metavar="N",
                    help="seeds per repeated config (beyond the search's own), for the seed-noise floor")
     p.add_argument("--no-report", action="store_true", help="skip building the report at the end")
+    if defaults:
+        p.set_defaults(**DEFAULTS)
     return p
 
 
-def request_from(args: argparse.Namespace) -> StudyRequest:
-    space = load_space(args.space)
+def request_from(args: argparse.Namespace, space: SearchSpace | None = None) -> StudyRequest:
+    """The study the options ask for; ``space``: the space already loaded (a resumed study's own copy)."""
+    space = space or load_space(args.space)
     subsets = space.subsets if args.subset == "both" else (args.subset,)
     for name, value, minimum in (("--num-samples", args.num_samples, 1), ("--max-concurrent", args.max_concurrent, 1),
                                  ("--cpus-per-trial", args.cpus_per_trial, 0.01), ("--max-failures", args.max_failures, 0),
@@ -100,32 +114,82 @@ def request_from(args: argparse.Namespace) -> StudyRequest:
                                  ("--seeds", args.seeds, 0)):
         if value is not None and value < minimum:
             raise ConfigError(f"{name} must be >= {minimum}, got {value}")
-    gpus = args.gpus_per_trial if args.gpus_per_trial is not None else (space.gpus if space.gpus > 0 else -1.0)
+    overrides = _overrides(args.set)
+    searched = sorted(set(overrides) & set(space.searched))
+    if searched:
+        raise ConfigError(f"--set {', '.join(searched)}: the space {space.path.name} searches "
+                          f"{'this parameter' if len(searched) == 1 else 'these parameters'}; drop the --set, or use a "
+                          "space that fixes it")
+    data = args.data if args.data == SYNTHETIC else absolute_paths({"data": args.data}, Path.cwd())["data"]
     return StudyRequest(space=str(space.path), subsets=tuple(subsets), num_samples=args.num_samples or space.trials,
-                        data=args.data, profile=args.profile, seed=args.seed,
-                        cpus_per_trial=args.cpus_per_trial or space.cpus, gpus_per_trial=gpus,
+                        data=data, profile=args.profile, seed=args.seed, cpus_per_trial=args.cpus_per_trial,
+                        gpus_per_trial=args.gpus_per_trial,
                         max_concurrent=args.max_concurrent or space.max_concurrent, max_failures=args.max_failures,
-                        overrides=_overrides(args.set), repeats=args.repeats, seeds=args.seeds,
+                        overrides=overrides, repeats=args.repeats, seeds=args.seeds,
                         early_stopping=not args.no_early_stopping, reuse_actors=args.reuse_actors)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+# Options that describe the study itself (stored in study.json), as opposed to where and how this driver runs it.
+REQUEST_OPTIONS = ("subset", "num_samples", "data", "profile", "cpus_per_trial", "gpus_per_trial", "max_concurrent",
+                   "max_failures", "seed", "set", "reuse_actors", "no_early_stopping", "repeats", "seeds")
+
+
+def check_resume_options(argv: list[str], location: StudyLocation) -> None:
+    """--resume continues the study as it was started: an option that would change it is refused, naming it."""
+    stored = fetch_request(location)
+    space = load_space(location.root / SPACE_COPY)
+    given = vars(parser(defaults=False).parse_args(argv))
+    if Path(given["space"]).stem != space.name:
+        raise StudyDirError(f"--space {given['space']}: the study was started with the space {space.name}; "
+                            "resume it with that space")
+    asked = request_from(parser().parse_args(argv), space)
+    for option in REQUEST_OPTIONS:
+        if option not in given:
+            continue
+        field = {"subset": "subsets", "set": "overrides", "no_early_stopping": "early_stopping"}.get(option, option)
+        if getattr(asked, field) != getattr(stored, field):
+            raise StudyDirError(f"--{option.replace('_', '-')}: {getattr(asked, field)!r} differs from the study's "
+                                f"{getattr(stored, field)!r}; --resume continues the study as it was started, so drop "
+                                "the option (or start a new study with another --name)")
+
+
+def location_from(args: argparse.Namespace) -> StudyLocation:
+    if args.address and args.address.startswith("ray://"):
+        raise ConfigError(f"--address {args.address}: under Ray Client, Tune's driver loop would run on the head and "
+                          "write the study there; submit the study as a Ray Job instead: ray job submit --address "
+                          "http://HEAD:8265 --working-dir . -- python -m study.run ... (README, 'Beyond one machine')")
     remote = args.storage if is_uri(args.storage) else None
+    if remote and args.resume and not args.name:
+        raise StudyDirError(f"{args.storage}: --resume of a study in remote storage needs its --name")
     # With remote storage the driver keeps its files under the cache: a path that stays the same across job
-    # submissions (each job runs in a fresh working directory), which the pickled Optuna journal relies on.
+    # submissions (each job runs in a fresh working directory).
     storage = (cache_root() / "studies") if remote else Path(args.storage).expanduser().resolve()
+    if args.resume and not args.name:
+        return StudyLocation(storage, latest_of(storage, Path(args.space).stem).name, remote)
+    return StudyLocation(storage, args.name or default_name(Path(args.space).stem), remote)
+
+
+def all_failed(trials: pd.DataFrame) -> str | None:
+    """The first trial's error when no trial of the study trained to an end, else None."""
+    if len(trials) and (trials["stop_reason"] == "errored").all():
+        first = trials.sort_values(["subset", "index"]).iloc[0]
+        return f"{first['subset']} trial {first['index']}: {first['error'] or 'no message'}"
+    if trials.empty:
+        return "no trial ran"
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser().parse_args(argv)
     try:
-        request = request_from(args)
+        location = location_from(args)
         if args.resume:
-            if remote and not args.name:
-                raise StudyDirError(f"{args.storage}: --resume of a study in remote storage needs its --name")
-            root = storage / args.name if args.name else latest_of(storage, Path(request.space).stem)
-            location, request = StudyLocation(storage, root.name, remote), None
+            check_resume_options(argv, location)
+            trials = run_study(location, None, resume=True, address=args.address, dashboard_host=args.dashboard_host)
         else:
-            location = StudyLocation(storage, args.name or default_name(Path(request.space).stem), remote)
-        trials = run_study(location, request, resume=args.resume, address=args.address,
-                           dashboard_host=args.dashboard_host)
+            trials = run_study(location, request_from(args), address=args.address,
+                               dashboard_host=args.dashboard_host)
     except (ConfigError, DataError, SpaceError, StudyDirError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -134,6 +198,10 @@ def main(argv: list[str] | None = None) -> int:
         report = build(location.root)
         location.push(report)
         print(f"report: {report / FILENAME}, {report / 'index.html'}")
+    failed = all_failed(trials)
+    if failed:
+        print(f"error: every trial failed; the first: {failed}", file=sys.stderr)
+        return 1
     return 0
 
 

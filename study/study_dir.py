@@ -1,45 +1,51 @@
-"""A study's directory: created once, never written by another study, resumable.
+"""A study's directory: created once, never written by another study, resumable, used by one driver at a time.
 
     <storage>/<name>/
         study.json            what was asked (space, subsets, data, seed, budget, overrides) and when
-        space.yaml            the search space file as it was when the study started
+        space.yaml            the search space as the study started it (paths absolute); --resume reads this copy
         <subset>/             Ray Tune's experiment (trial folders, checkpoints, searcher state)
         <subset>-seeds/       the seed repeats of the best configs (--repeats K --seeds N), when asked
-        experiments/          one folder per trial, in the researchers' layout (study.experiment)
-        epochs.parquet/       one row per trial and epoch (study.results)
+        experiments/          one folder per trial, in the researchers' layout (training.folder)
+        epochs.parquet/       one row per trial and epoch (training.results)
         trials.parquet/       one row per trial
-        optuna.journal        the Optuna studies (one per subset), loadable with optuna.load_study
+        optuna/<subset>.journal   each subset's Optuna study, loadable with optuna.load_study
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
-import shutil
+import os
+import socket
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from study.files import write_json
+from common.files import write_json, write_text
+from study.mirror import Mirror
+from training.results import MANIFEST, SPACE_COPY
 
-MANIFEST = "study.json"
-OPTUNA_JOURNAL = "optuna.journal"
+LOCK = ".driver.lock"
 
 
 class StudyDirError(ValueError):
-    """The study directory cannot be used as asked (exists without --resume, nothing to resume, not a study)."""
+    """The study directory cannot be used as asked (exists without --resume, nothing to resume, not a study,
+    another driver runs it)."""
 
 
 @dataclass(frozen=True)
 class StudyRequest:
     """What a study was asked to do; stored in study.json so --resume continues exactly this."""
-    space: str
+    space: str  # where the space was read from when the study started (the study keeps its own copy)
     subsets: tuple[str, ...]
     num_samples: int
     data: str
     profile: str
     seed: int
-    cpus_per_trial: float
-    gpus_per_trial: float
+    cpus_per_trial: float | None  # None: the space's resources, per subset
+    gpus_per_trial: float | None
     max_concurrent: int
     max_failures: int
     overrides: dict = field(default_factory=dict)
@@ -60,6 +66,31 @@ class StudyRequest:
         return cls(**{**values, "subsets": tuple(values["subsets"])})
 
 
+@dataclass(frozen=True)
+class StudyLocation:
+    """Where a study lives: ``storage/name`` locally; with ``remote`` (a URI) Tune writes to ``remote/name`` and
+    the local directory holds the driver's files, each copied up as it changes."""
+    storage: Path
+    name: str
+    remote: str | None = None
+
+    @property
+    def root(self) -> Path:
+        return self.storage / self.name
+
+    @property
+    def tune_storage(self) -> str:
+        return f"{self.remote.rstrip('/')}/{self.name}" if self.remote else str(self.root)
+
+    @property
+    def mirror(self) -> Mirror | None:
+        return Mirror(self.root, self.tune_storage) if self.remote else None
+
+    def push(self, *paths: Path) -> None:
+        if self.remote:
+            self.mirror.push(*paths)
+
+
 def default_name(space: str) -> str:
     return f"{space}-{time.strftime('%Y%m%d-%H%M%S')}"
 
@@ -74,13 +105,17 @@ def latest_of(storage: Path, space: str) -> Path:
     return candidates[-1]
 
 
-def create(root: Path, request: StudyRequest, space_file: Path) -> None:
-    """A new study directory; refuses an existing one so two studies never write into each other."""
+def refuse_existing(root: Path) -> None:
     if root.exists() and any(root.iterdir()):
         raise StudyDirError(f"{root}: a study of this name already exists; pass --resume to continue it, or "
                             "choose another --name")
+
+
+def create(root: Path, request: StudyRequest, space_text: str) -> None:
+    """A new study directory; refuses an existing one so two studies never write into each other."""
+    refuse_existing(root)
     root.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(space_file, root / "space.yaml")
+    write_text(root / SPACE_COPY, space_text)
     write_json(root / MANIFEST, {"name": root.name, "created_at": time.time(),
                                  "created": time.strftime("%Y-%m-%d %H:%M:%S"), "request": request.to_dict(),
                                  "status": "running"})
@@ -97,6 +132,49 @@ def load_request(root: Path) -> StudyRequest:
         raise StudyDirError(f"{manifest}: unreadable study manifest ({exc})") from exc
 
 
+def fetch_request(location: StudyLocation) -> StudyRequest:
+    """The stored request of the study at ``location``; a study kept at a URI is first fetched to a head that lacks
+    its driver files (a new head after the old one died)."""
+    if location.remote and not (location.root / MANIFEST).is_file():
+        location.mirror.pull()
+    return load_request(location.root)
+
+
+def refuse_moved(location: StudyLocation) -> None:
+    """Ray Tune stores its experiment with absolute paths: after a restore, trials it creates anew would still
+    write to where the study was started, and fail when that place is gone. A moved study is refused, saying where
+    it has to be to resume."""
+    started = json.loads((location.root / MANIFEST).read_text()).get("tune_storage")
+    if started and started != location.tune_storage:
+        raise StudyDirError(f"{location.root}: the study was started at {started} and is now at "
+                            f"{location.tune_storage}; Ray Tune's stored experiment keeps the old place for the trials "
+                            f"it has yet to start, so it cannot resume here. Move (or copy) the study back to {started} "
+                            "and resume it there; its report builds anywhere (python -m reports.build).")
+
+
 def update(root: Path, **fields) -> None:
     manifest = json.loads((root / MANIFEST).read_text())
     write_json(root / MANIFEST, {**manifest, **fields})
+
+
+@contextlib.contextmanager
+def driver_lock(root: Path) -> Iterator[None]:
+    """Held while a driver runs the study, so a resubmitted job on the same head is refused instead of
+    interleaving its trials with the running one. (Two heads sharing only remote storage are not covered.)"""
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / LOCK, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            raise StudyDirError(f"{root}: another driver is running this study ({handle.read().strip() or 'unknown'}); "
+                                "wait for it to end or stop it before resuming") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.truncate(0)
+            fcntl.flock(handle, fcntl.LOCK_UN)

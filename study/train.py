@@ -14,10 +14,10 @@ from pathlib import Path
 
 import yaml
 
-from study.config import CPU_PROFILE, FIELD_TYPES, ConfigError, from_dict, load
-from study.data.errors import DataError
-from study.data.source import open_data
-from study.run_experiment import Experiment, best
+from kinetics.errors import DataError
+from kinetics.source import open_data
+from training.config import CPU_PROFILE, FIELD_TYPES, ConfigError, from_dict, load
+from training.experiment import Experiment, best
 
 
 def _overrides(args: argparse.Namespace) -> dict:
@@ -58,11 +58,10 @@ def main(argv: list[str] | None = None) -> int:
         config = load(args.config, overrides) if args.config else from_dict(overrides, source="command line")
         dataset = open_data(config.data)
         print(f"data: {dataset.root} ({dataset.source}); model: {config.model_variant}", flush=True)
-        experiment_id = int(args.resume.name.split("_")[2]) if args.resume else None
-        experiment = Experiment(config, dataset, args.out if not args.resume else args.resume.parent,
-                                index=args.index, experiment_id=experiment_id)
-        if args.resume and not experiment.restore(args.resume):
-            raise DataError(f"{args.resume}: no checkpoint.pt to resume from")
+        if args.resume:
+            experiment = Experiment.resumed(config, dataset, args.resume)
+        else:
+            experiment = Experiment(config, dataset, args.out, index=args.index)
         print(f"experiment folder: {experiment.folder.path}", flush=True)
         while not experiment.finished:
             experiment.step()

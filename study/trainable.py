@@ -8,6 +8,7 @@ page cache by every trial on the node); nothing is converted or copied per trial
 from __future__ import annotations
 
 import functools
+import os
 import socket
 import tempfile
 from collections.abc import Iterator
@@ -18,15 +19,17 @@ import ray
 import torch
 from ray import tune
 
+from kinetics.dataset import ConvertedDataset
+from kinetics.source import resolve_data_dir
 from study import live_metrics
-from study.config import TrainConfig
-from study.data.dataset import ConvertedDataset
-from study.data.source import resolve_data_dir
-from study.run_experiment import Experiment
 from study.spaces import SearchSpace
+from training.config import ConfigError, TrainConfig
+from training.experiment import Experiment
 
 REPEAT_OF = "repeat_of"  # in a seed repeat's config: the trial id whose hyperparameters it re-runs
 REPEAT_INDEX_BASE = 5000  # seed repeats are numbered from here, apart from the search's trials
+# Keys of a trial's config that say where the trial came from, not how it trains (study/searcher.py adds two).
+TRIAL_KEYS = (REPEAT_OF, "optuna_number", "sampled_by")
 # Reported with every epoch, so the progress table shows them also where the search does not vary them.
 REPORTED_CONFIG = ("optimizer", "batch_size", "scheduler")
 
@@ -41,14 +44,19 @@ class TrialPlan:
     cpu_profile: bool
     experiments_dir: str  # "" = inside the trial's own directory (synced to remote storage by Tune)
     overrides: dict = field(default_factory=dict)
-    cpus: float = 1.0
+    resources: dict = field(default_factory=lambda: {"cpu": 1.0, "gpu": 0.0})  # Ray resources of each trial
     index_shift: int = -1  # trial index = Tune's trial counter + shift (the search counts from 1)
 
     def config_for(self, sampled: dict) -> TrainConfig:
-        """A seed repeat's sample carries its own seed and the trial it repeats (not a config field)."""
-        own = {k: v for k, v in sampled.items() if k != REPEAT_OF}
+        """A seed repeat's sample carries its own seed; the search adds keys about the trial (TRIAL_KEYS)."""
+        own = {k: v for k, v in sampled.items() if k not in TRIAL_KEYS}
         seed = {"seed": own.pop("seed")} if "seed" in own else {}
         return self.space.to_config(own, self.cpu_profile, {**self.overrides, "subset": self.subset, **seed})
+
+    @property
+    def epochs(self) -> int:
+        """Epochs a trial plans to run (ASHA's max_t)."""
+        return self.config_for({}).epochs
 
     def experiment_id(self, index: int) -> int:
         """Unique within the study and stable across resumes: 10000 per subset plus the trial's index."""
@@ -73,19 +81,31 @@ def open_dataset(data: str) -> ConvertedDataset:
     return ConvertedDataset(resolve_data_dir(data))
 
 
+def trial_device(requested: str, gpu_ids: list) -> str:
+    """The device a trial trains on: exactly what Ray reserved for it. Ray 2.60 no longer hides the GPUs from an
+    actor that reserved none, so 'auto' must not look at what CUDA can see."""
+    if requested == "auto":
+        return "cuda" if gpu_ids else "cpu"
+    if requested.startswith("cuda") and not gpu_ids:
+        raise ConfigError(f"device {requested!r} asked for, but the trial reserved no GPU: give it one with "
+                          "--gpus-per-trial or the space's resources, or set device to auto")
+    return requested
+
+
 def trial_epochs(sampled: dict, plan: TrialPlan) -> Iterator[dict]:
     """The trial as a generator: restore, then per epoch train, checkpoint, report to Tune, and yield the
     metrics. A wrapper can act between epochs (the fault-tolerance tests raise there) without a hook in here."""
     context = tune.get_context()
     index = plan.index_of(context.get_trial_name())
     config = plan.config_for(sampled)
-    torch.set_num_threads(max(1, int(plan.cpus)))
+    torch.set_num_threads(max(1, int(plan.resources["cpu"])))
     root = Path(plan.experiments_dir or context.get_trial_dir())
     experiment = Experiment(config, open_dataset(config.data), root, index=index,
+                            device=trial_device(config.device, ray.get_gpu_ids()),
                             experiment_id=plan.experiment_id(index),
                             echo=lambda line: print(f"[{context.get_trial_name()}] {line}", flush=True),
                             run_info={"study": plan.study, "subset": plan.subset, "trial_id": context.get_trial_id(),
-                                      "sampled": sampled})
+                                      "sampled": sampled, "worker_pid": os.getpid()})
     where = {"node": socket.gethostname(), "node_id": ray.get_runtime_context().get_node_id()}
     checkpoint = tune.get_checkpoint()
     if checkpoint:
@@ -95,8 +115,10 @@ def trial_epochs(sampled: dict, plan: TrialPlan) -> Iterator[dict]:
         metrics = experiment.step()
         with tempfile.TemporaryDirectory() as directory:
             experiment.save_checkpoint(Path(directory))
-            tune.report({**metrics, "experiment_id": experiment.experiment_id, "folder": experiment.folder.path.name,
-                         **{key: getattr(config, key) for key in REPORTED_CONFIG}, **where},
+            tune.report({**metrics, "epochs_planned": config.epochs, "experiment_id": experiment.experiment_id,
+                         "pretrained_sha256": experiment.pretrained_sha256,
+                         "folder": experiment.folder.path.name, **{key: getattr(config, key) for key in REPORTED_CONFIG},
+                         **where},
                         checkpoint=tune.Checkpoint.from_directory(directory))
         live_metrics.publish(plan.study, plan.subset, context.get_trial_name(), metrics)
         yield metrics

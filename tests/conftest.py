@@ -1,7 +1,7 @@
 """Shared fixtures. The repo root goes on sys.path so tests can use bench/'s reference implementation.
 
-One local Ray cluster (2 CPUs) serves the whole session, and one real ``smoke`` study on a small generated
-synthetic set is shared by the study-runner and report tests.
+One generated synthetic set serves every test, one local Ray cluster (2 CPUs) the whole session, and one real
+``smoke`` study on that set is shared by the study-runner and report tests.
 """
 
 import sys
@@ -14,14 +14,24 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
+SYNTH = {"classes": 40, "clips_per_class": 12, "val_clips_per_class": 4, "seed": 5}
+
+
 @pytest.fixture(scope="session")
-def data(tmp_path_factory) -> Path:
-    from study.data.convert import convert
-    from study.data.synth import SynthSpec, generate
-    root = tmp_path_factory.mktemp("study_data")
-    generate(root / "raw", SynthSpec(classes=40, clips_per_class=8, val_clips_per_class=3, seed=5))
+def synthetic(tmp_path_factory) -> Path:
+    """The session's one generated set: the raw release (raw/) and its conversion (converted/), 40 classes with 12
+    training and 4 validation clips each, for the data, trainer, study and report tests alike."""
+    from kinetics.convert import convert
+    from kinetics.synth import SynthSpec, generate
+    root = tmp_path_factory.mktemp("synthetic")
+    generate(root / "raw", SynthSpec(**SYNTH))
     convert(root / "raw", root / "converted", workers=1)
-    return root / "converted"
+    return root
+
+
+@pytest.fixture(scope="session")
+def data(synthetic) -> Path:
+    return synthetic / "converted"
 
 
 @pytest.fixture(scope="session")
@@ -42,7 +52,8 @@ def smoke_request():
 @pytest.fixture(scope="session")
 def smoke(cluster, data, smoke_request, tmp_path_factory):
     """A finished smoke study, 6 trials per subset: (study directory, trials table)."""
-    from study.runner import StudyLocation, run_study
+    from study.driver import run_study
+    from study.study_dir import StudyLocation
     location = StudyLocation(tmp_path_factory.mktemp("studies"), "smoke-test")
     trials = run_study(location, smoke_request(data, "--num-samples", "6"), echo=lambda line: None)
     return location.root, trials

@@ -14,9 +14,10 @@ from pathlib import Path
 import ray
 from ray.cluster_utils import Cluster
 
-from study.results import EPOCHS, read_table
+from study.driver import run_study
 from study.run import parser, request_from
-from study.runner import StudyLocation, run_study
+from study.study_dir import StudyLocation
+from training.results import EPOCHS, read_table
 
 
 def main(data: str, storage: str) -> None:

@@ -1,17 +1,22 @@
 import json
 import pickle
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from bench import original_augment
-from study.data import augment
-from study.data.convert import convert
-from study.data.dataset import ConvertedDataset, SkeletonBatches, open_array
-from study.data.errors import DataError
-from study.data.subsets import KINETICS_MOTION, SubsetSpec, rarest_classes
-from study.data.synth import SynthSpec, class_names, generate
+from kinetics import augment
+from kinetics.convert import convert
+from kinetics.dataset import ConvertedDataset, SkeletonBatches, open_array
+from kinetics.errors import DataError
+from kinetics.subsets import KINETICS_MOTION, SubsetSpec, rarest_classes
+from kinetics.synth import SynthSpec, class_names, generate
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _person(x, y, score):
@@ -83,6 +88,50 @@ def test_unconvertible_clips_are_skipped_counted_and_named(tmp_path):
     assert np.load(tmp_path / "out" / "train_data.npy").shape[0] == 1  # shrunk in place to the kept clips
 
 
+def test_clips_with_non_finite_values_bad_frame_entries_or_negative_frame_indices_are_skipped_and_named(tmp_path):
+    person = _person([0.5] * 18, [0.5] * 18, [1.0] * 18)
+    clips = {"ok": (0, True, [_frame(0, [person])]),
+             "nan": (0, True, '{"data": [{"frame_index": 0, "skeleton": [{"pose": [NaN' + ', 0.5' * 35 + '], '
+                              '"score": [' + ', '.join(['1.0'] * 18) + ']}]}], "label_index": 0}'),
+             "infinite": (0, True, [_frame(0, [_person([float("inf")] * 18, [0.5] * 18, [1.0] * 18)])]),
+             "short_pose": (0, True, [_frame(0, [{"pose": [0.5] * 10, "score": [1.0] * 18}])]),
+             "no_score": (0, True, [_frame(0, [{"pose": [0.5] * 36}])]),
+             "before_start": (0, True, [_frame(-1, [person])])}
+    _write_raw(tmp_path / "raw", clips)
+    train = convert(tmp_path / "raw", tmp_path / "out", workers=1)["splits"]["train"]
+    reasons = " ".join(train["unconvertible"])
+    assert train["clips"] == 1 and train["skipped"]["unconvertible"] == 5
+    assert "nan.json: contains NaN or infinite coordinates" in reasons
+    assert "infinite.json: contains NaN or infinite coordinates" in reasons
+    assert "short_pose.json: frame 0 person 0 has 10 pose values and 18 scores, expected 36 and 18" in reasons
+    assert "no_score.json: malformed frame entry (KeyError: 'score')" in reasons
+    assert "before_start.json: frame_index -1 is not a non-negative integer" in reasons
+
+
+def test_a_pool_of_converter_processes_writes_what_one_process_writes(synthetic, tmp_path):
+    convert(synthetic / "raw", tmp_path / "pooled", workers=2)
+    for name in ("train_data.npy", "val_data.npy", "class_names.json"):
+        assert (tmp_path / "pooled" / name).read_bytes() == (synthetic / "converted" / name).read_bytes()
+    assert pickle.load(open(tmp_path / "pooled" / "train_label.pkl", "rb")) == \
+        pickle.load(open(synthetic / "converted" / "train_label.pkl", "rb"))
+
+
+def test_the_data_command_makes_converts_and_names_classes(tmp_path):
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "kinetics", *args], cwd=ROOT, capture_output=True, text=True)
+    made = run("synth", "--out", str(tmp_path / "raw"), "--classes", "30", "--clips-per-class", "2", "--seed", "1")
+    assert made.returncode == 0 and "wrote synthetic raw data (30 classes)" in made.stdout
+    converted = run("convert", "--raw", str(tmp_path / "raw"), "--out", str(tmp_path / "out"), "--workers", "1")
+    assert converted.returncode == 0 and json.loads(converted.stdout)["source"] == "synthetic"
+    (tmp_path / "out" / "class_names.json").unlink()  # as arrays made by the original tools come
+    named = run("class-names", "--label-json", str(tmp_path / "raw" / "kinetics_train_label.json"),
+                "--out", str(tmp_path / "out"))
+    assert named.returncode == 0 and "wrote 30 class names" in named.stdout
+    assert json.loads((tmp_path / "out" / "class_names.json").read_text())[:30] == list(KINETICS_MOTION)
+    missing = run("convert", "--raw", str(tmp_path / "absent"), "--out", str(tmp_path / "x"))
+    assert missing.returncode == 2 and "absent: raw dataset directory not found" in missing.stderr
+
+
 def test_label_mismatch_stops_conversion_and_leaves_no_partial_file(tmp_path):
     person = _person([0.5] * 18, [0.5] * 18, [1.0] * 18)
     _write_raw(tmp_path / "raw", {"a": (3, True, [_frame(0, [person])])}, labels_override={"a": 4})
@@ -112,19 +161,14 @@ def test_rarest_classes_break_ties_by_class_index():
     assert rarest_classes(labels, 6, drop=3) == [1, 4, 5]  # 5 has none, 4 has one, then 1 before 2
 
 
-@pytest.fixture(scope="module")
-def synthetic(tmp_path_factory):
-    root = tmp_path_factory.mktemp("synthetic")
-    generate(root / "raw", SynthSpec(classes=40, clips_per_class=6, val_clips_per_class=2, seed=3))
-    convert(root / "raw", root / "converted", workers=1)
-    return root
-
-
 def test_synthetic_data_is_deterministic_per_seed_and_labelled_synthetic(synthetic, tmp_path):
-    generate(tmp_path / "again", SynthSpec(classes=40, clips_per_class=6, val_clips_per_class=2, seed=3))
-    name = "synth_train_005_0002.json"
-    assert (tmp_path / "again" / "kinetics_train" / name).read_bytes() == \
-        (synthetic / "raw" / "kinetics_train" / name).read_bytes()
+    small = SynthSpec(classes=30, clips_per_class=2, val_clips_per_class=1, seed=3)
+    generate(tmp_path / "a", small)
+    generate(tmp_path / "b", small)
+    generate(tmp_path / "c", SynthSpec(classes=30, clips_per_class=2, val_clips_per_class=1, seed=4))
+    name = "synth_train_005_0001.json"
+    assert (tmp_path / "a" / "kinetics_train" / name).read_bytes() == (tmp_path / "b" / "kinetics_train" / name).read_bytes()
+    assert (tmp_path / "a" / "kinetics_train" / name).read_bytes() != (tmp_path / "c" / "kinetics_train" / name).read_bytes()
     dataset = ConvertedDataset(synthetic / "converted")
     assert dataset.source == "synthetic"
     assert dataset.class_names[:30] == list(KINETICS_MOTION)
@@ -197,6 +241,15 @@ def test_damaged_converted_files_are_named(synthetic, tmp_path, damage, message)
     root = _converted_copy(synthetic, tmp_path)
     damage(root)
     with pytest.raises(DataError, match=message):
+        ConvertedDataset(root)
+
+
+def test_a_label_beyond_the_class_names_names_the_split_it_is_in(synthetic, tmp_path):
+    root = _converted_copy(synthetic, tmp_path)
+    names, labels = pickle.load(open(root / "val_label.pkl", "rb"))
+    labels[0] = 40  # the set has 40 class names
+    pickle.dump((names, labels), open(root / "val_label.pkl", "wb"))
+    with pytest.raises(DataError, match="40 class names, but val_label.pkl uses label 40"):
         ConvertedDataset(root)
 
 
@@ -285,13 +338,57 @@ def test_move_interpolates_linearly_and_matches_the_per_frame_original():
     assert set(np.round(np.degrees(params[:, [0, -1], 0].numpy()), 4).ravel()) <= set(augment.ANGLES_DEG)
 
 
-def test_batches_are_the_same_for_the_same_seed():
+def test_batches_are_the_same_for_the_same_seed_and_differ_for_another():
     x = torch.from_numpy(_clip_batch(batch=4, frames=60))
     one = augment.augment(x, 32, torch.Generator().manual_seed(5), shift=True)
     two = augment.augment(x, 32, torch.Generator().manual_seed(5), shift=True)
-    assert one.shape == (4, 3, 32, 18, 2) and torch.equal(one, two)
+    other = augment.augment(x, 32, torch.Generator().manual_seed(6), shift=True)
+    assert one.shape == (4, 3, 32, 18, 2) and torch.equal(one, two) and not torch.equal(one, other)
+
+
+def test_move_parameters_are_drawn_from_the_originals_choices_each_one_equally_often():
+    gen = torch.Generator().manual_seed(0)
+    params = augment.sample_move(20_000, 2, gen)  # frame 0 is the start, frame 1 the end of the interpolation
+    for column, choices in enumerate((np.radians(augment.ANGLES_DEG), augment.SCALES, augment.TRANSLATIONS,
+                                      augment.TRANSLATIONS)):
+        values = params[:, :, column].numpy().ravel()
+        nearest = np.abs(values[:, None] - np.asarray(choices)[None, :]).argmin(axis=1)
+        np.testing.assert_allclose(values, np.asarray(choices)[nearest], atol=1e-6)  # nothing outside the table
+        shares = np.bincount(nearest, minlength=len(choices)) / len(values)
+        np.testing.assert_allclose(shares, 1 / len(choices), atol=0.02)  # uniform over the table
+
+
+def test_crop_and_shift_offsets_cover_their_whole_range_uniformly():
+    gen = torch.Generator().manual_seed(0)
+    crops = augment._choose_offset(30_000, 100, 40, gen).numpy()  # a 40-frame window of a 100-frame clip
+    assert crops.min() == 0 and crops.max() == 60
+    np.testing.assert_allclose(np.bincount(crops) / len(crops), 1 / 61, atol=0.006)
+    pads = augment._choose_offset(30_000, 40, 100, gen).numpy()  # a 40-frame clip padded to 100 frames
+    assert pads.max() == 0 and pads.min() == -60
+    x = torch.from_numpy(_clip_batch(batch=1, frames=40)).expand(20_000, -1, -1, -1, -1)  # frames 5..29 present
+    shifts = augment._shift_offset(x, gen).numpy()  # frame s of the result is frame s + offset
+    assert shifts.max() == 5 and shifts.min() == 5 - 15  # the 25-frame span may start anywhere in 0..15
+    np.testing.assert_allclose(np.bincount(shifts - shifts.min()) / len(shifts), 1 / 16, atol=0.01)
 
 
 def test_too_few_synthetic_classes_for_kinetics_motion_is_refused():
     with pytest.raises(ValueError, match="at least 30"):
         class_names(12)
+
+
+def test_sampled_training_sets_have_the_requested_size_and_balance(synthetic):
+    dataset = ConvertedDataset(synthetic / "converted")
+    full = dataset.subset(SubsetSpec("kinetics-392"))
+    per_class = np.bincount(full["train"].labels)
+    stratified = dataset.subset(SubsetSpec("kinetics-392", fraction_per_class=0.25, sample_seed=3))
+    expected = np.maximum(1, np.round(per_class * 0.25)).astype(int)
+    np.testing.assert_array_equal(np.bincount(stratified["train"].labels, minlength=len(per_class)), expected)
+    uniform = dataset.subset(SubsetSpec("kinetics-392", fraction_per_class=0.25, sample_seed=3, sampling="uniform"))
+    assert len(uniform["train"]) == expected.sum()  # the same budget, drawn over all clips at once
+    assert not np.array_equal(np.bincount(uniform["train"].labels, minlength=len(per_class)), expected)
+    capped = dataset.subset(SubsetSpec("kinetics-392", cap_per_class=3, sampling="uniform", sample_seed=1))
+    assert len(capped["train"]) == np.minimum(per_class, 3).sum()
+    for sampled in (stratified, uniform, capped):
+        np.testing.assert_array_equal(sampled["val"].rows, full["val"].rows)  # validation is never sampled
+    with pytest.raises(DataError, match="sampling must be one of stratified, uniform"):
+        SubsetSpec(sampling="balanced")

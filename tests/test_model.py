@@ -14,6 +14,7 @@ from model import (
     count_parameters,
     load_original_checkpoint,
 )
+from training.config import CPU_PROFILE, from_dict
 
 
 @pytest.mark.parametrize("strategy,k", [("uniform", 1), ("distance", 2), ("spatial", 3)])
@@ -50,9 +51,9 @@ def test_paper_shape_parameter_count(classes, expected):
 
 
 def test_cpu_sized_variant_is_labelled_and_smaller():
-    small = ModelConfig(num_classes=30, width=0.25)
-    assert not small.is_paper_shape and ModelConfig().is_paper_shape
-    assert count_parameters(STGCN(small)) < 300_000
+    cpu = from_dict(CPU_PROFILE)
+    assert cpu.model_variant == "cpu-sized (width x0.125, frame stride 2)" and from_dict({}).model_variant == "paper"
+    assert count_parameters(STGCN(ModelConfig(num_classes=30, width=cpu.width))) < 100_000
 
 
 def _randomised_original(num_class=400) -> OriginalSTGCN:
@@ -94,9 +95,11 @@ def test_checkpoint_gets_a_new_head_for_fine_tuning_on_a_subset(tmp_path):
     x = torch.randn(1, 3, 16, 18, 2)
     assert ours(x).shape == (1, 30)
     with torch.no_grad():
-        feats = ours.features(x)
-        assert torch.allclose(ours.st_gcn_networks[3].gcn.conv.weight, original.st_gcn_networks[3].gcn.conv.weight)
-    assert feats.shape == (1, 256)
+        assert ours.features(x).shape == (1, 256)
+    backbone = {k: v for k, v in ours.state_dict().items() if not k.startswith("fcn.")}
+    assert all(torch.equal(v, original.state_dict()[k]) for k, v in backbone.items())  # every backbone tensor
+    assert ours.fcn.weight.shape == (30, 256, 1, 1) and ours.config.num_classes == 30  # a head sized to the subset
+    assert not torch.allclose(ours.fcn.weight, original.fcn.weight[:30])  # and new, not the file's first 30 rows
 
 
 def test_foreign_checkpoint_error_lists_missing_keys(tmp_path):

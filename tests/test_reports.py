@@ -8,18 +8,22 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from openpyxl import load_workbook
 from PIL import Image
 
-from reports.analysis import bootstrap_beats, expected_max
+from reports import sensitivity
 from reports.build import build, main
-from reports.curves import plot_curves
-from reports.spreadsheet import COLUMNS, FILENAME
-from study.results import TRIALS
+from reports.describe import notes
+from reports.findings import analyse_subset
+from reports.load import load_study
+from reports.scores import NoiseFloor, budgets
+from reports.spreadsheet import EXPERIMENT_COLUMNS, FILENAME, write_workbook
+from reports.table import Column, Table
+from training.plots import plot_curves
+from training.results import TRIALS
 
 PLOTS = ("lr_sensitivity.png", "lr_batch.png", "scheduler_comparison.png", "learning_curves.png", "importance.png",
          "expected_max.png")
@@ -38,19 +42,24 @@ def test_spreadsheet_rows_equal_the_trials_table(report):
     assert list(sheets) == ["Summary", "kinetics-motion", "kinetics-392"]
     for subset in ("kinetics-motion", "kinetics-392"):
         sheet = sheets[subset]
-        assert list(sheet.columns) == [c.header for c in COLUMNS]
+        assert list(sheet.columns) == [c.column.header for c in EXPERIMENT_COLUMNS]
         expected = trials[trials["subset"] == subset].sort_values("index")
         assert sheet["Experiment ID"].tolist() == expected["experiment_id"].tolist()
         assert sheet["Folder"].tolist() == expected["folder"].tolist()
         assert sheet["Learning Rate"].tolist() == pytest.approx(expected["lr"].tolist())
         assert sheet["Batch Size"].tolist() == expected["batch_size"].tolist()
-        assert sheet["Test top-1"].tolist() == pytest.approx(expected["best_val_top1"].tolist())
-        assert sheet["Test top-5"].tolist() == pytest.approx(expected["best_val_top5"].tolist())
-        assert sheet["Train top-1"].tolist() == pytest.approx(expected["train_top1_at_best"].tolist())
+        assert sheet["Test top-1 (last epoch): the study's score"].tolist() == pytest.approx(
+            expected["last_val_top1"].tolist())
+        assert sheet["Test top-1 (best epoch, optimistic)"].tolist() == pytest.approx(expected["best_val_top1"].tolist())
+        assert sheet["Test top-5 (last epoch)"].tolist() == pytest.approx(expected["last_val_top5"].tolist())
+        assert sheet["Train top-1 (last epoch)"].tolist() == pytest.approx(expected["last_train_top1"].tolist())
         assert sheet["Epochs run"].tolist() == expected["epochs_run"].tolist()
         assert sheet["Stop reason"].tolist() == expected["stop_reason"].tolist()
         assert sheet["Seed"].tolist() == expected["seed"].tolist()
-        assert (sheet["Dataset type"] == f"{subset} (synthetic)").all()
+        assert sheet["Optuna trial"].tolist() == expected["optuna_number"].tolist()
+        clips = expected["train_clips"].iloc[0]
+        assert (sheet["Dataset type"] == f"{subset}, at most 6 per class, stratified, seed 0, {clips} training clips "
+                                         "(synthetic)").all()
         assert (sheet["Pre-trained"] == "no").all()
         for _, row in sheet.iterrows():
             if row["Optimizer"].startswith("SGD"):
@@ -59,8 +68,8 @@ def test_spreadsheet_rows_equal_the_trials_table(report):
                 assert row["Optimizer"].startswith("Adam (betas")
         stopped = sheet[sheet["Stop reason"] == "stopped_by_asha"]
         for _, row in stopped.iterrows():
-            expected_note = f"stopped by ASHA at epoch {row['Epochs run']} of {row['Epochs planned']}"
-            assert expected_note in row["Observations and Notes"]
+            assert f"stopped by ASHA at epoch {row['Epochs run']} of {row['Epochs planned']}" in \
+                row["Observations and Notes"]
         assert sheet["Observations and Notes"].fillna("").str.contains("best of study").sum() == 1
 
 
@@ -73,15 +82,27 @@ def test_spreadsheet_formats_links_and_layout(report):
     assert sheet.freeze_panes == "A2" and sheet.auto_filter.ref
     assert sheet.cell(row=1, column=1).font.bold
     assert sheet.cell(row=2, column=column["Learning Rate"]).number_format == "0.00E+00"
-    assert sheet.cell(row=2, column=column["Test top-1"]).number_format == "0.0%"
+    assert sheet.cell(row=2, column=column["Test top-1 (last epoch): the study's score"]).number_format == "0.0%"
     for row in range(2, sheet.max_row + 1):
         cell = sheet.cell(row=row, column=column["Folder"])
         assert cell.hyperlink is not None
         assert (out / cell.hyperlink.target).resolve() == (root / "experiments" / cell.value).resolve()
     summary = [[c.value for c in row] for row in book["Summary"].iter_rows()]
+    assert summary[0][0] == "What the data says" and summary[1][0].startswith("kinetics-motion: ")
     flat = [v for row in summary for v in row if v is not None]
     assert "Trials by stop reason" in flat and "Best experiment per subset" in flat
     assert "not comparable: synthetic data" in flat
+
+
+def test_numbers_are_formatted_by_the_unit_their_column_declares_in_the_page_and_the_sheet(tmp_path):
+    table = Table("t", [Column("A - B", "points"), Column("95% CI low", "points"), Column("mean", "percent"),
+                        Column("lr", "lr"), Column("n", "int")])
+    table.add(0.02, -0.013, 0.5, 0.1, 4)
+    assert [c.text(v) for c, v in zip(table.columns, table.rows[0])] == ["+2.0 pts", "-1.3 pts", "50.0%", "0.1", "4"]
+    book = load_workbook(write_workbook(tmp_path / "x.xlsx", {}, [], [], [table], lambda folder: None))
+    cells = {c.value: c for row in book["Summary"].iter_rows() for c in row}
+    assert cells[0.02].number_format == cells[-0.013].number_format == Column("", "points").number_format
+    assert cells[0.5].number_format == "0.0%" and cells[0.1].number_format == "0.00E+00"
 
 
 def test_every_plot_is_a_valid_image_and_the_page_references_it(report):
@@ -91,22 +112,85 @@ def test_every_plot_is_a_valid_image_and_the_page_references_it(report):
         path = out / "plots" / name
         with Image.open(path) as image:
             image.verify()
-        assert path.stat().st_size > 5000
         assert f"plots/{name}" in page
-    assert FILENAME in page and "not comparable" in page
+    assert FILENAME in page and "not comparable" in page and "What the data says" in page
 
 
-def test_asha_stopped_trials_get_their_stop_drawn_into_their_curves(report, tmp_path):
-    root, trials, _ = report
+@pytest.fixture(scope="module")
+def analysed(smoke):
+    root, _ = smoke
+    results = load_study(root)
+    levels = budgets(results.trials, results.epochs, results.manifest)
+    found = {s: analyse_subset(results.trials, results.epochs, s, results.searched, levels) for s in results.subsets}
+    return results, levels, found
+
+
+def test_the_learning_rate_plot_draws_each_budgets_scores_and_nothing_else(analysed, tmp_path):
+    results, levels, found = analysed
+    trials, epochs = results.trials, results.epochs
+    assert levels == [1, 2, 3]  # smoke: ASHA rungs at epochs 1 and 2, then the last epoch
+    drawn = sensitivity.lr_sensitivity(trials, epochs, found, levels, tmp_path).points
+    for subset in results.subsets:
+        mine = drawn[drawn["subset"] == subset]
+        final = mine[mine["series"] == "epoch 3"]
+        done = trials[(trials["subset"] == subset) & (trials["stop_reason"] == "completed")]
+        assert sorted(zip(final["x"], final["y"])) == sorted(zip(done["lr"], done["last_val_top1"]))
+        first = mine[mine["series"] == "epoch 1"]
+        at_one = epochs[(epochs["subset"] == subset) & (epochs["epoch"] == 1)].merge(trials, on=["subset", "trial_id"])
+        assert sorted(zip(first["x"], first["y"])) == sorted(zip(at_one["lr"], at_one["val_top1"]))
+
+
+def test_the_importance_plot_shows_a_ranking_only_where_results_rise_above_noise(analysed, tmp_path):
+    _, levels, found = analysed
+    drawn = sensitivity.importance_by_budget(found, levels, tmp_path).points
+    for subset, f in found.items():
+        mine = drawn[drawn["subset"] == subset]
+        if not f.detectable:
+            assert mine.empty
+        for _, point in mine.iterrows():
+            imp = f.importances[point["x"]][point["series"]]
+            assert (point["y"], point["low"], point["high"]) == (imp.value, imp.low, imp.high)
+
+
+def test_the_learning_curves_are_every_epoch_of_every_trial(analysed, tmp_path):
+    results, _, _ = analysed
+    drawn = sensitivity.learning_curves(results.epochs, results.trials, results.subsets, tmp_path).points
+    assert len(drawn) == len(results.epochs)
+    merged = drawn.merge(results.epochs, left_on=["subset", "series", "x"], right_on=["subset", "trial_id", "epoch"])
+    assert merged["y"].tolist() == pytest.approx(merged["val_top1"].tolist())
+
+
+def test_notes_say_overfitting_near_chance_and_within_the_seed_noise():
+    row = pd.Series({"stop_reason": "completed", "epochs_run": 6, "epochs_planned": 6, "retries": 0, "num_classes": 30,
+                     "last_train_top1": 0.95, "last_val_top1": 0.55, "repeat_of": None, "seed": 0})
+    noise = NoiseFloor(0.02, "seeds", 6, 2)
+    assert notes(row, False, noise, 0.57) == "overfitting: train 95.0% vs test 55.0%; within the seed noise of the " \
+                                             "best (2.0 points below; noise 2.0 points)"
+    assert "within the seed noise" not in notes(row, False, noise, 0.65)
+    at_chance = row.copy()
+    at_chance[["last_train_top1", "last_val_top1"]] = [0.04, 0.04]
+    assert notes(at_chance, False, noise, 0.65) == "near chance (3.3%)"
+    assert notes(row, True, noise, 0.55).endswith("best of study")
+
+
+def test_asha_stopped_trials_get_their_stop_drawn_into_the_reports_copy_of_their_curves(report, tmp_path):
+    root, trials, out = report
     stopped = trials[trials["stop_reason"] == "stopped_by_asha"].iloc[0]
     folder = root / "experiments" / stopped["folder"]
     table = pd.read_csv(folder / "save_values_csv" / "epochs.csv")
     run, planned = int(stopped["epochs_run"]), int(stopped["epochs_planned"])
     plot_curves(table, tmp_path / "marked", stopped["folder"], run, f"stopped by ASHA at epoch {run} of {planned}")
-    plot_curves(table, tmp_path / "plain", stopped["folder"])
-    drawn = (folder / "matplotlib_graphs" / "accuracy.png").read_bytes()
+    drawn = (out / "curves" / stopped["folder"] / "accuracy.png").read_bytes()
     assert drawn == (tmp_path / "marked" / "accuracy.png").read_bytes()  # the same plot, with the stop line
-    assert drawn != (tmp_path / "plain" / "accuracy.png").read_bytes()
+    assert drawn != (folder / "matplotlib_graphs" / "accuracy.png").read_bytes()  # the study's folder is untouched
+
+
+def test_building_the_report_elsewhere_changes_nothing_in_the_study(smoke, tmp_path):
+    root, _ = smoke
+    before = {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file() and "report" not in p.parts}
+    build(root, tmp_path / "elsewhere")
+    after = {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file() and "report" not in p.parts}
+    assert after == before
 
 
 @pytest.mark.skipif(shutil.which("soffice") is None, reason="LibreOffice (soffice) is not installed")
@@ -135,7 +219,7 @@ def test_partial_study_with_running_errored_and_nan_trials_still_builds(smoke, t
     parts = sorted((study / TRIALS).glob("kinetics-motion__*.parquet"))
     table = pq.read_table(parts[0]).to_pandas()
     table[["stop_reason", "status", "error"]] = ["errored", "error", "RuntimeError: boom"]
-    table[["best_val_top1", "best_val_top5", "train_top1_at_best"]] = math.nan
+    table[["best_val_top1", "best_val_top5", "last_val_top1", "last_val_top5"]] = math.nan
     table.to_parquet(parts[0])
     running = pq.read_table(parts[1]).to_pandas().assign(stop_reason="running", status="running")
     running.to_parquet(parts[1])
@@ -153,7 +237,7 @@ def test_partial_study_with_running_errored_and_nan_trials_still_builds(smoke, t
 
 def test_empty_study_builds_a_report_that_says_nothing_ran(smoke, tmp_path):
     study = _copy(smoke, tmp_path)
-    for name in ("trials.parquet", "epochs.parquet", "optuna.journal"):
+    for name in ("trials.parquet", "epochs.parquet", "optuna"):
         shutil.rmtree(study / name) if (study / name).is_dir() else (study / name).unlink()
     out = build(study)
     page = (out / "index.html").read_text()
@@ -165,21 +249,3 @@ def test_a_directory_that_is_not_a_study_is_a_clear_error(tmp_path, capsys):
     assert main([str(tmp_path)]) == 2
     assert "not a study directory" in capsys.readouterr().err
     assert main([str(tmp_path / "absent")]) == 2
-
-
-def test_expected_max_matches_brute_force_and_ends_at_the_maximum():
-    scores = np.array([0.2, 0.5, 0.1, 0.4])
-    curve = expected_max(scores)
-    assert curve[0] == pytest.approx(scores.mean())
-    assert curve[-1] <= scores.max() and np.all(np.diff(curve) >= 0)
-    rng = np.random.default_rng(0)
-    draws = rng.choice(scores, (200_000, 2)).max(1).mean()
-    assert curve[1] == pytest.approx(draws, abs=3e-3)
-
-
-def test_bootstrap_interval_separates_clearly_different_configs_only():
-    a, b = np.array([0.60, 0.61, 0.62]), np.array([0.40, 0.41, 0.42])
-    diff, low, high = bootstrap_beats(a, b)
-    assert diff == pytest.approx(0.2) and low > 0
-    _, low, high = bootstrap_beats(a, a + 0.001)
-    assert low < 0 < high

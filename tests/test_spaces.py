@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import optuna
 import pytest
 
@@ -64,8 +66,8 @@ GOOD = "params:\n  lr: {type: loguniform, low: 1.0e-4, high: 1.0}\n"
     ("params:\n  lr: {type: loguniform, low: 1.0, high: 1.0e-4}\n", "params.lr: empty or inverted range"),
     ("params:\n  lr: {type: uniform, low: 0.1, high: 0.1}\n", "params.lr: empty or inverted range"),
     ("params:\n  lr: {type: loguniform, low: 0, high: 1}\n", "params.lr: a log range cannot touch 0"),
-    ("params:\n  momentum: {type: uniform, low: 0.5, high: 0.9, when: {optimizer: sgd}}\n",
-     "params.momentum.when: parent 'optimizer' is neither a parameter defined above nor in base"),
+    ("params:\n  momentum: {type: uniform, low: 0.5, high: 0.9, when: {optimiser: sgd}}\n",
+     "params.momentum.when: parent 'optimiser' is neither a parameter defined above nor a config field"),
     ("params:\n  learning_rate: {type: uniform, low: 0.1, high: 0.2}\n", "params.learning_rate: not a config field"),
     ("params:\n  lr: {type: gaussian, low: 0.1, high: 0.2}\n", "params.lr: needs 'type', one of"),
     ("params:\n  lr: {type: uniform, low: 0.1}\n", "params.lr: type uniform needs high"),
@@ -75,6 +77,20 @@ GOOD = "params:\n  lr: {type: loguniform, low: 1.0e-4, high: 1.0}\n"
     ("base: {optimizer: lion}\n" + GOOD, "base: 'optimizer' is 'lion'"),
     ("params: {}\n", "params: no parameter to search"),
     ("params:\n  batch_size: {type: pow2, low: 12, high: 64}\n", "pow2 bounds must be powers of two"),
+    ("params:\n  batch_size: {type: pow2, low: 1, high: 64}\n", "pow2 low must be at least 2"),
+    ("params:\n  optimizer: {type: choice, values: [sgd, adam]}\n"
+     "  beta1: {type: uniform, low: 0.8, high: 0.9, when: {optimizer: [adam, adamw]}}\n",
+     "params.beta1.when: 'optimizer' can never be 'adamw' \\(it takes 'sgd', 'adam'\\)"),
+    ("base: {optimizer: adam}\nparams:\n  momentum: {type: uniform, low: 0.5, high: 0.9, when: {optimizer: sgd}}\n",
+     "params.momentum.when: 'optimizer' can never be 'sgd'"),
+    ("params:\n  lr: {type: loguniform, low: 1.0e-4, high: 1.0}\n"
+     "  momentum: {type: uniform, low: 0.5, high: 0.9, when: {lr: 0.1}}\n", "parent 'lr' is a range"),
+    ("cpu_profile: {epochs: 2, scheduler: none}\nasha: {grace_period: 2}\n" + GOOD,
+     "asha.grace_period: grace period 2 is not below the cpu_profile epochs \\(2\\)"),
+    ("sampler: grid\n" + GOOD, "sampler: unknown sampler 'grid'; choose one of tpe, qmc, random"),
+    ("resources: {cpus: 1}\n" + GOOD, "resources: unknown key\\(s\\) cpus; allowed: cpu, paper"),
+    ("resources: {paper: {gpus: -1}}\n" + GOOD, "resources.paper.gpus: must be a number > 0"),
+    ("resources: {paper: {kinetics-392: {tpus: 1}}}\n" + GOOD, "resources.paper.kinetics-392: unknown key\\(s\\) tpus"),
 ])
 def test_invalid_space_files_name_the_file_and_key(tmp_path, text, message):
     path = tmp_path / "mine.yaml"
@@ -86,3 +102,32 @@ def test_invalid_space_files_name_the_file_and_key(tmp_path, text, message):
 def test_unknown_space_name_lists_the_known_ones():
     with pytest.raises(SpaceError, match="no such search space; known spaces: batch_size, full, optimizer"):
         load_space("lr_only")
+
+
+def test_resources_come_per_profile_and_subset_with_defaults():
+    space = load_space("sgd_lr")
+    assert space.trial_resources(cpu=True, subset="kinetics-392") == {"cpu": 1.0, "gpu": 0.0}
+    assert space.trial_resources(cpu=False, subset="kinetics-motion") == {"cpu": 4.0, "gpu": 0.5}
+    assert space.trial_resources(cpu=False, subset="kinetics-392") == {"cpu": 4.0, "gpu": 1.0}
+
+
+def test_samplers_by_space_and_a_start_up_that_fits_the_budget():
+    kinds = {name: load_space(name).sampler for name in SHIPPED}
+    assert kinds == {"sgd_lr": "qmc", "batch_size": "qmc", "scheduler": "qmc", "optimizer": "tpe", "full": "tpe",
+                     "smoke": "tpe"}
+    assert load_space("full").startup_trials == 10 and load_space("optimizer").startup_trials == 6
+    assert load_space("smoke").startup_trials == 1
+
+
+def test_relative_paths_are_made_absolute_once_and_kept_in_the_studys_copy(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("base: {classes_file: lists/ten.txt}\nparams:\n  pretrained: {type: choice, "
+                    "values: [null, ~/ckpt.pt]}\n")
+    space = load_space(path, paths_relative_to=tmp_path)
+    assert space.base["classes_file"] == str(tmp_path / "lists" / "ten.txt")
+    assert space.params[0].values == (None, str(Path.home() / "ckpt.pt"))
+    copy = tmp_path / "copy" / "space.yaml"
+    copy.parent.mkdir()
+    copy.write_text(space.dump())
+    again = load_space(copy, paths_relative_to=tmp_path / "elsewhere")
+    assert again.name == "mine" and again.base == space.base and again.params == space.params

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import signal
@@ -11,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pandas as pd
 import pytest
@@ -19,12 +21,12 @@ from optuna.storages.journal import JournalFileBackend
 from ray import cloudpickle
 from ray.tune import ExperimentAnalysis
 
-from study.config import TrainConfig
-from study.results import EPOCHS, METRIC_TYPES, TRIALS, read_table
+from study.driver import run_study
 from study.run import main
-from study.runner import StudyLocation, run_study
-from study.study_dir import OPTUNA_JOURNAL, StudyDirError
+from study.study_dir import StudyDirError, StudyLocation
 from study.trainable import trial_epochs
+from training.config import TrainConfig
+from training.results import EPOCHS, METRIC_TYPES, TRIALS, optuna_journal, read_table
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,14 +38,38 @@ def test_smoke_study_records_every_trial_and_asha_stops_some(smoke):
     assert (trials.groupby("subset").size() == 6).all()
     assert set(trials["stop_reason"]) <= {"completed", "stopped_by_asha"}
     assert (trials["stop_reason"] == "stopped_by_asha").any()
-    stopped = trials[trials["stop_reason"] == "stopped_by_asha"]
-    assert (stopped["epochs_run"] < stopped["epochs_planned"]).all()
     assert not epochs.duplicated(["subset", "trial_id", "epoch"]).any()
     assert (trials["data_source"] == "synthetic").all() and (trials["seed"] == 0).all()
     assert trials["model_variant"].str.startswith("cpu-sized").all()
     for column in ("study", "subset", "trial_id", "experiment_id", "epoch", *METRIC_TYPES, "lr", "batch_size",
                    "optimizer", "scheduler", "weight_decay", "seed"):
         assert column in epochs.columns
+
+
+def asha_stops(epochs: pd.DataFrame, grace: int, factor: int, max_t: int) -> dict[str, int]:
+    """Ray's ASHA replayed on the recorded scores: at each rung, in the order results reached the driver, a trial
+    is stopped when its score is below the rung's cutoff, the (1 - 1/factor) quantile of the scores recorded there
+    before it. Returns trial id -> the rung it was stopped at."""
+    rungs = [grace * factor ** k for k in range(int(math.log(max_t / grace, factor) + 1)) if grace * factor ** k < max_t]
+    stopped: dict[str, int] = {}
+    for rung in rungs:
+        recorded: list[float] = []
+        for _, row in epochs[epochs["epoch"] == rung].sort_values("recorded_at").iterrows():
+            if row["trial_id"] in stopped:
+                continue
+            if recorded and row["val_top1"] < np.nanpercentile(recorded, (1 - 1 / factor) * 100):
+                stopped[row["trial_id"]] = rung
+            recorded.append(row["val_top1"])
+    return stopped
+
+
+def test_the_trials_asha_stopped_are_those_its_rule_stops(smoke):
+    root, trials = smoke
+    epochs = read_table(root, EPOCHS).to_pandas()
+    for subset, rows in trials.groupby("subset"):
+        expected = asha_stops(epochs[epochs["subset"] == subset], grace=1, factor=2, max_t=3)
+        recorded = rows[rows["stop_reason"] == "stopped_by_asha"].set_index("trial_id")["epochs_run"].to_dict()
+        assert recorded == expected
 
 
 def test_parquet_tables_match_tunes_own_results(smoke):
@@ -70,8 +96,8 @@ def test_conditional_parameters_only_exist_where_their_parent_allows(smoke):
     assert len(adam) and len(sgd)
     assert adam["momentum"].isna().all() and adam["nesterov"].isna().all() and adam["beta1"].notna().all()
     assert sgd["beta1"].isna().all() and sgd["momentum"].notna().all()
-    storage = JournalStorage(JournalFileBackend(str(root / OPTUNA_JOURNAL)))
     for subset in ("kinetics-motion", "kinetics-392"):
+        storage = JournalStorage(JournalFileBackend(str(optuna_journal(root, subset))))
         for trial in optuna.load_study(study_name=subset, storage=storage).trials:
             assert ("momentum" in trial.params) == (trial.params["optimizer"] == "sgd")
             assert ("beta1" in trial.params) == (trial.params["optimizer"] == "adam")
@@ -183,7 +209,8 @@ def test_seed_repeats_rerun_the_best_configs_with_new_seeds_to_the_last_epoch(cl
                                                "--repeats", "2", "--seeds", "1"), echo=lambda line: None)
     search, repeats = trials[trials["repeat_of"].isna()], trials[trials["repeat_of"].notna()]
     assert len(search) == 3 and len(repeats) == 2
-    best_two = search.sort_values("best_val_top1", ascending=False).head(2)
+    ranked = search.assign(completed=search["stop_reason"] == "completed")  # the study's score: the last epoch,
+    best_two = ranked.sort_values(["completed", "last_val_top1"], ascending=False).head(2)  # completed trials first
     assert sorted(repeats["repeat_of"]) == sorted(best_two["trial_id"])
     for _, row in repeats.iterrows():
         origin = search.set_index("trial_id").loc[row["repeat_of"]]
@@ -207,7 +234,7 @@ def test_a_study_at_a_storage_uri_keeps_tables_and_experiment_folders_there(clus
     trials = read_table(study, TRIALS).to_pandas()
     assert len(trials) == 2 and (trials["status"] == "terminated").all()
     assert len(read_table(study, EPOCHS)) == trials["epochs_run"].sum()
-    assert (study / "study.json").is_file() and (study / OPTUNA_JOURNAL).is_file()
+    assert (study / "study.json").is_file() and optuna_journal(study, "kinetics-motion").is_file()
     assert (study / "report" / "index.html").is_file()
     for folder in trials["folder"]:  # each trial's folder, synced by Tune inside its trial directory
         assert len(list(study.glob(f"kinetics-motion/*/{folder}/save_values_csv/epochs.csv"))) == 1
@@ -225,3 +252,18 @@ def test_without_early_stopping_every_trial_runs_its_planned_epochs(cluster, dat
         data, "--subset", "kinetics-motion", "--num-samples", "3", "--no-early-stopping"), echo=lambda line: None)
     assert len(trials) == 3 and (trials["stop_reason"] == "completed").all()
     assert (trials["epochs_run"] == trials["epochs_planned"]).all()
+
+
+def _worker_pids(root: Path, trials: pd.DataFrame) -> list[int]:
+    return [json.loads((root / "experiments" / f / "log" / "config.json").read_text())["worker_pid"]
+            for f in trials["folder"]]
+
+
+def test_reused_actors_run_later_trials_in_the_first_ones_worker(cluster, data, tmp_path, smoke_request, smoke):
+    root, trials = smoke
+    assert len(set(_worker_pids(root, trials))) == len(trials)  # by default every trial has its own worker
+    location = StudyLocation(tmp_path, "reuse")
+    reused = run_study(location, smoke_request(data, "--subset", "kinetics-motion", "--num-samples", "3",
+                                               "--max-concurrent", "1", "--reuse-actors"), echo=lambda line: None)
+    assert len(reused) == 3 and (reused["status"] == "terminated").all()
+    assert len(set(_worker_pids(location.root, reused))) == 1

@@ -6,23 +6,24 @@ import pandas as pd
 import pytest
 import torch
 
-from study.config import CPU_PROFILE, ConfigError, from_dict, load
-from study.data.convert import convert
-from study.data.dataset import ConvertedDataset
-from study.data.subsets import KINETICS_MOTION
-from study.data.synth import SynthSpec, generate
-from study.schedule import EpochSchedule
+from kinetics.dataset import ConvertedDataset
+from kinetics.subsets import KINETICS_MOTION
+from model import STGCN, CheckpointError, ModelConfig
 from study.train import main as train_main
-from study.trainer import Trainer, loader_workers_for
+from training.config import CPU_PROFILE, ConfigError, from_dict, load
+from training.experiment import Experiment
+from training.pretrain import pretrain
+from training.schedule import EpochSchedule
+from training.trainer import Trainer, loader_workers_for
 
 FIVE_CLASSES = ["squat", "push up", "tai chi", "skipping rope", "pull ups"]
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
+def dataset(synthetic, tmp_path_factory):
+    """The session's set, with a class list of five kinetics-motion classes beside it."""
     root = tmp_path_factory.mktemp("trainer_data")
-    generate(root / "raw", SynthSpec(classes=30, clips_per_class=20, val_clips_per_class=8, seed=11))
-    convert(root / "raw", root / "converted", workers=1)
+    (root / "converted").symlink_to(synthetic / "converted")
     (root / "five.txt").write_text("\n".join(FIVE_CLASSES))
     return root
 
@@ -132,6 +133,36 @@ def test_standalone_cli_writes_the_experiment_folder(dataset, tmp_path, capsys):
     assert len(pd.read_csv(folder / "save_values_csv" / "epochs.csv")) == 2
 
 
+def test_resuming_a_standalone_run_continues_in_its_own_folder(dataset, tmp_path, capsys):
+    classes = tmp_path / "classes.txt"
+    classes.write_text("\n".join(FIVE_CLASSES))
+    config = _config(dataset, epochs=3, classes_file=str(classes))
+    config_file = tmp_path / "run.yaml"
+    config_file.write_text(json.dumps(config.to_dict()))
+    runs = tmp_path / "runs"
+    interrupted = Experiment(config, ConvertedDataset(dataset / "converted"), runs, index=3)
+    for _ in range(2):  # what the CLI does per epoch, then the run is cut off
+        interrupted.step()
+        interrupted.save_checkpoint(interrupted.folder.path)
+    folder = interrupted.folder.path
+    assert train_main(["--config", str(config_file), "--resume", str(folder)]) == 0  # no --index
+    assert [p.name for p in runs.iterdir()] == [folder.name]
+    assert pd.read_csv(folder / "save_values_csv" / "epochs.csv")["epoch"].tolist() == [1, 2, 3]
+    assert "after epoch 2" in (folder / "log" / "train.log").read_text()
+
+    written = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    config_file.write_text(json.dumps({**config.to_dict(), "lr": 0.5}))
+    capsys.readouterr()
+    assert train_main(["--config", str(config_file), "--resume", str(folder)]) == 2
+    assert "other values (lr=0.003)" in capsys.readouterr().err
+    config_file.write_text(json.dumps(config.to_dict()))
+    classes.write_text("\n".join(FIVE_CLASSES[:4]))  # the same config, but its class list changed
+    assert train_main(["--config", str(config_file), "--resume", str(folder)]) == 2
+    assert "would write folder 3_4_" in capsys.readouterr().err
+    assert [p.name for p in runs.iterdir()] == [folder.name]
+    assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == written  # refused before any write
+
+
 @pytest.mark.parametrize("values,message", [
     ({"optimiser": "sgd"}, "unknown field\\(s\\) optimiser"),
     ({"optimizer": "lion"}, "'optimizer' is 'lion'; choose one of sgd, adam, adamw"),
@@ -163,3 +194,53 @@ def test_paper_recipe_is_the_default():
         ("sgd", 0.1, 1e-4, 256, True)
     assert config.milestones == (20, 30, 40) and config.epochs == 50 and config.model_variant == "paper"
     assert np.isclose(from_dict(CPU_PROFILE).width, 0.125)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(dataset, tmp_path_factory):
+    """The CPU-sized network pretrained for two epochs on the session set's classes outside kinetics-motion."""
+    config = _config(dataset, classes_file=None, subset="kinetics-392", epochs=2, optimizer="sgd", lr=0.03)
+    return pretrain(config, tmp_path_factory.mktemp("pretrained") / "synthetic.pt", echo=lambda line: None)
+
+
+def test_a_fine_tuned_run_starts_from_the_checkpoints_backbone_with_a_new_head(dataset, checkpoint):
+    saved = torch.load(checkpoint, weights_only=True)
+    trainer = Trainer(_config(dataset, pretrained=str(checkpoint)), ConvertedDataset(dataset / "converted"))
+    state = trainer.model.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in saved.items() if not k.startswith("fcn."))
+    assert saved["fcn.weight"].shape[0] == 10 and state["fcn.weight"].shape[0] == 5  # sized to the subset
+    assert all(p.requires_grad for p in trainer.model.parameters())
+
+
+def test_frozen_epochs_train_only_the_head(dataset, checkpoint):
+    trainer = Trainer(_config(dataset, pretrained=str(checkpoint), freeze_epochs=1, epochs=2, optimizer="sgd",
+                              lr=0.05), ConvertedDataset(dataset / "converted"))
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    trainer.run_epoch()
+    after = trainer.model.state_dict()
+    assert all(torch.equal(after[k], v) for k, v in before.items() if not k.startswith("fcn."))
+    assert not torch.equal(after["fcn.weight"], before["fcn.weight"])
+    trainer.run_epoch()  # the second epoch trains everything
+    assert not torch.equal(trainer.model.state_dict()["st_gcn_networks.0.gcn.conv.weight"],
+                           before["st_gcn_networks.0.gcn.conv.weight"])
+
+
+def test_a_checkpoint_of_another_shape_is_refused_naming_the_file_and_the_mismatch(dataset, checkpoint, tmp_path):
+    data = ConvertedDataset(dataset / "converted")
+    with pytest.raises(CheckpointError, match=r"synthetic.pt: its network has width 0.125, this run's has 0.25"):
+        Trainer(_config(dataset, pretrained=str(checkpoint), width=0.25), data)
+    ntu = tmp_path / "ntu.pt"
+    torch.save(STGCN(ModelConfig(num_classes=60, layout="ntu-rgb+d", width=0.125)).state_dict(), ntu)
+    with pytest.raises(CheckpointError, match=r"ntu.pt: its network has layout 'ntu-rgb\+d', this run's has 'openpose'"):
+        Trainer(_config(dataset, pretrained=str(ntu)), data)
+
+
+def test_on_synthetic_data_fine_tuning_beats_training_from_scratch_at_equal_epochs(dataset, checkpoint):
+    data = ConvertedDataset(dataset / "converted")
+    scores = {}
+    for name, extra in (("scratch", {}), ("fine-tuned", {"pretrained": str(checkpoint)})):
+        trainer = Trainer(_config(dataset, epochs=3, optimizer="sgd", lr=0.03, seed=0, **extra), data)
+        while not trainer.finished:
+            trainer.run_epoch()
+        scores[name] = trainer.history[-1]["val_top1"]
+    assert scores["fine-tuned"] > scores["scratch"], scores

@@ -9,12 +9,13 @@ variant used by the synthetic demo.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 
-from study.files import read_yaml_mapping
+from common.files import read_yaml_mapping
+from kinetics.subsets import SAMPLINGS
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULERS = ("step", "cosine", "plateau", "none")
@@ -48,8 +49,9 @@ class TrainConfig:
     data: str = SYNTHETIC
     subset: str = "kinetics-motion"
     classes_file: str | None = None
-    fraction_per_class: float | None = None
+    fraction_per_class: float | None = None  # of each class's training clips (validation is never sampled)
     cap_per_class: int | None = None
+    sampling: str = "stratified"  # stratified (per class) or uniform (over all clips: keeps the class imbalance)
     window: int = 150
     frame_stride: int = 1
     random_shift: bool = False
@@ -57,7 +59,8 @@ class TrainConfig:
     # model
     width: float = 1.0
     dropout: float = 0.0
-    pretrained: str | None = None
+    pretrained: str | None = None  # a checkpoint in the authors' format, or "synthetic" (made by study.pretrain)
+    freeze_epochs: int = 0  # epochs a pretrained backbone stays frozen while the new head trains
     # run
     seed: int = 0
     device: str = "auto"
@@ -89,11 +92,23 @@ class TrainConfig:
                 out[name] = None
         return out
 
-    def replace(self, **changes) -> TrainConfig:
-        return from_dict({**self.to_dict(), **changes}, source="override")
+
+FIELD_TYPES = typing.get_type_hints(TrainConfig)  # name -> type: float, str | None, tuple[int, ...], ...
 
 
-FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
+def field_type(name: str) -> tuple[type, bool]:
+    """A field's type without None (``tuple`` for tuple[int, ...]), and whether it may be None."""
+    hint = FIELD_TYPES[name]
+    args = typing.get_args(hint)
+    optional = type(None) in args
+    if optional:
+        hint = next(a for a in args if a is not type(None))
+    return typing.get_origin(hint) or hint, optional
+
+
+def _type_name(name: str) -> str:
+    hint = FIELD_TYPES[name]
+    return str(hint) if typing.get_args(hint) else hint.__name__
 
 # Fields that only mean something for some optimizers or schedulers: field -> (parent field, values).
 APPLIES_WHEN = {"momentum": ("optimizer", ("sgd",)), "nesterov": ("optimizer", ("sgd",)),
@@ -101,37 +116,56 @@ APPLIES_WHEN = {"momentum": ("optimizer", ("sgd",)), "nesterov": ("optimizer", (
                 "milestones": ("scheduler", ("step",)), "gamma": ("scheduler", ("step",)),
                 "plateau_patience": ("scheduler", ("plateau",)), "plateau_factor": ("scheduler", ("plateau",))}
 
-# CPU-sized variant for the synthetic demo and tests: a quarter of the paper's width, frames at half rate.
+# CPU-sized variant for the synthetic demo and tests: an eighth of the paper's width, frames at half rate.
 CPU_PROFILE = {"width": 0.125, "frame_stride": 2, "window": 64, "batch_size": 32, "epochs": 8,
                "milestones": [5, 7], "eval_batch_size": 64}
 
 
+# Fields that name files or directories; "synthetic" names the built-in synthetic stand-in, not a path.
+PATH_FIELDS = ("data", "classes_file", "pretrained")
+
+
+def is_path_field(name: str) -> bool:
+    return name in PATH_FIELDS
+
+
+def absolute_paths(values: dict, root: Path) -> dict:
+    """``values`` with every path field absolute (``~`` expanded, relative taken against ``root``): trials run in
+    their own directories, often on other machines, so a path must mean the same file wherever it is read."""
+    out = dict(values)
+    for name in PATH_FIELDS:
+        value = out.get(name)
+        if isinstance(value, str) and value != SYNTHETIC:
+            out[name] = str((Path(root) / Path(value).expanduser()).resolve())
+    return out
+
+
 def _coerce(name: str, value, source: str):
-    kind = FIELD_TYPES[name]
+    kind, optional = field_type(name)
     if value is None:
-        if "None" in kind:
+        if optional:
             return None
         raise ConfigError(f"{source}: field '{name}' must not be empty")
     try:
-        if kind.startswith("tuple"):
+        if kind is tuple:
             return tuple(int(v) for v in (value if isinstance(value, (list, tuple)) else [value]))
-        if kind.startswith("bool"):
+        if kind is bool:
             if not isinstance(value, bool):
                 raise TypeError
             return value
-        if kind.startswith("int"):
+        if kind is int:
             if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
                 raise TypeError
             return int(value)
-        if kind.startswith("float"):
+        if kind is float:
             if isinstance(value, bool):
                 raise TypeError
             return float(value)
-        if kind.startswith("str"):
+        if kind is str:
             return str(value)
     except (TypeError, ValueError):
         pass
-    raise ConfigError(f"{source}: field '{name}' has {value!r}, expected {kind}")
+    raise ConfigError(f"{source}: field '{name}' has {value!r}, expected {_type_name(name)}")
 
 
 def from_dict(values: dict, source: str = "config") -> TrainConfig:
@@ -173,6 +207,16 @@ def validate(c: TrainConfig, source: str = "config") -> None:
                         "(set milestones to fit the epochs, or use another scheduler)")
     if not 0 < c.width <= 4:
         problems.append(f"'width' must be in (0, 4], got {c.width}")
+    if c.sampling not in SAMPLINGS:
+        problems.append(f"'sampling' is {c.sampling!r}; choose one of {', '.join(SAMPLINGS)}")
+    if c.fraction_per_class is not None and not 0 < c.fraction_per_class <= 1:
+        problems.append(f"'fraction_per_class' must be in (0, 1], got {c.fraction_per_class}")
+    if c.cap_per_class is not None and c.cap_per_class < 1:
+        problems.append(f"'cap_per_class' must be >= 1, got {c.cap_per_class}")
+    if c.freeze_epochs < 0 or c.freeze_epochs >= c.epochs:
+        problems.append(f"'freeze_epochs' must be in [0, epochs), got {c.freeze_epochs}")
+    if c.freeze_epochs and not c.pretrained:
+        problems.append("'freeze_epochs' freezes a pretrained backbone; set 'pretrained' too, or freeze_epochs to 0")
     if c.loader_workers is not None and c.loader_workers < 0:
         problems.append(f"'loader_workers' must be >= 0 (or empty for the device's default), got {c.loader_workers}")
     if c.device not in ("auto", "cpu", "cuda") and not c.device.startswith("cuda:"):
@@ -187,6 +231,3 @@ def load(path: str | Path, overrides: dict | None = None) -> TrainConfig:
     values = read_yaml_mapping(path, ConfigError, "config file")
     return from_dict({**values, **(overrides or {})}, source=str(path))
 
-
-def dumps(config: TrainConfig) -> str:
-    return json.dumps(config.to_dict(), indent=2)

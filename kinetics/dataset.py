@@ -17,10 +17,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from study.data.augment import augment
-from study.data.errors import DataError
-from study.data.layout import CHANNELS, NUM_JOINTS, class_names_file, data_file, label_file, provenance_file
-from study.data.subsets import SubsetIndex, SubsetSpec, build_index, select_classes
+from kinetics.augment import augment
+from kinetics.errors import DataError
+from kinetics.layout import CHANNELS, NUM_JOINTS, class_names_file, data_file, label_file, provenance_file
+from kinetics.subsets import SubsetIndex, SubsetSpec, build_index, select_classes
 
 
 class _LabelUnpickler(pickle.Unpickler):
@@ -90,10 +90,10 @@ class ConvertedDataset:
         else:
             top = max(int(s.labels.max(initial=-1)) for s in self.splits.values()) + 1
             self.class_names = [f"class {k}" for k in range(top)]
-        for split in self.splits.values():
+        for name, split in self.splits.items():
             if len(split.labels) and split.labels.max() >= len(self.class_names):
                 raise DataError(f"{names_path}: {len(self.class_names)} class names, but "
-                                f"{label_file(self.root, 'train').name} uses label {split.labels.max()}")
+                                f"{label_file(self.root, name).name} uses label {split.labels.max()}")
         prov = provenance_file(self.root)
         self.provenance = json.loads(prov.read_text()) if prov.is_file() else {"source": "real", "note":
                                                                                "converted elsewhere"}
@@ -114,7 +114,7 @@ class ConvertedDataset:
     def subset(self, spec: SubsetSpec) -> dict[str, SubsetIndex]:
         if spec.classes_file is None and spec.name == "kinetics-motion" and not class_names_file(self.root).is_file():
             raise DataError(f"{class_names_file(self.root)}: missing, and kinetics-motion is defined by class names; "
-                            "create it with `python -m study.data class-names --label-json "
+                            "create it with `python -m kinetics class-names --label-json "
                             "kinetics_train_label.json --out DIR`")
         classes = select_classes(spec, self.class_names, self.splits["train"].labels)
         return {name: build_index(spec, self.class_names, split.labels, classes, name, str(split.data_path))

@@ -4,7 +4,7 @@ Same distributions as the authors' per-clip, per-frame tools, but one copy and a
 passes per batch. One deliberate difference: joints that are absent (x = y = score = 0) stay zero under random
 move, where the original moved them off the origin and invented data.
 
-The converter guarantees what makes the score channel enough (study/data/raw.py): scores are >= 0 and a joint
+The converter guarantees what makes the score channel enough (kinetics/raw.py): scores are >= 0 and a joint
 with score 0 has x = y = 0. So a joint is present exactly where its score is > 0 and a frame is empty exactly
 where no score is > 0; the original tests all three channels, which reads three times the data.
 """

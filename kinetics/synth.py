@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from study.data.convert import SYNTHETIC_MARKER
-from study.data.layout import MAX_FRAMES, NUM_JOINTS, SPLITS, raw_clip_dir, raw_label_file
-from study.data.subsets import KINETICS_MOTION
-from study.files import write_json
-from study.progress import Progress
+from common.files import write_json
+from common.progress import Progress
+from kinetics.convert import SYNTHETIC_MARKER
+from kinetics.layout import MAX_FRAMES, NUM_JOINTS, SPLITS, raw_clip_dir, raw_label_file
+from kinetics.subsets import KINETICS_MOTION
 
 FPS = 30.0
 # Angle channels of the kinematic skeleton, in radians; 0 is the rest pose (limbs hanging, torso upright).
@@ -170,5 +170,5 @@ def generate(out: Path, spec: SynthSpec = SynthSpec()) -> Path:
                 labels[clip_id] = {"has_skeleton": has_skeleton, "label": name, "label_index": label_index}
                 progress.advance()
         write_json(raw_label_file(out, split), labels)
-    write_json(out / SYNTHETIC_MARKER, {**asdict(spec), "generator": "study.data.synth"})
+    write_json(out / SYNTHETIC_MARKER, {**asdict(spec), "generator": "kinetics.synth"})
     return out

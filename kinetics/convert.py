@@ -15,8 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from study.data.errors import DataError
-from study.data.layout import (
+from common.files import atomic_path, write_json, write_pickle
+from common.progress import Progress
+from kinetics.errors import DataError
+from kinetics.layout import (
     CLIP_SHAPE,
     SPLITS,
     class_names_file,
@@ -26,9 +28,7 @@ from study.data.layout import (
     raw_clip_dir,
     raw_label_file,
 )
-from study.data.raw import ClipSkipped, read_clip
-from study.files import atomic_path, write_json, write_pickle
-from study.progress import Progress
+from kinetics.raw import ClipSkipped, read_clip
 
 SYNTHETIC_MARKER = "synthetic.json"  # written by the generator into the raw directory
 
@@ -68,13 +68,16 @@ def _read(path: Path):
 
 
 def _shrink_npy(path: Path, rows: int, header_len: int) -> None:
-    """Rewrite a v1 .npy header in place for fewer rows and cut the file: no second copy of the data."""
-    header = repr({"descr": "<f4", "fortran_order": False, "shape": (rows, *CLIP_SHAPE)})
-    padded = header.ljust(header_len - 10 - 1) + "\n"
+    """Rewrite the .npy header in place for fewer rows and cut the file: no second copy of the data. numpy pads
+    the header so the first axis can change length without moving the data."""
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False,
+              "shape": (rows, *CLIP_SHAPE)}
     with open(path, "r+b") as handle:
-        handle.seek(10)
-        handle.write(padded.encode("latin1"))
-        handle.truncate(header_len + rows * int(np.prod(CLIP_SHAPE)) * 4)
+        np.lib.format.write_array_header_1_0(handle, header)
+        if handle.tell() != header_len:
+            raise RuntimeError(f"{path}: the .npy header for {rows} rows would move the data ({handle.tell()} bytes, "
+                               f"not {header_len})")
+        handle.truncate(header_len + rows * int(np.prod(CLIP_SHAPE)) * np.dtype(np.float32).itemsize)
 
 
 def convert_split(raw: Path, out: Path, split: str, workers: int) -> dict:

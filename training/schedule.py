@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from study.config import TrainConfig
+from training.config import TrainConfig
 
 
 class EpochSchedule:

@@ -15,9 +15,9 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
-from study.data.convert import convert
-from study.data.dataset import ConvertedDataset
-from study.data.synth import SynthSpec, generate
+from kinetics.convert import convert
+from kinetics.dataset import ConvertedDataset
+from kinetics.synth import SynthSpec, generate
 
 # The CPU demo's synthetic set: the 30 kinetics-motion classes plus 30 others, so both subset rules apply
 # (kinetics-392 then keeps 52 of these 60 classes, which every output labels as synthetic).

@@ -19,27 +19,41 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from study.config import FIELD_TYPES, TrainConfig
-from study.files import atomic_path
+from common.files import atomic_path
+from training.config import FIELD_TYPES, TrainConfig, field_type
 
+# The study directory's files: written by the study (study/), read by the report (reports/).
+MANIFEST = "study.json"  # what was asked, data, versions, status
+SPACE_COPY = "space.yaml"  # the search space as it was when the study started
+OPTUNA = "optuna"  # the Optuna studies: optuna/<subset>.journal
+EXPERIMENTS = "experiments"  # one folder per trial (training.folder)
 EPOCHS = "epochs.parquet"
 TRIALS = "trials.parquet"
 
 METRIC_TYPES = {"train_loss": pa.float64(), "train_top1": pa.float64(), "val_loss": pa.float64(),
                 "val_top1": pa.float64(), "val_top5": pa.float64(), "inference_ms_per_clip": pa.float64(),
-                "epoch_lr": pa.float64(), "epoch_time_s": pa.float64(), "clips_per_s": pa.float64(), "diverged": pa.bool_()}
+                "epoch_lr": pa.float64(), "epoch_time_s": pa.float64(), "clips_per_s": pa.float64(), "diverged": pa.bool_(),
+                # the paper's Kinetics-Motion protocol: a model trained on more classes, scored on the motion classes
+                "motion_top1": pa.float64(), "motion_mean_class": pa.float64(),
+                "train_clips": pa.int64(), "val_clips": pa.int64(), "num_classes": pa.int64()}
 
 
-def _arrow_type(python_type: str) -> pa.DataType:
-    if python_type.startswith("tuple"):
-        return pa.list_(pa.int64())
-    for prefix, arrow in (("bool", pa.bool_()), ("int", pa.int64()), ("float", pa.float64()), ("str", pa.string())):
-        if python_type.startswith(prefix):
-            return arrow
-    raise TypeError(f"no Parquet type for config field type {python_type}")
+# Columns of a trial's row taken from its last epoch (last_<metric>): an ASHA-stopped trial's are from its last rung.
+LAST_METRICS = ("train_loss", "train_top1", "val_loss", "val_top1", "val_top5", "motion_top1", "motion_mean_class")
 
 
-CONFIG_SCHEMA = [pa.field(name, _arrow_type(kind)) for name, kind in FIELD_TYPES.items() if name != "subset"]
+def optuna_journal(study_dir: Path, subset: str) -> Path:
+    """The journal of the subset's Optuna study, named after the subset."""
+    return Path(study_dir) / OPTUNA / f"{subset}.journal"
+
+
+def _arrow_type(name: str) -> pa.DataType:
+    kind, _ = field_type(name)
+    arrow = {tuple: pa.list_(pa.int64()), bool: pa.bool_(), int: pa.int64(), float: pa.float64(), str: pa.string()}
+    return arrow[kind]
+
+
+CONFIG_SCHEMA = [pa.field(name, _arrow_type(name)) for name in FIELD_TYPES if name != "subset"]
 IDENTITY_SCHEMA = [pa.field("study", pa.string()), pa.field("subset", pa.string()), pa.field("trial_id", pa.string()),
                    pa.field("experiment_id", pa.int64()), pa.field("folder", pa.string())]
 PROVENANCE_SCHEMA = [pa.field("data_source", pa.string()), pa.field("model_variant", pa.string())]
@@ -57,13 +71,20 @@ TRIAL_SCHEMA = pa.schema(
         pa.field("best_val_top5", pa.float64()), pa.field("train_top1_at_best", pa.float64()),
         pa.field("last_train_loss", pa.float64()), pa.field("last_train_top1", pa.float64()),
         pa.field("last_val_loss", pa.float64()), pa.field("last_val_top1", pa.float64()),
-        pa.field("last_val_top5", pa.float64()), pa.field("wall_time_s", pa.float64()),
+        pa.field("last_val_top5", pa.float64()), pa.field("last_motion_top1", pa.float64()),
+        pa.field("last_motion_mean_class", pa.float64()), pa.field("train_clips", pa.int64()),
+        pa.field("val_clips", pa.int64()), pa.field("num_classes", pa.int64()), pa.field("wall_time_s", pa.float64()),
         pa.field("retries", pa.int64()), pa.field("error", pa.string()), pa.field("repeat_of", pa.string()),
+        pa.field("optuna_number", pa.int64()), pa.field("sampled_by", pa.string()),
+        pa.field("pretrained_sha256", pa.string()),
         pa.field("sampled", pa.string()),
         pa.field("started_at", pa.float64()), pa.field("updated_at", pa.float64())])
 
 
-def _config_columns(config: TrainConfig) -> dict:
+def _config_columns(config: TrainConfig | None) -> dict:
+    """The config's fields (those it does not use empty); all empty for a sample the config refused."""
+    if config is None:
+        return {f.name: None for f in CONFIG_SCHEMA}
     values = config.applied_dict()
     values.pop("subset")
     return values
@@ -77,10 +98,13 @@ class TrialRecord:
     trial_id: str
     index: int
     experiment_id: int
-    config: TrainConfig
+    config: TrainConfig | None  # None: the sample is not a valid config (``error`` says why); the trial errors
     data_source: str
     folder: str | None = None  # the experiment folder's name, known from the trial's first report
     repeat_of: str | None = None  # for a seed repeat: the search trial whose hyperparameters it re-runs
+    optuna_number: int | None = None  # the Optuna trial that proposed it (none for seed repeats)
+    sampled_by: str | None = None  # paper recipe, random start-up, tpe, qmc, random; None for seed repeats
+    pretrained_sha256: str | None = None  # of the checkpoint a fine-tuned trial started from
     sampled: dict = field(default_factory=dict)  # what the search proposed (JSON in the table)
     epochs: dict[int, dict] = field(default_factory=dict)
     status: str = "running"
@@ -89,13 +113,14 @@ class TrialRecord:
     error: str | None = None
     started_at: float = field(default_factory=time.time)
     updated_at: float = field(default_factory=time.time)
+    stopped_by_scheduler: bool = False  # Tune's scheduler (ASHA) ended it; not a column: stop_reason says it
 
     def identity(self) -> dict:
         return {"study": self.study, "subset": self.subset, "trial_id": self.trial_id,
                 "experiment_id": self.experiment_id, "folder": self.folder}
 
     def provenance(self) -> dict:
-        return {"data_source": self.data_source, "model_variant": self.config.model_variant}
+        return {"data_source": self.data_source, "model_variant": self.config.model_variant if self.config else None}
 
     def add_epoch(self, metrics: dict) -> None:
         """Keyed by epoch: an epoch re-run after a restore replaces its earlier row instead of duplicating it."""
@@ -118,14 +143,16 @@ class TrialRecord:
         last = rows[-1] if rows else {}
         return {**self.identity(), "index": self.index, **_config_columns(self.config), **self.provenance(),
                 "status": self.status, "stop_reason": self.stop_reason, "epochs_run": len(rows),
-                "epochs_planned": self.config.epochs, "best_epoch": best["epoch"] if best else None,
+                "epochs_planned": self.config.epochs if self.config else None, "best_epoch": best["epoch"] if best else None,
                 "best_val_top1": best["val_top1"] if best else math.nan,
                 "best_val_top5": best["val_top5"] if best else math.nan,
                 "train_top1_at_best": best["train_top1"] if best else math.nan,
-                **{f"last_{k}": last.get(k, math.nan) for k in ("train_loss", "train_top1", "val_loss", "val_top1",
-                                                                  "val_top5")},
+                **{f"last_{k}": last.get(k, math.nan) for k in LAST_METRICS},
+                **{k: last.get(k) for k in ("train_clips", "val_clips", "num_classes")},
                 "wall_time_s": sum(r["epoch_time_s"] for r in rows if not math.isnan(r["epoch_time_s"])),
                 "retries": self.retries, "error": self.error, "repeat_of": self.repeat_of,
+                "optuna_number": self.optuna_number, "sampled_by": self.sampled_by,
+                "pretrained_sha256": self.pretrained_sha256,
                 "sampled": json.dumps(self.sampled, sort_keys=True, default=str), "started_at": self.started_at,
                 "updated_at": self.updated_at}
 
@@ -159,10 +186,17 @@ def reload(study_dir: Path, record: TrialRecord) -> None:
         record.folder, record.retries, record.started_at = row["folder"], row["retries"], row["started_at"]
 
 
-def read_table(study_dir: Path, name: str) -> pa.Table:
-    """A whole dataset (epochs or trials); empty with the right columns when no trial has written yet."""
+def read_table(study_dir: Path, name: str, skipped: list[str] | None = None) -> pa.Table:
+    """A whole dataset (epochs or trials) with its declared schema; empty with the right columns when no trial has
+    written yet. An unreadable part file raises, or with ``skipped`` given is left out and named there."""
     schema = EPOCH_SCHEMA if name == EPOCHS else TRIAL_SCHEMA
-    path = Path(study_dir) / name
-    if not path.is_dir() or not any(path.glob("*.parquet")):
-        return schema.empty_table()
-    return pq.read_table(path, schema=schema)
+    parts = sorted((Path(study_dir) / name).glob("*.parquet"))
+    tables = []
+    for part in parts:
+        try:
+            tables.append(pq.read_table(part, schema=schema))
+        except (pa.ArrowInvalid, OSError) as exc:
+            if skipped is None:
+                raise
+            skipped.append(f"{name}/{part.name}: unreadable, skipped ({exc})")
+    return pa.concat_tables(tables) if tables else schema.empty_table()

@@ -12,11 +12,13 @@ from pathlib import Path
 
 import torch
 
-from study.config import TrainConfig
-from study.data.dataset import ConvertedDataset
-from study.experiment import ExperimentFolder, folder_name
-from study.files import atomic_path
-from study.trainer import Trainer
+from common.files import atomic_path
+from kinetics.dataset import ConvertedDataset
+from model import LAYOUTS
+from training.config import ConfigError, TrainConfig
+from training.folder import ExperimentFolder, folder_name, parse_folder_name
+from training.pretrain import resolve_pretrained, sha256
+from training.trainer import Trainer, check_same_config
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -34,11 +36,19 @@ class Experiment:
     """A trainer writing its experiment folder; ``step()`` runs one epoch and records everything."""
 
     def __init__(self, config: TrainConfig, dataset: ConvertedDataset, root: Path, index: int = 0,
-                 experiment_id: int | None = None, echo: Callable[[str], None] = print, run_info: dict | None = None):
+                 experiment_id: int | None = None, echo: Callable[[str], None] = print, run_info: dict | None = None,
+                 continues: str | None = None, device: str | None = None):
+        """``continues``: the name of an existing folder this run must go on writing; a config or dataset that would
+        name another folder is refused before anything is written."""
         self.config, self.echo = config, echo
-        self.trainer = Trainer(config, dataset)
+        weights = resolve_pretrained(config, echo)
+        self.pretrained_sha256 = sha256(weights) if weights else None  # names the exact weights a result started from
+        self.trainer = Trainer(config, dataset, device, weights)
         self.experiment_id = experiment_id if experiment_id is not None else int(time.time() * 1000) % 100_000
         name = folder_name(index, self.experiment_id, config, self.trainer.num_classes)
+        if continues is not None and name != continues:
+            raise ConfigError(f"{Path(root) / continues}: this config and data would write folder {name}; resume with "
+                              "the config and data the run was started with")
         self.folder = ExperimentFolder(Path(root) / name)
         self.title = f"{config.optimizer} lr={config.lr:.3g} bs={config.batch_size} {config.scheduler} ({name})"
         self.folder.write_run_info({
@@ -46,6 +56,7 @@ class Experiment:
             "seed": config.seed, "data_source": dataset.source, "data_dir": str(dataset.root),
             "model_variant": config.model_variant, "num_classes": self.trainer.num_classes,
             "class_names": list(self.trainer.class_names), "device": str(self.trainer.device),
+            "pretrained_file": str(weights) if weights else None, "pretrained_sha256": self.pretrained_sha256,
             "torch": torch.__version__, "python": platform.python_version()})
         self.folder.copy_sources()
 
@@ -62,7 +73,7 @@ class Experiment:
         self.folder.record_epochs(self.trainer.history, self.title, *stop)
         if self.config.sample_images and (self.trainer.finished or metrics["epoch"] == 1):
             self.folder.write_samples(*self.trainer.sample_predictions(self.config.sample_images),
-                                      self.trainer.class_names)
+                                      self.trainer.class_names, LAYOUTS[self.trainer.model.config.layout].bones)
         return metrics
 
     def save_checkpoint(self, directory: Path) -> Path:
@@ -71,15 +82,34 @@ class Experiment:
             torch.save(self.trainer.state_dict(), tmp)
         return target
 
+    @classmethod
+    def resumed(cls, config: TrainConfig, dataset: ConvertedDataset, folder: Path, **kwargs) -> Experiment:
+        """The run whose folder is ``folder``, continued in that folder from its checkpoint. A config other than
+        the checkpoint's is refused before anything in the folder is written."""
+        folder = Path(folder)
+        path = folder / CHECKPOINT
+        if not path.is_file():
+            raise ConfigError(f"{folder}: no {CHECKPOINT} to resume from")
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        check_same_config(state, config)
+        parsed = parse_folder_name(folder.name)
+        experiment = cls(config, dataset, folder.parent, parsed["index"], parsed["experiment_id"],
+                         continues=folder.name, **kwargs)
+        experiment._load(state, path)
+        return experiment
+
     def restore(self, directory: Path) -> bool:
         path = Path(directory) / CHECKPOINT
         if not path.is_file():
             return False
-        self.trainer.load_state_dict(torch.load(path, map_location=self.trainer.device, weights_only=False))
+        self._load(torch.load(path, map_location="cpu", weights_only=False), path)
+        return True
+
+    def _load(self, state: dict, path: Path) -> None:
+        self.trainer.load_state_dict(state)
         self.folder.log(f"restored from {path} after epoch {self.trainer.epoch}")
         if self.trainer.history:
             self.folder.record_epochs(self.trainer.history, self.title)
-        return True
 
 
 def best(history: list[dict], key: str = "val_top1") -> float:

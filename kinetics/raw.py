@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from study.data.layout import MAX_FRAMES, NUM_JOINTS, PERSONS_KEPT, PERSONS_READ
+from kinetics.layout import MAX_FRAMES, NUM_JOINTS, PERSONS_KEPT, PERSONS_READ
 
 
 class ClipSkipped(Exception):
@@ -45,7 +45,7 @@ def clip_to_array(frames: list, source: str = "<clip>") -> np.ndarray:
             full[2, t, :, m] = score
     if not np.isfinite(full).all():
         raise ClipSkipped(f"{source}: contains NaN or infinite coordinates")
-    if (full[2] < 0).any():  # augmentation reads presence off the score channel (study/data/augment.py)
+    if (full[2] < 0).any():  # augmentation reads presence off the score channel (kinetics/augment.py)
         raise ClipSkipped(f"{source}: negative joint score; scores are detection confidences in [0, 1]")
     full[0:2] -= 0.5
     missing = full[2] == 0

@@ -2,8 +2,8 @@
 
 ``kinetics-motion`` is the 30 classes the ST-GCN authors named as motion-related. ``kinetics-392`` drops
 the 8 classes with the fewest training clips that have skeletons (ties by class index), unless a class-list
-file is given. Sampling (a per-class fraction or cap, seeded) applies to the training split only, so every
-sampled subset is evaluated on the same validation clips.
+file is given. Sampling (a per-class fraction or cap, stratified or uniform over clips, seeded) applies to the
+training split only, so every sampled subset is evaluated on the same validation clips.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from study.data.errors import DataError
+from kinetics.errors import DataError
 
 KINETICS_MOTION = (
     "belly dancing", "punching bag", "capoeira", "squat", "windsurfing", "skipping rope",
@@ -23,6 +23,7 @@ KINETICS_MOTION = (
     "surfing crowd", "deadlifting", "clean and jerk", "crawling baby", "push up", "front raises", "pull ups",
 )
 SUBSET_NAMES = ("kinetics-motion", "kinetics-392")
+SAMPLINGS = ("stratified", "uniform")
 DROPPED_FOR_392 = 8
 
 
@@ -35,6 +36,7 @@ class SubsetSpec:
     fraction_per_class: float | None = None
     cap_per_class: int | None = None
     sample_seed: int = 0
+    sampling: str = "stratified"  # or "uniform": see _sample
 
     def __post_init__(self):
         if self.name not in SUBSET_NAMES:
@@ -43,6 +45,8 @@ class SubsetSpec:
             raise DataError(f"subset fraction_per_class must be in (0, 1], got {self.fraction_per_class}")
         if self.cap_per_class is not None and self.cap_per_class < 1:
             raise DataError(f"subset cap_per_class must be >= 1, got {self.cap_per_class}")
+        if self.sampling not in SAMPLINGS:
+            raise DataError(f"subset sampling must be one of {', '.join(SAMPLINGS)}, got {self.sampling!r}")
 
     @property
     def sampled(self) -> bool:
@@ -116,14 +120,19 @@ def build_index(spec: SubsetSpec, class_names: list[str], labels: np.ndarray, cl
 
 
 def _sample(rows: np.ndarray, labels: np.ndarray, spec: SubsetSpec) -> np.ndarray:
+    """The training clips kept. Stratified: the fraction (and at most the cap) of each class's clips, so every class
+    keeps its share. Uniform: as many clips in all as stratified sampling would keep, drawn from all clips at once,
+    so the classes keep the imbalance they have in Kinetics. Seeded by ``sample_seed``."""
     rng = np.random.default_rng(spec.sample_seed)
-    kept = []
+    take = {}
     for label in np.unique(labels):
-        members = rows[labels == label]
-        take = len(members)
+        count = int((labels == label).sum())
         if spec.fraction_per_class is not None:
-            take = max(1, int(round(take * spec.fraction_per_class)))
+            count = max(1, int(round(count * spec.fraction_per_class)))
         if spec.cap_per_class is not None:
-            take = min(take, spec.cap_per_class)
-        kept.append(np.sort(rng.choice(members, size=take, replace=False)))
-    return np.sort(np.concatenate(kept))
+            count = min(count, spec.cap_per_class)
+        take[label] = count
+    if spec.sampling == "uniform":
+        return np.sort(rng.choice(rows, size=sum(take.values()), replace=False))
+    return np.sort(np.concatenate([rng.choice(rows[labels == label], size=count, replace=False)
+                                   for label, count in take.items()]))

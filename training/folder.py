@@ -17,10 +17,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from reports.curves import plot_curves
-from reports.skeletons import plot_skeleton
-from study.config import TrainConfig
-from study.files import atomic_path, write_json
+from common.files import atomic_path, write_json
+from training.config import TrainConfig
+from training.plots import plot_curves, plot_skeleton
 
 SUBDIRS = ("log", "matplotlib_graphs", "save_values_csv", "images_independant")
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
@@ -51,7 +50,7 @@ class ExperimentFolder:
     def copy_sources(self) -> None:
         """The code that ran, so an old result can be traced to its exact model and training loop."""
         target = self.path / "log" / "source"
-        for package in ("model", "study"):
+        for package in ("common", "model", "kinetics", "training"):
             for source in sorted((PACKAGE_ROOT / package).rglob("*.py")):
                 destination = target / source.relative_to(PACKAGE_ROOT)
                 destination.parent.mkdir(parents=True, exist_ok=True)
@@ -70,8 +69,8 @@ class ExperimentFolder:
         plot_curves(table, self.path / "matplotlib_graphs", title, stop_epoch, stop_label)
         return table
 
-    def write_samples(self, clips, true_labels, predicted, class_names) -> None:
+    def write_samples(self, clips, true_labels, predicted, class_names, bones) -> None:
         for i, (clip, truth, guess) in enumerate(zip(clips, true_labels, predicted)):
             verdict = "correct" if truth == guess else "wrong"
             title = f"true: {class_names[truth]}  |  predicted: {class_names[guess]} ({verdict})"
-            plot_skeleton(clip, self.path / "images_independant" / f"sample_{i}.png", title)
+            plot_skeleton(clip, self.path / "images_independant" / f"sample_{i}.png", title, bones)

@@ -1,4 +1,4 @@
-"""python -m study.data {synth,convert,class-names}: make, convert and inspect Kinetics-skeleton data."""
+"""python -m kinetics {synth,convert,class-names}: make, convert and inspect Kinetics-skeleton data."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import json
 import sys
 from pathlib import Path
 
-from study.data.convert import convert, write_class_names
-from study.data.errors import DataError
-from study.data.synth import SynthSpec, generate
+from kinetics.convert import convert, write_class_names
+from kinetics.errors import DataError
+from kinetics.synth import SynthSpec, generate
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m study.data", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m kinetics", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
     synth = commands.add_parser("synth", help="write synthetic clips in the raw Kinetics-skeleton release layout")

@@ -1,0 +1,126 @@
+"""Which number a trial is judged by, at which budget, against which noise.
+
+- The study's score is a trial's **last** epoch's validation top-1, over **completed** trials. The best epoch's
+  top-1 is the maximum over epochs of the very split that is reported, so it is optimistic, more so for longer
+  runs; tables show it beside the score, never instead of it.
+- A trial ASHA stopped has a score from a smaller budget: a lower bound. Trials are compared at matched budgets: at
+  each ASHA rung, over every trial that reached it (its val top-1 at that epoch), and at the final budget over the
+  completed trials.
+- The noise floor is the spread of the score across training seeds, measured by the seed repeats (the search's own
+  run of a repeated config is left out: it was chosen for being high). Without repeats only the evaluation noise is
+  known (the binomial spread of an accuracy on the validation clips), a lower bound of the real noise.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+SCORE = "last_val_top1"
+
+
+def search_trials(trials: pd.DataFrame, subset: str | None = None) -> pd.DataFrame:
+    """The trials the search proposed (not the seed repeats), of one subset or all."""
+    rows = trials[trials["repeat_of"].isna()]
+    return rows if subset is None else rows[rows["subset"] == subset]
+
+
+def completed(trials: pd.DataFrame) -> pd.DataFrame:
+    """Trials that ran every planned epoch, with their score in ``score``."""
+    done = trials[(trials["stop_reason"] == "completed") & trials[SCORE].notna()]
+    return done.assign(score=done[SCORE])
+
+
+def budgets(trials: pd.DataFrame, epochs: pd.DataFrame, manifest: dict) -> list[int]:
+    """The budgets (epochs) at which trials can be compared: ASHA's rungs and the final epoch. Read from the study's
+    manifest; for a study that did not record them, the epochs at which ASHA stopped trials, and the last."""
+    if manifest.get("budgets"):
+        return [int(b) for b in manifest["budgets"]]
+    stopped = trials.loc[trials["stop_reason"] == "stopped_by_asha", "epochs_run"].dropna().astype(int)
+    planned = trials["epochs_planned"].dropna()
+    final = [int(planned.max())] if len(planned) else ([int(epochs["epoch"].max())] if len(epochs) else [])
+    return sorted(set(stopped) | set(final))
+
+
+def at_budget(trials: pd.DataFrame, epochs: pd.DataFrame, budget: int, final: int) -> pd.DataFrame:
+    """The trials compared at ``budget``, each with ``score``: at the final budget the completed trials and their
+    last epoch; at a rung every trial that reached that epoch, scored by its val top-1 there. Diverged trials are
+    not scored (see ``diverged``)."""
+    if budget >= final:
+        return completed(trials)
+    reached = epochs[(epochs["epoch"] == budget) & epochs["val_top1"].notna()][["subset", "trial_id", "val_top1"]]
+    return trials.merge(reached, on=["subset", "trial_id"]).rename(columns={"val_top1": "score"})
+
+
+def diverged(trials: pd.DataFrame) -> pd.DataFrame:
+    return trials[trials["stop_reason"] == "diverged"]
+
+
+@dataclass(frozen=True)
+class NoiseFloor:
+    sd: float  # standard deviation of the score across seeds (or of the evaluation alone)
+    source: str  # "seeds" or "evaluation"
+    runs: int  # repeat runs it was measured from (0 for the evaluation noise)
+    configs: int
+
+    def describe(self) -> str:
+        if self.source == "seeds":
+            return (f"{100 * self.sd:.1f} points (standard deviation of the score across training seeds, "
+                    f"{self.runs} repeat runs of {self.configs} configs)")
+        return (f"at least {100 * self.sd:.1f} points (only the validation set's sampling noise; seed noise not "
+                "measured: run the study with --repeats K --seeds N)")
+
+    def within(self, best: float, score: float) -> bool:
+        """Whether one run's score is indistinguishable from the best run's: their difference is within 1.96
+        standard deviations of the difference of two runs (sd x sqrt 2)."""
+        return best - score <= 1.96 * math.sqrt(2) * self.sd
+
+
+def seed_noise(trials: pd.DataFrame, subset: str) -> NoiseFloor | None:
+    """The noise floor from the seed repeats of ``subset``: the pooled standard deviation of the score over the
+    repeat runs of each repeated config, the search's own (selected) run left out."""
+    repeats = completed(trials[(trials["subset"] == subset) & trials["repeat_of"].notna()])
+    groups = [g["score"].to_numpy() for _, g in repeats.groupby("repeat_of") if len(g) >= 2]
+    if not groups:
+        return None
+    pooled = math.sqrt(np.mean([np.var(g, ddof=1) for g in groups]))
+    return NoiseFloor(pooled, "seeds", sum(len(g) for g in groups), len(groups))
+
+
+def evaluation_noise(score: float, val_clips: int) -> NoiseFloor:
+    """The binomial standard deviation of an accuracy ``score`` measured on ``val_clips`` clips."""
+    return NoiseFloor(math.sqrt(max(score * (1 - score), 1e-12) / max(val_clips, 1)), "evaluation", 0, 0)
+
+
+def noise_floor(trials: pd.DataFrame, subset: str) -> NoiseFloor:
+    """The seed noise when measured, else the evaluation noise at the subset's best score."""
+    measured = seed_noise(trials, subset)
+    if measured is not None:
+        return measured
+    rows = search_trials(trials, subset)
+    best = rows[SCORE].max() if rows[SCORE].notna().any() else 0.5
+    clips = int(rows["val_clips"].max()) if rows["val_clips"].notna().any() else 1
+    return evaluation_noise(float(best), clips)
+
+
+def chance(trials: pd.DataFrame, subset: str) -> float | None:
+    classes = trials.loc[trials["subset"] == subset, "num_classes"].dropna()
+    return 1.0 / float(classes.iloc[0]) if len(classes) else None
+
+
+def expected_max(scores: np.ndarray) -> np.ndarray:
+    """Dodge et al. (2019), "Show your work": the expected maximum of n draws (with replacement) from the
+    observed scores, for n = 1..N. E[max_n] = sum_i v_(i) * ((i/N)^n - ((i-1)/N)^n), v sorted ascending. The
+    scores must be independent draws from the space (random or space-filling trials, not TPE's)."""
+    v = np.sort(np.asarray(scores, dtype=float)[~np.isnan(scores)])
+    count = len(v)
+    if count == 0:
+        return np.array([])
+    i = np.arange(1, count + 1)
+    return np.array([np.sum(v * ((i / count) ** n - ((i - 1) / count) ** n)) for n in range(1, count + 1)])
+
+
+INDEPENDENT = ("random", "qmc", "random start-up")  # sampled_by values that are draws from the space itself

@@ -1,0 +1,204 @@
+"""What the driver of a study does: check everything it can before anything starts, create (or lock and resume)
+the study directory, run each subset's Tune experiments, and summarise. ``run_study`` is what
+``python -m study.run`` calls.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import replace
+
+import optuna
+import pandas as pd
+import ray
+
+from kinetics.dataset import ConvertedDataset
+from kinetics.source import resolve_data_dir
+from reports.scores import completed, search_trials, seed_noise
+from study import session, study_dir
+from study.spaces import SearchSpace, check_grace_period, load_space
+from study.study_dir import StudyDirError, StudyLocation, StudyRequest, driver_lock
+from study.trainable import REPEAT_INDEX_BASE, TrialPlan, run_trial
+from study.tuners import named_trainable, repeat_points, repeat_tuner, restored, search_tuner, seeds_experiment
+from training.config import SYNTHETIC
+from training.results import EXPERIMENTS, MANIFEST, OPTUNA, SPACE_COPY, TRIALS, read_table
+from training.trainer import subset_spec
+
+
+def cpu_profile_for(request: StudyRequest, data_source: str) -> bool:
+    """``auto`` uses the labelled CPU-sized network on synthetic data and the paper's network on real data."""
+    return request.profile == "cpu" or (request.profile == "auto" and data_source == SYNTHETIC)
+
+
+def connect(address: str | None, echo: Callable[[str], None], dashboard_host: str = "127.0.0.1") -> bool:
+    """Join the cluster at ``address`` (or RAY_ADDRESS); otherwise start a local Ray with its dashboard, on
+    loopback unless ``dashboard_host`` says otherwise. Returns whether this process started the Ray it uses."""
+    if ray.is_initialized():
+        return False
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        context = ray.init(address=address)
+    else:
+        if dashboard_host not in ("127.0.0.1", "localhost", "::1"):
+            echo(f"warning: the Ray dashboard will listen on {dashboard_host}: anyone who can reach this machine can "
+                 "see the study and submit jobs to it; prefer an SSH tunnel to 127.0.0.1:8265")
+        context = ray.init(address="local", include_dashboard=True, dashboard_host=dashboard_host)
+    url = getattr(context, "dashboard_url", None)
+    echo(f"ray: {'joined ' + address if address else 'local cluster'}; "
+         f"dashboard: {'http://' + url if url else 'not running'}")
+    return not address
+
+
+def trial_resources(space: SearchSpace, request: StudyRequest, subset: str, cpu: bool) -> dict[str, float]:
+    """The space's resources for the subset and profile, unless the command line fixed them. They never depend on
+    which nodes are up: on an autoscaling cluster GPU workers start because trials ask for GPUs."""
+    resources = space.trial_resources(cpu, subset)
+    if request.cpus_per_trial is not None:
+        resources["cpu"] = request.cpus_per_trial
+    if request.gpus_per_trial is not None:
+        resources["gpu"] = request.gpus_per_trial
+    return resources
+
+
+def make_plan(location: StudyLocation, space: SearchSpace, request: StudyRequest, subset: str,
+              data_source: str) -> TrialPlan:
+    cpu = cpu_profile_for(request, data_source)
+    return TrialPlan(study=location.name, subset=subset, subset_position=list(request.subsets).index(subset),
+                     space=space, cpu_profile=cpu,
+                     # remote storage: each trial writes its folder in its own directory, synced by Tune
+                     experiments_dir="" if location.remote else str(location.root / EXPERIMENTS),
+                     overrides={**request.overrides, "data": request.data, "seed": request.seed},
+                     resources=trial_resources(space, request, subset, cpu))
+
+
+def comparable_budgets(plan: TrialPlan, early_stopping: bool) -> list[int]:
+    """The epochs at which the report compares trials: ASHA's rungs (where every trial that got there has a score)
+    and the final epoch."""
+    rungs, epochs = [], plan.epochs
+    while early_stopping and plan.space.grace_period * plan.space.reduction_factor ** len(rungs) < epochs:
+        rungs.append(plan.space.grace_period * plan.space.reduction_factor ** len(rungs))
+    return [*rungs, epochs]
+
+
+def check_plans(plans: list[TrialPlan], dataset: ConvertedDataset, request: StudyRequest) -> None:
+    """What would otherwise fail inside every trial fails now, before a directory or a Ray cluster exists."""
+    for plan in plans:
+        dataset.subset(subset_spec(plan.config_for({})))
+        if request.early_stopping and "epochs" not in plan.space.searched:
+            check_grace_period(plan.space, plan.epochs, f"{plan.space.path}: asha.grace_period",
+                               f"the {plan.epochs} epochs of this study's trials")
+
+
+def without_gpus_here(plans: list[TrialPlan], echo: Callable[[str], None]) -> list[TrialPlan]:
+    """A Ray this driver started has exactly this machine's GPUs: trials asking for GPUs on a machine without any
+    would wait for ever, so they train on the CPU, and the driver says so."""
+    if ray.cluster_resources().get("GPU", 0) > 0 or not any(p.resources["gpu"] for p in plans):
+        return plans
+    echo("this machine has no GPU: trials train on the CPU (use --address to run on a cluster with GPUs)")
+    return [replace(plan, resources={**plan.resources, "gpu": 0.0}) for plan in plans]
+
+
+def run_study(location: StudyLocation, request: StudyRequest | None, resume: bool = False,
+              address: str | None = None, trainable: Callable = run_trial,
+              echo: Callable[[str], None] = print, dashboard_host: str = "127.0.0.1") -> pd.DataFrame:
+    """Run (or resume) a study and return its trials table. ``trainable`` is replaceable for fault tests. A new
+    study's directory is created only once every check has passed, so a failed start leaves nothing behind."""
+    if resume:
+        study_dir.fetch_request(location)  # a clear error when there is no study to resume
+        with driver_lock(location.root):
+            study_dir.refuse_moved(location)
+            request = study_dir.load_request(location.root)
+            space = load_space(location.root / SPACE_COPY)
+            echo(f"resuming study {location.root} ({space.name}, subsets {', '.join(request.subsets)})")
+            return _fit(location, request, *_prepare(location, request, space, address, echo, dashboard_host),
+                        trainable, echo)
+    space = load_space(request.space)
+    if location.remote and location.mirror.exists(MANIFEST):
+        raise StudyDirError(f"{location.tune_storage}: a study of this name already exists; pass --resume to "
+                            "continue it, or choose another --name")
+    study_dir.refuse_existing(location.root)
+    prepared = _prepare(location, request, space, address, echo, dashboard_host)
+    study_dir.create(location.root, request, space.dump())
+    location.push(location.root / MANIFEST, location.root / SPACE_COPY)
+    with driver_lock(location.root):
+        return _fit(location, request, *prepared, trainable, echo)
+
+
+def _prepare(location: StudyLocation, request: StudyRequest, space: SearchSpace, address: str | None,
+             echo: Callable[[str], None], dashboard_host: str) -> tuple[list[TrialPlan], ConvertedDataset]:
+    """The data, each subset's plan, every check, and a Ray to run on."""
+    dataset = ConvertedDataset(resolve_data_dir(request.data))  # prepared once per study, before any trial starts
+    plans = [make_plan(location, space, request, subset, dataset.source) for subset in request.subsets]
+    check_plans(plans, dataset, request)
+    echo(f"study {location.name}: space {space.name} ({space.sampler}), {request.num_samples} trials per subset on "
+         f"{', '.join(request.subsets)}; data {dataset.root} ({dataset.source}); model "
+         f"{plans[0].config_for({}).model_variant}; results in {location.root}")
+    if connect(address, echo, dashboard_host):
+        plans = without_gpus_here(plans, echo)
+    return plans, dataset
+
+
+def _fit(location: StudyLocation, request: StudyRequest, plans: list[TrialPlan], dataset: ConvertedDataset,
+         trainable: Callable, echo: Callable[[str], None]) -> pd.DataFrame:
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's table reporter, trimmed to our columns
+    # A checkpoint every epoch with num_to_keep=1 snapshots the experiment state each time, on purpose: a resumed
+    # study then loses at most the epoch in flight. Tune warns about that frequency; the warning is not for us.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    study_dir.update(location.root, data_dir=str(dataset.root), data_source=dataset.source, ray=ray.__version__,
+                     optuna=optuna.__version__, status="running", tune_storage=location.tune_storage,
+                     resources_per_trial={p.subset: p.resources for p in plans},
+                     budgets=comparable_budgets(plans[0], request.early_stopping))
+    location.push(location.root / MANIFEST)
+    repeats = [replace(plan, index_shift=REPEAT_INDEX_BASE - 1) for plan in plans]  # counted from 1
+    session.activate(session.ActiveStudy(
+        location, {**{p.subset: p for p in plans}, **{seeds_experiment(p.subset): p for p in repeats}},
+        dataset.source, request.seed, echo))
+    for plan in plans:
+        wrapped = named_trainable(trainable, plan)
+        tuner = restored(location, plan.subset, wrapped, echo) or search_tuner(location, plan, request, wrapped)
+        tuner.fit()
+    if request.repeats and request.seeds:
+        searched = read_table(location.root, TRIALS).to_pandas()
+        for plan in repeats:
+            wrapped = named_trainable(trainable, plan)
+            tuner = restored(location, seeds_experiment(plan.subset), wrapped, echo)
+            if tuner is None:
+                points = repeat_points(searched, plan.subset, request.repeats, request.seeds, request.seed)
+                echo(f"{plan.subset}: re-running the best {request.repeats} config(s) with {request.seeds} more seed(s)")
+                tuner = repeat_tuner(location, plan, points, request, wrapped)
+            tuner.fit()
+    study_dir.update(location.root, status="finished")
+    location.push(location.root / MANIFEST, location.root / OPTUNA)
+    trials = read_table(location.root, TRIALS).to_pandas()
+    echo(summarize(trials, request.subsets))
+    return trials
+
+
+def summarize(trials: pd.DataFrame, order: tuple[str, ...] = ()) -> str:
+    """One screen: per subset how the trials ended, the best completed trial by the study's score (its last epoch)
+    and the seed-noise floor when measured."""
+    if trials.empty:
+        return "no trial recorded"
+    lines = []
+    for subset in order or sorted(trials["subset"].unique()):
+        group = search_trials(trials, subset)
+        if group.empty:
+            lines.append(f"{subset}: no trial recorded")
+            continue
+        counts = group["stop_reason"].value_counts()
+        lines.append(f"{subset}: {len(group)} trials; " + ", ".join(f"{counts.get(r, 0)} {r.replace('_', ' ')}"
+                     for r in ("completed", "stopped_by_asha", "diverged", "errored", "interrupted")
+                     if counts.get(r, 0)))
+        done = completed(group)
+        if done.empty:
+            lines.append("  no trial completed its planned epochs")
+            continue
+        top = done.loc[done["score"].idxmax()]
+        lines.append(f"  best: val top-1 {100 * top['score']:.1f}% at its last epoch {top['epochs_run']} (best epoch "
+                     f"{100 * top['best_val_top1']:.1f}%): {top['optimizer']} lr {top['lr']:.3g} batch "
+                     f"{top['batch_size']} {top['scheduler']} wd {top['weight_decay']:.3g}  [{top['folder']}]")
+        noise = seed_noise(trials, subset)
+        if noise is not None:
+            lines.append(f"  seed noise: {noise.describe()}")
+    return "\n".join(lines)

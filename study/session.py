@@ -1,0 +1,43 @@
+"""The study this driver process runs.
+
+Tune pickles its callbacks and searchers into the experiment (tuner.pkl) when a Tuner is created, and unpickles
+them when the experiment is restored: on a new head, after the study directory moved, in a resubmitted job with
+another working directory. A path pickled with them would point at the old place. So the recorder and the
+searcher pickle only which Tune experiment they serve and look everything else up here; the driver activates
+the study before it creates or restores any Tuner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from study.study_dir import StudyLocation
+from study.trainable import TrialPlan
+
+
+@dataclass(frozen=True)
+class ActiveStudy:
+    location: StudyLocation
+    plans: dict[str, TrialPlan]  # Tune experiment name (the subset, or SUBSET-seeds) -> its trials' plan
+    data_source: str  # synthetic or real
+    seed: int  # the study seed: samplers and training
+    echo: Callable[[str], None] = print
+
+    def plan(self, experiment: str) -> TrialPlan:
+        return self.plans[experiment]
+
+
+_active: ActiveStudy | None = None
+
+
+def activate(study: ActiveStudy) -> None:
+    global _active
+    _active = study
+
+
+def active() -> ActiveStudy:
+    if _active is None:
+        raise RuntimeError("no study is active in this process: the driver activates one before it creates or "
+                           "restores a Tune experiment")
+    return _active

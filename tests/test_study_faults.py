@@ -1,0 +1,217 @@
+"""What a day-long cluster study meets, through the CLI on real Ray and real Optuna: relative paths, samples the
+config refuses, diverged trials, a driver killed mid-study and resumed on a new head or after the study moved, a
+second driver, starts that fail."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+
+from study.run import main
+from study.study_dir import driver_lock
+from training.results import EPOCHS, TRIALS, optuna_journal, read_table
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = (ROOT / "search_spaces" / "smoke.yaml").read_text()
+STATE_OF = {"completed": TrialState.COMPLETE, "stopped_by_asha": TrialState.PRUNED, "diverged": TrialState.FAIL,
+            "errored": TrialState.FAIL}
+
+
+def optuna_trials(root: Path, subset: str = "kinetics-motion") -> list:
+    storage = JournalStorage(JournalFileBackend(str(optuna_journal(root, subset))))
+    return optuna.load_study(study_name=subset, storage=storage).trials
+
+
+def check_optuna_agrees(root: Path) -> None:
+    """One Optuna trial per trials.parquet row, joined on the recorded number: same parameters, the state its stop
+    reason means, the last score as value of a completed trial, every epoch's score as intermediate values."""
+    trials = read_table(root, TRIALS).to_pandas()
+    epochs = read_table(root, EPOCHS).to_pandas()
+    for subset, rows in trials.groupby("subset"):
+        recorded = {t.number: t for t in optuna_trials(root, subset)}
+        assert sorted(recorded) == sorted(rows["optuna_number"]), "one Optuna trial per Tune trial"
+        for _, row in rows.iterrows():
+            trial = recorded[row["optuna_number"]]
+            assert trial.user_attrs["tune_trial_id"] == row["trial_id"]
+            sampled = json.loads(row["sampled"])
+            assert trial.params == {k: v for k, v in sampled.items() if k in trial.params} and trial.params
+            assert trial.state == STATE_OF[row["stop_reason"]], row["stop_reason"]
+            scores = epochs[epochs["trial_id"] == row["trial_id"]].set_index("epoch")["val_top1"].dropna()
+            assert trial.intermediate_values == pytest.approx(scores.to_dict())
+            if trial.state == TrialState.COMPLETE:
+                assert trial.value == pytest.approx(row["last_val_top1"])
+
+
+def _driver(args: list[str], cwd: Path, **env) -> subprocess.Popen:
+    """The CLI in its own process group, so it and everything it started can be killed at once."""
+    return subprocess.Popen([sys.executable, "-m", "study.run", *args], cwd=cwd, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT), **env})
+
+
+def _kill_when(driver: subprocess.Popen, ready, what: str, timeout_s: float = 240) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not ready() and driver.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert driver.poll() is None, f"the study ended before {what}"
+    os.killpg(driver.pid, signal.SIGKILL)
+    driver.wait()
+
+
+def _epochs(root: Path) -> pd.DataFrame:
+    return read_table(root, EPOCHS).to_pandas() if (root / EPOCHS).is_dir() else pd.DataFrame(columns=["trial_id"])
+
+
+def test_a_study_resumes_on_a_new_head_with_every_trial_in_its_tables_and_in_optuna(cluster, data, tmp_path,
+                                                                                    monkeypatch, capsys):
+    """The driver is killed once two trials have reported; a new head (an empty cache) resumes from the storage."""
+    bucket, name = tmp_path / "bucket", "headless"
+    args = ["--space", "smoke", "--subset", "kinetics-motion", "--num-samples", "4", "--data", str(data),
+            "--storage", f"file://{bucket}", "--name", name, "--address", cluster]
+    driver = _driver([*args, "--no-report"], ROOT, STGCN_STUDY_CACHE=str(tmp_path / "old-head"))
+    _kill_when(driver, lambda: _epochs(bucket / name)["trial_id"].nunique() >= 2, "two trials reported")
+    before = _epochs(bucket / name)
+
+    monkeypatch.setenv("STGCN_STUDY_CACHE", str(tmp_path / "new-head"))
+    assert main([*args, "--resume"]) == 0
+    assert "kinetics-motion: 4 trials" in capsys.readouterr().out
+    local = tmp_path / "new-head" / "studies" / name
+    for root in (local, bucket / name):
+        trials = read_table(root, TRIALS).to_pandas()
+        assert len(trials) == 4 and (trials["status"] == "terminated").all(), root
+        check_optuna_agrees(root)
+        assert not any(t.state == TrialState.RUNNING for t in optuna_trials(root))
+    after = _epochs(local)
+    for trial_id, rows in before.groupby("trial_id"):  # a trial with a checkpoint does not start over
+        first = after[(after["trial_id"] == trial_id) & (after["epoch"] == 1)]
+        assert first["recorded_at"].tolist() == rows.loc[rows["epoch"] == 1, "recorded_at"].tolist()
+    sheet = pd.read_excel(local / "report" / "[kinetics-skeleton]implem_details_ST-GCN.xlsx", sheet_name=None)
+    assert len(sheet["kinetics-motion"]) == 4
+
+
+def test_a_study_resumes_from_its_own_copy_of_the_space_with_relative_paths_and_refuses_to_move(
+        cluster, data, tmp_path, capsys):
+    """Started from a directory with relative --data, --storage and --space; killed; the space file edited; resumed
+    from another directory with the options it was started with (refused with one that differs). A copy of the
+    study elsewhere is refused with the reason."""
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "data").symlink_to(data)
+    (work / "mine.yaml").write_text(SMOKE)
+    args = ["--space", "mine.yaml", "--subset", "kinetics-motion", "--data", "data", "--num-samples", "3",
+            "--max-concurrent", "1", "--address", cluster]
+    driver = _driver([*args, "--storage", "studies", "--name", "kept"], work)
+    study = work / "studies" / "kept"
+    _kill_when(driver, lambda: len(_epochs(study)) >= 4, "a trial finished")
+    before = read_table(study, EPOCHS).to_pandas()
+    finished = read_table(study, TRIALS).to_pandas().query("status == 'terminated'")
+    assert len(finished) >= 1 and (before["data_source"] == "synthetic").all()
+
+    (work / "mine.yaml").write_text(SMOKE.replace("trials: 4", "trials: 4\nbogus: 1"))  # edited after the start
+    resume = ["--space", "mine", "--storage", str(work / "studies"), "--name", "kept", "--resume", "--no-report",
+              "--address", cluster]
+    assert main([*resume, "--data", str(tmp_path)]) == 2
+    assert "--data: " in capsys.readouterr().err
+    assert main([*resume, "--num-samples", "3", "--seed", "0"]) == 0
+    trials = read_table(study, TRIALS).to_pandas()
+    epochs = read_table(study, EPOCHS).to_pandas()
+    assert len(trials) == 3 and (trials["status"] == "terminated").all()
+    assert not epochs.duplicated(["trial_id", "epoch"]).any()
+    kept = before.merge(epochs, on=["trial_id", "epoch"], suffixes=("", "_after"))
+    assert len(kept) == len(before)  # no finished epoch lost
+    for trial_id in finished["trial_id"]:  # finished trials were not run again
+        rows = kept[kept["trial_id"] == trial_id]
+        assert rows["recorded_at"].tolist() == rows["recorded_at_after"].tolist()
+    counts = epochs.groupby("trial_id")["epoch"].agg(["max", "count"])
+    assert (counts["max"] == counts["count"]).all()
+    check_optuna_agrees(study)
+
+    shutil.copytree(study, tmp_path / "elsewhere" / "kept")
+    assert main(["--space", "mine", "--storage", str(tmp_path / "elsewhere"), "--name", "kept", "--resume"]) == 2
+    assert f"the study was started at {study} and is now at {tmp_path / 'elsewhere' / 'kept'}" in \
+        capsys.readouterr().err
+
+
+BAD_SAMPLES = """
+base: {optimizer: sgd}
+cpu_profile: {batch_size: 16, epochs: 3, scheduler: none, cap_per_class: 6, sample_images: 0}
+params:
+  lr: {type: choice, values: [1.0e+4, 0.05]}
+  warmup_epochs: {type: choice, values: [0, 5]}
+sampler: random
+asha: {grace_period: 1, reduction_factor: 2}
+trials: 6
+subsets: [kinetics-motion]
+max_concurrent: 2
+"""
+
+
+def test_a_sample_the_config_refuses_errors_its_trial_only_and_optuna_is_told_how_each_trial_ended(
+        cluster, data, tmp_path, capsys):
+    space = tmp_path / "bad.yaml"
+    space.write_text(BAD_SAMPLES)
+    assert main(["--space", str(space), "--data", str(data), "--storage", str(tmp_path), "--name", "bad",
+                 "--max-failures", "0", "--no-report", "--address", cluster]) == 0
+    trials = read_table(tmp_path / "bad", TRIALS).to_pandas()
+    assert len(trials) == 7  # the paper recipe first, then six samples
+    assert {"errored", "diverged", "completed"} <= set(trials["stop_reason"])
+    errored = trials[trials["stop_reason"] == "errored"]
+    assert errored["error"].str.contains("warmup_epochs").all() and errored["lr"].isna().all()
+    assert (trials.loc[trials["stop_reason"] == "diverged", "lr"] == 1e4).all()
+    check_optuna_agrees(tmp_path / "bad")
+    diverged = [t for t in optuna_trials(tmp_path / "bad") if t.user_attrs.get("diverged")]
+    assert diverged and all(t.state == TrialState.FAIL for t in diverged)
+
+
+def test_a_study_whose_every_trial_fails_exits_non_zero_with_the_first_error(cluster, data, tmp_path, capsys):
+    space = tmp_path / "never.yaml"
+    space.write_text(BAD_SAMPLES.replace("values: [0, 5]", "values: [5]").replace("trials: 6", "trials: 2")
+                     + "include_paper_recipe: false\n")
+    assert main(["--space", str(space), "--data", str(data), "--storage", str(tmp_path), "--name", "never",
+                 "--max-failures", "0", "--no-report", "--address", cluster]) == 1
+    err = capsys.readouterr().err
+    assert "every trial failed; the first: kinetics-motion trial 0:" in err and "warmup_epochs" in err
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--data", "no/such/data"], "no/such/data: dataset directory not found"),
+    (["--set", "lr=0.1"], "--set lr: the space smoke.yaml searches this parameter"),
+    (["--set", "epochs=1"], "grace period 1 is not below the 1 epochs of this study's trials"),
+    (["--address", "ray://head:10001"], "submit the study as a Ray Job instead"),
+])
+def test_a_start_that_fails_leaves_no_study_directory(data, tmp_path, capsys, args, message):
+    assert main(["--space", "smoke", "--data", str(data), "--storage", str(tmp_path / "studies"), "--name", "x",
+                 *args]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "studies" / "x").exists()
+
+
+def test_a_second_driver_on_a_running_study_is_refused(smoke, capsys):
+    root, _ = smoke
+    with driver_lock(root):
+        assert main(["--space", "smoke", "--storage", str(root.parent), "--name", root.name, "--resume"]) == 2
+    assert "another driver is running this study (pid" in capsys.readouterr().err
+
+
+def test_optuna_learns_asha_stopped_trials_as_pruned_and_each_trial_says_how_it_was_sampled(smoke):
+    root, trials = smoke
+    check_optuna_agrees(root)
+    for subset, rows in trials.groupby("subset"):
+        labels = rows.sort_values("optuna_number")["sampled_by"].tolist()
+        assert labels[0] == "paper recipe" and labels[1] == "random start-up"  # smoke: one start-up trial
+        assert "tpe" in labels and set(labels) <= {"paper recipe", "random start-up", "tpe"}
+        states = {t.state for t in optuna_trials(root, subset)}
+        assert TrialState.PRUNED in states or not (rows["stop_reason"] == "stopped_by_asha").any()
