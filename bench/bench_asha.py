@@ -33,10 +33,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import ray  # noqa: E402
 
-from study.driver import StudyLocation, run_study  # noqa: E402
+from study.driver import run_study  # noqa: E402
 from study.run import parser as run_parser  # noqa: E402
 from study.run import request_from  # noqa: E402
 from study.spaces import load_space  # noqa: E402
+from study.study_dir import StudyLocation  # noqa: E402
 from training.results import EPOCHS, TRIALS, read_table  # noqa: E402
 
 STUDIES = (("no early stopping", ["--no-early-stopping"]), ("ASHA", []))

@@ -22,10 +22,11 @@ import optuna
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
-from common.files import write_json
+from common.files import write_json, write_text
 from reports.build import build
+from study.searcher import make_sampler
 from study.spaces import load_space
-from training.results import TrialRecord, write_record
+from training.results import MANIFEST, SPACE_COPY, TrialRecord, optuna_journal, write_record
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -34,7 +35,9 @@ def fake_metrics(rng: np.random.Generator, epoch: int) -> dict:
     top1 = float(min(1.0, rng.uniform(0, 0.1) * epoch))
     return {"epoch": epoch, "train_loss": float(rng.uniform(1, 4)), "train_top1": top1, "val_loss": float(rng.uniform(1, 4)),
             "val_top1": top1 * 0.9, "val_top5": min(1.0, top1 * 2), "inference_ms_per_clip": 1.0, "epoch_lr": 0.1,
-            "epoch_time_s": 10.0, "clips_per_s": 100.0, "diverged": False, "node": "bench", "node_id": "bench"}
+            "epoch_time_s": 10.0, "clips_per_s": 100.0, "diverged": False, "node": "bench", "node_id": "bench",
+            "motion_top1": float("nan"), "motion_mean_class": float("nan"), "train_clips": 713, "val_clips": 177,
+            "num_classes": 30}
 
 
 def main() -> None:
@@ -46,11 +49,15 @@ def main() -> None:
     space = load_space(args.space)
     root = Path(tempfile.mkdtemp(prefix="bench-driver-")) / "big"
     root.mkdir(parents=True)
-    write_json(root / "study.json", {"name": "big", "created_at": time.time(), "status": "finished",
-                                     "request": {"space": str(space.path), "subsets": ["kinetics-motion"]}})
+    write_json(root / MANIFEST, {"name": "big", "created_at": time.time(), "status": "finished",
+                                 "request": {"space": str(space.path), "subsets": ["kinetics-motion"]},
+                                 "budgets": list(range(1, args.epochs + 1))})
+    write_text(root / SPACE_COPY, space.dump())
+    journal = optuna_journal(root, "kinetics-motion")
+    journal.parent.mkdir()
     study = optuna.create_study(study_name="kinetics-motion", direction="maximize",
-                                storage=JournalStorage(JournalFileBackend(str(root / "optuna.journal"))),
-                                sampler=optuna.samplers.TPESampler(seed=0))
+                                storage=JournalStorage(JournalFileBackend(str(journal))),
+                                sampler=make_sampler(space.sampler, 0, space.startup_trials))
     rng = np.random.default_rng(0)
     ask_tell, writes = [], []
     for index in range(args.trials):
@@ -60,7 +67,8 @@ def main() -> None:
         ask = time.perf_counter() - start
         config = space.to_config(trial.params, cpu=True, overrides={"subset": "kinetics-motion"})
         record = TrialRecord("big", "kinetics-motion", f"t{index:05d}", index, 10_000 + index, config, "synthetic",
-                             folder=f"{index}_30_{10_000 + index}_kinetics_motion_30_From_Scratch", sampled=trial.params)
+                             folder=f"{index}_30_{10_000 + index}_kinetics_motion_30_From_Scratch", sampled=trial.params,
+                             optuna_number=trial.number, sampled_by=space.sampler)
         epochs = int(rng.integers(1, args.epochs + 1))
         for epoch in range(1, epochs + 1):
             record.add_epoch(fake_metrics(rng, epoch))
@@ -70,8 +78,8 @@ def main() -> None:
         record.finish("completed" if epochs == args.epochs else "stopped_by_asha")
         write_record(root, record)
         start = time.perf_counter()
-        best = max(r["val_top1"] for r in record.epochs.values())
-        study.tell(trial, best if not math.isnan(best) else None)
+        last = record.epochs[epochs]["val_top1"]
+        study.tell(trial, last if not math.isnan(last) else None)
         ask_tell.append(ask + time.perf_counter() - start)
     tenth = max(1, args.trials // 10)
     first = [t for i, t in writes if i < tenth]

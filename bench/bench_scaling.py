@@ -17,9 +17,10 @@ from pathlib import Path
 
 import ray
 
-from study.driver import StudyLocation, run_study
+from study.driver import run_study
 from study.run import parser as run_parser
 from study.run import request_from
+from study.study_dir import StudyLocation
 
 
 def main() -> None:

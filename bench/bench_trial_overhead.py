@@ -19,9 +19,10 @@ from pathlib import Path
 
 import ray
 
-from study.driver import StudyLocation, run_study
+from study.driver import run_study
 from study.run import parser as run_parser
 from study.run import request_from
+from study.study_dir import StudyLocation
 from training.results import EPOCHS, TRIALS, read_table
 
 

@@ -18,6 +18,7 @@ from reports.scaling import Exponent, batch_exponent
 from reports.scores import NoiseFloor, at_budget, chance, diverged, noise_floor, search_trials
 
 MIN_TRIALS = 6  # fewer scored trials at a budget than this and no importance is estimated there
+MIN_COMPARED = 3  # the headline budget is the deepest one at least this many trials reached
 NAMES = {"lr": "learning rate", "batch_size": "batch size", "weight_decay": "weight decay", "warmup_epochs": "warm-up",
          "linear_scaling": "linear scaling of the lr", "fraction_per_class": "training fraction per class",
          "cap_per_class": "training clips per class (cap)", "plateau_patience": "plateau patience",
@@ -46,6 +47,7 @@ class SubsetFindings:
     noise: NoiseFloor
     chance: float | None
     importances: dict[int, dict[str, Importance]] = field(default_factory=dict)  # budget -> parameter -> importance
+    scored_at: dict[int, pd.DataFrame] = field(default_factory=dict)  # every budget's compared trials
     exponent: Exponent | str | None = None
     sentences: list[str] = field(default_factory=list)
 
@@ -55,16 +57,20 @@ class SubsetFindings:
 
     @property
     def detectable(self) -> bool:
-        """Whether the scores rise above chance and spread beyond the noise, so a ranking means something."""
-        if len(self.scored) < 2:
-            return False
-        best, worst = self.scored["score"].max(), self.scored["score"].min()
-        above_chance = self.chance is None or best > self.chance + 1.96 * self.noise.sd
-        return above_chance and not self.noise.within(best, worst)
+        return detectable(self.scored, self.noise, self.chance)
 
     def mattering(self, budget: int | None = None) -> dict[str, Importance]:
         found = self.importances.get(self.budget if budget is None else budget, {})
         return {p: i for p, i in found.items() if i.matters(len(found))} if self.detectable else {}
+
+
+def detectable(rows: pd.DataFrame, noise: NoiseFloor, chance_level: float | None) -> bool:
+    """Whether the scores rise above chance and spread beyond the noise, so a ranking means something."""
+    if len(rows) < 2:
+        return False
+    best, worst = rows["score"].max(), rows["score"].min()
+    above_chance = chance_level is None or best > chance_level + 1.96 * noise.sd
+    return above_chance and not noise.within(best, worst)
 
 
 def _pct(value: float) -> str:
@@ -79,14 +85,17 @@ def analyse_subset(trials: pd.DataFrame, epochs: pd.DataFrame, subset: str, para
                    levels: list[int]) -> SubsetFindings:
     search = searched_frame(search_trials(trials, subset), parameters)
     final = levels[-1] if levels else int(search["epochs_planned"].max())
-    # The headline budget: the final one when enough trials completed, else the deepest rung enough trials reached
-    # (or, in a study too small for that, the deepest any trial reached).
+    # The headline budget: the deepest at which at least MIN_COMPARED trials can be told apart (ASHA lets the
+    # better trials go on, so a deeper budget compares fewer, better trials; at the first rung the trials may not
+    # have started learning); else the deepest enough trials reached, or any trial did.
     scored_at = {b: at_budget(search, epochs, b, final) for b in levels or [final]}
-    deepest = sorted(scored_at, reverse=True)
-    budget = next((b for b in deepest if len(scored_at[b]) >= MIN_TRIALS),
-                  next((b for b in deepest if len(scored_at[b])), final))
-    found = SubsetFindings(subset, budget, scored_at.get(budget, pd.DataFrame()), noise_floor(trials, subset),
-                           chance(trials, subset))
+    noise, chance_level = noise_floor(trials, subset), chance(trials, subset)
+    deepest = [b for b in sorted(scored_at, reverse=True) if len(scored_at[b])]
+    compared = [b for b in deepest if len(scored_at[b]) >= MIN_COMPARED]
+    budget = next((b for b in compared if detectable(scored_at[b], noise, chance_level)),
+                  (compared or deepest or [final])[0])
+    found = SubsetFindings(subset, budget, scored_at.get(budget, pd.DataFrame()), noise, chance_level)
+    found.scored_at = scored_at
     for b, rows in scored_at.items():
         if len(rows) >= MIN_TRIALS:
             found.importances[b] = importances(rows, parameters)
@@ -98,8 +107,8 @@ def analyse_subset(trials: pd.DataFrame, epochs: pd.DataFrame, subset: str, para
 
 def _subset_sentences(found: SubsetFindings, search: pd.DataFrame, final: int, parameters: list[str]) -> list[str]:
     rows, lines = found.scored, []
-    where = "the last epoch of the completed trials" if found.budget >= final else \
-        f"epoch {found.budget}, an ASHA rung (too few trials completed to compare at epoch {final})"
+    where = f"epoch {found.budget}, the last epoch of the completed trials" if found.budget >= final else \
+        f"epoch {found.budget}, an ASHA rung"
     if rows.empty:
         return [f"{found.subset}: no trial has a score yet."]
     chance_text = f" (chance {_pct(found.chance)})" if found.chance else ""
@@ -110,6 +119,12 @@ def _subset_sentences(found: SubsetFindings, search: pd.DataFrame, final: int, p
         cause = "chance" if found.chance and best["score"] <= found.chance + 1.96 * found.noise.sd else "the noise floor"
         lines.append(f"The spread of results cannot be told apart from {cause}: no detectable sensitivity, so no "
                      "importance ranking is given.")
+    elif found.budget not in found.importances:
+        varied = [name(p) for p in parameters if p in rows and rows[p].nunique(dropna=False) > 1]
+        effect = f"{' and '.join(varied)} {'moves' if len(varied) == 1 else 'move'} val top-1 beyond the noise floor " \
+                 f"here, but" if varied else "Scores spread beyond the noise floor, but"
+        lines.append(f"{effect[0].upper()}{effect[1:]} {len(rows)} trials are too few for an importance with an "
+                     f"interval ({MIN_TRIALS} needed); the importance plot shows the budgets that had enough.")
     else:
         ranked = sorted(found.importances.get(found.budget, {}).items(), key=lambda kv: -kv[1].value)
         mattering = found.mattering()
@@ -127,6 +142,11 @@ def _subset_sentences(found: SubsetFindings, search: pd.DataFrame, final: int, p
         near = rows[[found.noise.within(best["score"], s) for s in rows["score"]]]
         lines.append(f"Learning rates {near['lr'].min():.3g} to {near['lr'].max():.3g} score within the noise floor of "
                      f"the best ({_pct(best['score'])} at lr {best['lr']:.3g}; {len(near)} of {len(rows)} trials).")
+    others = [f"epoch {b} ({len(r)} trials): {_pct(r['score'].min())} to {_pct(r['score'].max())}, "
+              f"{'beyond' if detectable(r, found.noise, found.chance) else 'within'} the noise floor"
+              for b, r in sorted(found.scored_at.items()) if b != found.budget and len(r)]
+    if others:
+        lines.append(f"At the other budgets: {'; '.join(others)}.")
     lines.extend(divergence_sentences(search, parameters))
     if {"fraction_per_class", "cap_per_class", "sampling"} & set(parameters) and len(rows) >= 3:
         lines.append(data_budget_sentence(rows))

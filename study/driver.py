@@ -19,8 +19,8 @@ from reports.scores import completed, search_trials, seed_noise
 from study import session, study_dir
 from study.spaces import SearchSpace, check_grace_period, load_space
 from study.study_dir import StudyDirError, StudyLocation, StudyRequest, driver_lock
-from study.trainable import REPEAT_INDEX_BASE, TrialPlan, run_trial
-from study.tuners import named_trainable, repeat_points, repeat_tuner, restored, search_tuner, seeds_experiment
+from study.trainable import TrialPlan, run_trial
+from study.tuners import SEARCH, SEEDS, named_trainable, repeat_points, repeat_tuner, restored, search_tuner
 from training.config import SYNTHETIC
 from training.results import EXPERIMENTS, MANIFEST, OPTUNA, SPACE_COPY, TRIALS, read_table
 from training.trainer import subset_spec
@@ -150,24 +150,19 @@ def _fit(location: StudyLocation, request: StudyRequest, plans: list[TrialPlan],
                      resources_per_trial={p.subset: p.resources for p in plans},
                      budgets=comparable_budgets(plans[0], request.early_stopping))
     location.push(location.root / MANIFEST)
-    repeats = [replace(plan, index_shift=REPEAT_INDEX_BASE - 1) for plan in plans]  # counted from 1
-    session.activate(session.ActiveStudy(
-        location, {**{p.subset: p for p in plans}, **{seeds_experiment(p.subset): p for p in repeats}},
-        dataset.source, request.seed, echo))
-    for plan in plans:
-        wrapped = named_trainable(trainable, plan)
-        tuner = restored(location, plan.subset, wrapped, echo) or search_tuner(location, plan, request, wrapped)
-        tuner.fit()
+    by_subset = {plan.subset: plan for plan in plans}
+    session.activate(session.ActiveStudy(location, by_subset, dataset.source, request.seed, echo))
+    wrapped = named_trainable(trainable, by_subset)
+    (restored(location, SEARCH, wrapped, echo) or search_tuner(location, by_subset, request, wrapped)).fit()
     if request.repeats and request.seeds:
-        searched = read_table(location.root, TRIALS).to_pandas()
-        for plan in repeats:
-            wrapped = named_trainable(trainable, plan)
-            tuner = restored(location, seeds_experiment(plan.subset), wrapped, echo)
-            if tuner is None:
-                points = repeat_points(searched, plan.subset, request.repeats, request.seeds, request.seed)
-                echo(f"{plan.subset}: re-running the best {request.repeats} config(s) with {request.seeds} more seed(s)")
-                tuner = repeat_tuner(location, plan, points, request, wrapped)
-            tuner.fit()
+        tuner = restored(location, SEEDS, wrapped, echo)
+        if tuner is None:
+            searched = read_table(location.root, TRIALS).to_pandas()
+            points = [point for subset in by_subset
+                      for point in repeat_points(searched, subset, request.repeats, request.seeds, request.seed)]
+            echo(f"re-running the best {request.repeats} config(s) of each subset with {request.seeds} more seed(s)")
+            tuner = repeat_tuner(location, by_subset, points, request, wrapped)
+        tuner.fit()
     study_dir.update(location.root, status="finished")
     location.push(location.root / MANIFEST, location.root / OPTUNA)
     trials = read_table(location.root, TRIALS).to_pandas()

@@ -13,7 +13,7 @@ from ray.tune import Callback
 
 from study import session
 from study.searcher import OPTUNA_NUMBER, SAMPLED_BY
-from study.trainable import REPEAT_OF
+from study.trainable import INDEX, REPEAT_OF, SUBSET
 from training.config import ConfigError
 from training.results import TrialRecord, optuna_journal, reload, write_record
 
@@ -32,27 +32,25 @@ def stop_reason(record: TrialRecord) -> str:
 
 
 class StudyRecorder(Callback):
-    def __init__(self, experiment: str):
-        """``experiment``: the Tune experiment (a subset, or SUBSET-seeds) whose trials this records. Everything
-        else comes from the active study (study/session.py), so a restored experiment records where the study
-        is now."""
-        self.experiment = experiment
+    """Everything but the records comes from the active study (study/session.py), so a restored experiment records
+    where the study is now."""
+
+    def __init__(self):
         self.records: dict[str, TrialRecord] = {}
 
     def __getstate__(self) -> dict:
         """Tune pickles callbacks into tuner.pkl; the in-memory records are left out: a resumed driver reloads
         each trial's rows from its Parquet files, which are never older than the pickle."""
-        return {"experiment": self.experiment}
+        return {}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(**state)
+        self.__init__()
 
     def record_for(self, trial) -> TrialRecord:
         record = self.records.get(trial.trial_id)
         if record is None:
             active = session.active()
-            plan = active.plan(self.experiment)
-            index = plan.index_of(str(trial))
+            plan, index = active.plan(trial.config[SUBSET]), trial.config[INDEX]
             try:
                 config, error = plan.config_for(trial.config), None
             except ConfigError as exc:  # the trial errors in its trainer; the study goes on

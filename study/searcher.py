@@ -1,4 +1,8 @@
-"""The search: Optuna proposes each Tune trial's hyperparameters and is told exactly how the trial ended.
+"""The search: per subset, Optuna proposes each Tune trial's hyperparameters and is told exactly how it ended.
+
+Both subsets' trials run in one Tune experiment, so a cluster (or a laptop's second core) never idles while one
+subset finishes its last trials: the searcher hands out the subset with the fewest trials in flight, each subset up
+to its trial budget and its own concurrency limit, and each subset keeps its own Optuna study and journal.
 
 Written against Optuna's ask/tell and storage API rather than Ray's OptunaSearch, which tells Optuna COMPLETE
 for a trial ASHA stopped and leaves a diverged trial RUNNING (Optuna refuses its NaN). Here:
@@ -11,10 +15,9 @@ for a trial ASHA stopped and leaves a diverged trial RUNNING (Optuna refuses its
 Every Optuna trial carries the Tune trial id and how it was sampled (user attributes), and Tune's config carries
 the Optuna trial number, which trials.parquet records: analyses join on that number.
 
-Each subset's Optuna study has its own journal, which travels with Tune's own experiment state: each time Tune
-saves its trials it saves this searcher with a copy of the journal, and a restored experiment puts that copy
-back. So after a new head resumes a study from remote storage, Optuna holds exactly the trials Tune knows, none
-RUNNING for ever.
+Each subset's journal travels with Tune's own experiment state: each time Tune saves its trials it saves this
+searcher with a copy of the journals, and a restored experiment puts those copies back. So after a new head
+resumes a study from remote storage, Optuna holds exactly the trials Tune knows, none RUNNING for ever.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from ray.tune.search import Searcher
 
 from common.files import atomic_path
 from study import session
+from study.trainable import INDEX, SUBSET
 from training.results import optuna_journal
 
 METRIC, MODE = "val_top1", "max"
@@ -70,22 +74,18 @@ def _finite(value) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
 
 
-class StudySearcher(Searcher):
-    def __init__(self, experiment: str):
-        """``experiment``: the Tune experiment this searcher serves, named after its subset, which is also the
-        Optuna study's name in the study's journal. Starts a new Optuna study (with the paper recipe queued
-        first when the space asks for it)."""
-        super().__init__(metric=METRIC, mode=MODE)
-        self.experiment = experiment
+class SubsetSearch:
+    """One subset's Optuna study: asks, reports, tells. Holds no path in its pickled state (study/session.py)."""
+
+    def __init__(self, subset: str):
+        self.subset = subset
         self.trials: dict[str, int] = {}  # Tune trial id -> Optuna trial number
-        plan = session.active().plan(experiment)
+        plan = session.active().plan(subset)
         self.queued = [plan.space.paper_point(plan.cpu_profile)] if plan.space.include_paper_recipe else []
         self._open()
 
     def __getstate__(self) -> dict:
-        """What Tune pickles into tuner.pkl: which experiment, never a path (see study/session.py)."""
-        return {"experiment": self.experiment, "trials": self.trials, "queued": self.queued,
-                "_metric": self._metric, "_mode": self._mode}
+        return {"subset": self.subset, "trials": self.trials, "queued": self.queued}
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
@@ -93,15 +93,14 @@ class StudySearcher(Searcher):
 
     def _open(self) -> None:
         active = session.active()
-        plan = active.plan(self.experiment)
-        self.space = plan.space
-        self.journal = optuna_journal(active.location.root, self.experiment)
+        self.space = active.plan(self.subset).space
+        self.journal = optuna_journal(active.location.root, self.subset)
         self.journal.parent.mkdir(parents=True, exist_ok=True)
         self.storage = JournalStorage(JournalFileBackend(str(self.journal)))
         self.study = optuna.create_study(
-            study_name=self.experiment, storage=self.storage, direction="maximize", load_if_exists=True,
+            study_name=self.subset, storage=self.storage, direction="maximize", load_if_exists=True,
             sampler=make_sampler(self.space.sampler, active.seed, self.space.startup_trials))
-        self.study_id = self.storage.get_study_id_from_name(self.experiment)
+        self.study_id = self.storage.get_study_id_from_name(self.subset)
 
     def _trial_id(self, tune_trial_id: str) -> int:
         return self.storage.get_trial_id_from_study_id_trial_number(self.study_id, self.trials[tune_trial_id])
@@ -125,44 +124,80 @@ class StudySearcher(Searcher):
         trial.set_user_attr("tune_trial_id", trial_id)
         trial.set_user_attr(SAMPLED_BY, label)
         self.trials[trial_id] = trial.number
-        return {**trial.params, OPTUNA_NUMBER: trial.number, SAMPLED_BY: label}
+        return {**trial.params, OPTUNA_NUMBER: trial.number, SAMPLED_BY: label, SUBSET: self.subset,
+                INDEX: trial.number}
 
-    def _report(self, trial_id: str, result: dict) -> None:
+    def report(self, trial_id: str, result: dict) -> None:
         if trial_id in self.trials and _finite(result.get(METRIC)):
             self.storage.set_trial_intermediate_value(self._trial_id(trial_id), int(result["epoch"]),
                                                       float(result[METRIC]))
 
+    def tell(self, trial_id: str, result: dict | None, error: bool) -> None:
+        if trial_id not in self.trials or self.storage.get_trial(self._trial_id(trial_id)).state.is_finished():
+            return  # not ours, or told already (Tune may report a completion twice around a restore)
+        if result:
+            self.report(trial_id, result)
+            if result.get("diverged"):
+                self.storage.set_trial_user_attr(self._trial_id(trial_id), "diverged", True)
+        state = final_state(result, error)
+        self.study.tell(self.trials[trial_id], float(result[METRIC]) if state == TrialState.COMPLETE else None,
+                        state=state)
+
+    def journal_bytes(self) -> bytes:
+        return self.journal.read_bytes() if self.journal.is_file() else b""
+
+    def restore_journal(self, content: bytes) -> None:
+        """Trials asked after the saved state (a driver that died in between) are not in Tune's state either, and
+        would otherwise stay RUNNING with no Tune trial: the journal goes back to what was saved with it."""
+        with atomic_path(self.journal) as tmp:
+            tmp.write_bytes(content)
+        self._open()
+
+
+class StudySearcher(Searcher):
+    def __init__(self, subsets: tuple[str, ...], trials_per_subset: int, max_concurrent: int):
+        """Hands out ``trials_per_subset`` trials of each subset, at most ``max_concurrent`` of a subset at once,
+        starting the subset with the fewest trials in flight."""
+        super().__init__(metric=METRIC, mode=MODE)
+        self.budget, self.max_concurrent = trials_per_subset, max_concurrent
+        self.searches = {subset: SubsetSearch(subset) for subset in subsets}
+        self.owner: dict[str, str] = {}  # Tune trial id -> subset
+        self.live: dict[str, set[str]] = {subset: set() for subset in subsets}
+
+    def suggest(self, trial_id: str) -> dict | str | None:
+        asked = {s: len(search.trials) for s, search in self.searches.items()}
+        open_ = [s for s in self.searches if asked[s] < self.budget and len(self.live[s]) < self.max_concurrent]
+        if not open_:
+            return Searcher.FINISHED if all(n >= self.budget for n in asked.values()) else None
+        subset = min(open_, key=lambda s: (len(self.live[s]), asked[s]))
+        self.owner[trial_id] = subset
+        self.live[subset].add(trial_id)
+        return self.searches[subset].suggest(trial_id)
+
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        self._report(trial_id, result)
+        if trial_id in self.owner:
+            self.searches[self.owner[trial_id]].report(trial_id, result)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         """Tune skips on_trial_result for the result its scheduler stops a trial on, so that epoch is reported
         here before the state is told."""
-        if trial_id not in self.trials:
-            return
-        number = self.trials[trial_id]
-        if self.storage.get_trial(self._trial_id(trial_id)).state.is_finished():
-            return  # told already (Tune may report a completion twice around a restore)
-        if result:
-            self._report(trial_id, result)
-        state = final_state(result, error)
-        if result and result.get("diverged"):
-            self.storage.set_trial_user_attr(self._trial_id(trial_id), "diverged", True)
-        value = float(result[METRIC]) if state == TrialState.COMPLETE else None
-        self.study.tell(number, value, state=state)
+        if trial_id in self.owner:
+            subset = self.owner[trial_id]
+            self.live[subset].discard(trial_id)
+            self.searches[subset].tell(trial_id, result, error)
 
     def save(self, checkpoint_path: str) -> None:
-        """With Tune's experiment state: the trial map, what is still queued, and the journal as it is now."""
+        """With Tune's experiment state: who owns which trial, and each subset's state and journal as it is now."""
+        state = {"owner": self.owner, "live": self.live,
+                 "searches": {s: (search.__getstate__(), search.journal_bytes()) for s, search in self.searches.items()}}
         with atomic_path(Path(checkpoint_path)) as tmp, open(tmp, "wb") as handle:
-            pickle.dump({"trials": self.trials, "queued": self.queued,
-                         "journal": self.journal.read_bytes() if self.journal.is_file() else b""}, handle)
+            pickle.dump(state, handle)
 
     def restore(self, checkpoint_path: str) -> None:
-        """Puts back the journal saved with the trials Tune restores: trials asked after that save (a driver that
-        died in between) are not in Tune's state either, and would otherwise stay RUNNING with no Tune trial."""
         with open(checkpoint_path, "rb") as handle:
             state = pickle.load(handle)
-        self.trials, self.queued = state["trials"], state["queued"]
-        with atomic_path(self.journal) as tmp:
-            tmp.write_bytes(state["journal"])
-        self._open()
+        self.owner, self.live = state["owner"], state["live"]
+        for subset, (own, journal) in state["searches"].items():
+            search = self.searches[subset]
+            search.trials, search.queued = own["trials"], own["queued"]
+            search.restore_journal(journal)

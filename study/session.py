@@ -1,10 +1,9 @@
 """The study this driver process runs.
 
-Tune pickles its callbacks and searchers into the experiment (tuner.pkl) when a Tuner is created, and unpickles
-them when the experiment is restored: on a new head, after the study directory moved, in a resubmitted job with
-another working directory. A path pickled with them would point at the old place. So the recorder and the
-searcher pickle only which Tune experiment they serve and look everything else up here; the driver activates
-the study before it creates or restores any Tuner.
+Tune pickles its callbacks, searcher and scheduler into the experiment (tuner.pkl) when a Tuner is created, and
+unpickles them when the experiment is restored: on a new head, or in a resubmitted job with another working
+directory. A path pickled with them would point at the old place. So the recorder and the searcher pickle no path
+and look the study up here; the driver activates the study before it creates or restores any Tuner.
 """
 
 from __future__ import annotations
@@ -19,13 +18,13 @@ from study.trainable import TrialPlan
 @dataclass(frozen=True)
 class ActiveStudy:
     location: StudyLocation
-    plans: dict[str, TrialPlan]  # Tune experiment name (the subset, or SUBSET-seeds) -> its trials' plan
+    plans: dict[str, TrialPlan]  # subset -> its trials' plan
     data_source: str  # synthetic or real
     seed: int  # the study seed: samplers and training
     echo: Callable[[str], None] = print
 
-    def plan(self, experiment: str) -> TrialPlan:
-        return self.plans[experiment]
+    def plan(self, subset: str) -> TrialPlan:
+        return self.plans[subset]
 
 
 _active: ActiveStudy | None = None

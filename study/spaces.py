@@ -11,7 +11,7 @@ A space file:
       momentum: {type: uniform, low: 0.5, high: 0.99, when: {optimizer: sgd}}
     sampler: tpe                        # tpe | qmc (space-filling Sobol) | random
     startup_trials: 6                   # tpe only: random trials before TPE models (default: a quarter of trials)
-    asha: {grace_period: 2, reduction_factor: 3}
+    asha: {grace_period: 2, reduction_factor: 3, metric: val_loss}   # metric: val_loss (default) or val_top1
     trials: 24
     subsets: [kinetics-motion, kinetics-392]
     resources:                          # per trial, by network profile, with per-subset overrides
@@ -43,7 +43,11 @@ PARAM_TYPES = {"loguniform": {"low", "high"}, "uniform": {"low", "high"}, "int":
                "pow2": {"low", "high"}, "choice": {"values"}}
 TOP_KEYS = {"name", "description", "base", "cpu_profile", "params", "sampler", "startup_trials", "asha", "trials",
             "subsets", "resources", "max_concurrent", "include_paper_recipe"}
-ASHA_KEYS = {"grace_period", "reduction_factor"}
+ASHA_KEYS = {"grace_period", "reduction_factor", "metric"}
+# What ASHA compares trials by at its rungs, and which way is better. The validation loss by default: on the synthetic
+# set val top-1 sits at chance, tied, for the first epochs (Ray's ASHA lets trials tied at its cutoff through),
+# while the loss already ranks the trials as their final top-1 will (README, "Search spaces").
+ASHA_METRICS = {"val_loss": "min", "val_top1": "max"}
 SAMPLERS = ("tpe", "qmc", "random")
 RESOURCE_KEYS = {"cpus", "gpus"}
 # Per trial, when the space does not say. The GPU shares are placeholders until measured on a GPU (bench/README.md):
@@ -97,6 +101,7 @@ class SearchSpace:
     startup_trials: int
     grace_period: int
     reduction_factor: int
+    asha_metric: str
     trials: int
     subsets: tuple[str, ...]
     resources: dict  # profile ("paper" or "cpu") -> {cpus, gpus, subset -> {cpus, gpus}}
@@ -289,6 +294,8 @@ def load_space(name_or_path: str | Path, paths_relative_to: Path | None = None) 
     unknown = [s for s in subsets if s not in SUBSET_NAMES]
     if unknown:
         raise _fail(path, "subsets", f"unknown subset(s) {', '.join(unknown)}; choose from {', '.join(SUBSET_NAMES)}")
+    if asha.get("metric", "val_loss") not in ASHA_METRICS:
+        raise _fail(path, "asha.metric", f"unknown metric {asha['metric']!r}; choose one of {', '.join(ASHA_METRICS)}")
     sampler = raw.get("sampler", "tpe")
     if sampler not in SAMPLERS:
         raise _fail(path, "sampler", f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
@@ -299,6 +306,7 @@ def load_space(name_or_path: str | Path, paths_relative_to: Path | None = None) 
         params=tuple(params.values()), sampler=sampler,
         startup_trials=int(raw.get("startup_trials", max(1, min(10, trials // 4)))),
         grace_period=int(asha.get("grace_period", 1)), reduction_factor=int(asha.get("reduction_factor", 3)),
+        asha_metric=str(asha.get("metric", "val_loss")),
         trials=trials, subsets=tuple(subsets), resources=_resources(path, raw.get("resources")),
         max_concurrent=int(raw.get("max_concurrent", 2)),
         include_paper_recipe=bool(raw.get("include_paper_recipe", True)), raw=raw)

@@ -3,8 +3,9 @@
     <storage>/<name>/
         study.json            what was asked (space, subsets, data, seed, budget, overrides) and when
         space.yaml            the search space as the study started it (paths absolute); --resume reads this copy
-        <subset>/             Ray Tune's experiment (trial folders, checkpoints, searcher state)
-        <subset>-seeds/       the seed repeats of the best configs (--repeats K --seeds N), when asked
+        search/               Ray Tune's experiment of the search, every subset's trials in it (trial folders,
+                              checkpoints, searcher and scheduler state)
+        seeds/                the seed repeats of each subset's best configs (--repeats K --seeds N), when asked
         experiments/          one folder per trial, in the researchers' layout (training.folder)
         epochs.parquet/       one row per trial and epoch (training.results)
         trials.parquet/       one row per trial

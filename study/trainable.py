@@ -28,8 +28,9 @@ from training.experiment import Experiment
 
 REPEAT_OF = "repeat_of"  # in a seed repeat's config: the trial id whose hyperparameters it re-runs
 REPEAT_INDEX_BASE = 5000  # seed repeats are numbered from here, apart from the search's trials
+SUBSET, INDEX = "subset", "trial_index"  # every trial's config says its subset and its index within that subset
 # Keys of a trial's config that say where the trial came from, not how it trains (study/searcher.py adds two).
-TRIAL_KEYS = (REPEAT_OF, "optuna_number", "sampled_by")
+TRIAL_KEYS = (REPEAT_OF, INDEX, "optuna_number", "sampled_by")
 # Reported with every epoch, so the progress table shows them also where the search does not vary them.
 REPORTED_CONFIG = ("optimizer", "batch_size", "scheduler")
 
@@ -45,7 +46,6 @@ class TrialPlan:
     experiments_dir: str  # "" = inside the trial's own directory (synced to remote storage by Tune)
     overrides: dict = field(default_factory=dict)
     resources: dict = field(default_factory=lambda: {"cpu": 1.0, "gpu": 0.0})  # Ray resources of each trial
-    index_shift: int = -1  # trial index = Tune's trial counter + shift (the search counts from 1)
 
     def config_for(self, sampled: dict) -> TrainConfig:
         """A seed repeat's sample carries its own seed; the search adds keys about the trial (TRIAL_KEYS)."""
@@ -62,17 +62,15 @@ class TrialPlan:
         """Unique within the study and stable across resumes: 10000 per subset plus the trial's index."""
         return 10_000 * (self.subset_position + 1) + index
 
-    def trial_name(self, trial) -> str:
-        """Tune's trial name (also the dashboard's), carrying the index the search gave the trial."""
-        counter = int(str(trial.experiment_tag).split("_", 1)[0])
-        return f"{self.study}.{self.subset}.{counter + self.index_shift:04d}"
 
-    @staticmethod
-    def index_of(trial_name: str) -> int:
-        return int(trial_name.rsplit(".", 1)[1])
 
-    def trial_dirname(self, trial) -> str:
-        return f"{self.index_of(self.trial_name(trial)):04d}_{trial.trial_id}"
+def trial_name(study: str, trial) -> str:
+    """Tune's trial name (also the dashboard's actor name): STUDY.SUBSET.INDEX, the index within the subset."""
+    return f"{study}.{trial.config[SUBSET]}.{trial.config[INDEX]:04d}"
+
+
+def trial_dirname(trial) -> str:
+    return f"{trial.config[SUBSET]}_{trial.config[INDEX]:04d}_{trial.trial_id}"
 
 
 @functools.lru_cache(maxsize=4)
@@ -92,11 +90,11 @@ def trial_device(requested: str, gpu_ids: list) -> str:
     return requested
 
 
-def trial_epochs(sampled: dict, plan: TrialPlan) -> Iterator[dict]:
+def trial_epochs(sampled: dict, plans: dict[str, TrialPlan]) -> Iterator[dict]:
     """The trial as a generator: restore, then per epoch train, checkpoint, report to Tune, and yield the
     metrics. A wrapper can act between epochs (the fault-tolerance tests raise there) without a hook in here."""
     context = tune.get_context()
-    index = plan.index_of(context.get_trial_name())
+    plan, index = plans[sampled[SUBSET]], sampled[INDEX]
     config = plan.config_for(sampled)
     torch.set_num_threads(max(1, int(plan.resources["cpu"])))
     root = Path(plan.experiments_dir or context.get_trial_dir())
@@ -124,7 +122,7 @@ def trial_epochs(sampled: dict, plan: TrialPlan) -> Iterator[dict]:
         yield metrics
 
 
-def run_trial(sampled: dict, plan: TrialPlan) -> None:
-    """The Tune function trainable."""
-    for _ in trial_epochs(sampled, plan):
+def run_trial(sampled: dict, plans: dict[str, TrialPlan]) -> None:
+    """The Tune function trainable: one trial of any subset (its config says which)."""
+    for _ in trial_epochs(sampled, plans):
         pass

@@ -1,66 +1,85 @@
-"""The Ray Tune experiments of a study: per subset the search (the space's sampler proposes, ASHA stops early) and,
-when asked, the seed repeats of its best configs. Built new, or restored from the study's storage on --resume.
+"""The Ray Tune experiments of a study: the search (each subset's sampler proposes, ASHA stops early within each
+subset) and, when asked, the seed repeats of each subset's best configs. Each is one Tune experiment holding the
+trials of every subset, so the subsets run side by side and no worker idles while one subset finishes. Built new,
+or restored from the study's storage on --resume.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import pickle
 from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 from ray import tune
-from ray.tune.schedulers import ASHAScheduler
-from ray.tune.search import ConcurrencyLimiter, Searcher
+from ray.tune.execution.placement_groups import PlacementGroupFactory
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+from ray.tune.search import Searcher
 from ray.tune.trainable.function_trainable import wrap_function
 
-from common.files import write_json
+from common.files import atomic_path, write_json
 from study.recorder import StudyRecorder
 from study.searcher import METRIC, MODE, StudySearcher
+from study.spaces import ASHA_METRICS
 from study.study_dir import StudyLocation, StudyRequest
-from study.trainable import REPEAT_OF, REPORTED_CONFIG, TRIAL_KEYS, TrialPlan
+from study.trainable import (
+    INDEX,
+    REPEAT_INDEX_BASE,
+    REPEAT_OF,
+    REPORTED_CONFIG,
+    SUBSET,
+    TRIAL_KEYS,
+    TrialPlan,
+    trial_dirname,
+    trial_name,
+)
 
+SEARCH, SEEDS = "search", "seeds"  # the Tune experiments, directories of the study
 # The progress table: what was searched shows as a parameter, the rest as the value the trial reports.
 KEY_COLUMNS = {"optimizer": "optimizer", "lr": "lr", "batch_size": "batch", "scheduler": "scheduler"}
 METRIC_COLUMNS = {"epoch": "epoch", "epoch_lr": "lr now", "val_top1": "val top-1", "train_loss": "train loss"}
 
 
-def seeds_experiment(subset: str) -> str:
-    return f"{subset}-seeds"
-
-
-def named_trainable(trainable: Callable, plan: TrialPlan):
+def named_trainable(trainable: Callable, plans: dict[str, TrialPlan]):
     """The function trainable as Tune's class, whose actors show the trial's name (STUDY.SUBSET.INDEX) as their
-    name in the Ray dashboard and the State API instead of the function's."""
-    base = wrap_function(tune.with_parameters(trainable, plan=plan))
+    name in the Ray dashboard and the State API instead of the function's, with the resources of its subset."""
+    base = wrap_function(tune.with_parameters(trainable, plans=plans))
 
     class NamedTrial(base):
         def __repr__(self) -> str:
             return self.trial_name
 
     NamedTrial.__name__ = NamedTrial.__qualname__ = base.__name__
-    return tune.with_resources(NamedTrial, plan.resources)
+    return tune.with_resources(NamedTrial, functools.partial(_resources, plans))
 
 
-def _reporter(plan: TrialPlan) -> tune.CLIReporter:
-    searched = set(plan.space.searched)
-    return tune.CLIReporter(parameter_columns={k: v for k, v in KEY_COLUMNS.items() if k in searched},
+def _resources(plans: dict[str, TrialPlan], config: dict) -> PlacementGroupFactory:
+    resources = plans[config[SUBSET]].resources
+    return PlacementGroupFactory([{"CPU": resources["cpu"], "GPU": resources["gpu"]}])
+
+
+def _reporter(plans: dict[str, TrialPlan]) -> tune.CLIReporter:
+    searched = set(next(iter(plans.values())).space.searched)
+    return tune.CLIReporter(parameter_columns={SUBSET: "subset", **{k: v for k, v in KEY_COLUMNS.items() if k in searched}},
                             metric_columns={**{k: v for k, v in KEY_COLUMNS.items()
                                                if k not in searched and k in REPORTED_CONFIG}, **METRIC_COLUMNS},
                             max_report_frequency=30, max_progress_rows=12, metric=METRIC, mode=MODE)
 
 
-def _run_config(location: StudyLocation, plan: TrialPlan, name: str, request: StudyRequest) -> tune.RunConfig:
+def _run_config(location: StudyLocation, plans: dict[str, TrialPlan], name: str,
+                request: StudyRequest) -> tune.RunConfig:
     return tune.RunConfig(
-        name=name, storage_path=location.tune_storage, verbose=1, progress_reporter=_reporter(plan),
-        callbacks=[StudyRecorder(name)], sync_config=tune.SyncConfig(sync_artifacts=bool(location.remote)),
+        name=name, storage_path=location.tune_storage, verbose=1, progress_reporter=_reporter(plans),
+        callbacks=[StudyRecorder()], sync_config=tune.SyncConfig(sync_artifacts=bool(location.remote)),
         failure_config=tune.FailureConfig(max_failures=request.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1))
 
 
 def restored(location: StudyLocation, name: str, trainable, echo: Callable[[str], None]) -> tune.Tuner | None:
-    """The experiment ``name`` as stored, or None when it was never started. Its pickled callback and searcher
-    find the study through the active session (study/session.py), wherever the study is now."""
+    """The experiment ``name`` as stored, or None when it was never started. Its pickled callback, searcher and
+    scheduler find the study through the active session (study/session.py), wherever the study is now."""
     experiment = f"{location.tune_storage}/{name}"
     if not tune.Tuner.can_restore(experiment):
         return None
@@ -68,19 +87,67 @@ def restored(location: StudyLocation, name: str, trainable, echo: Callable[[str]
     return tune.Tuner.restore(experiment, trainable=trainable, resume_unfinished=True)
 
 
-def search_tuner(location: StudyLocation, plan: TrialPlan, request: StudyRequest, trainable) -> tune.Tuner:
-    """The search of one subset: the space's sampler proposes (the paper recipe first), ASHA stops, at most
-    max_concurrent trials at once."""
-    scheduler = ASHAScheduler(time_attr="epoch", metric=METRIC, mode=MODE, max_t=plan.epochs,
-                              grace_period=plan.space.grace_period, reduction_factor=plan.space.reduction_factor) \
-        if request.early_stopping else None
+class SubsetsASHA(FIFOScheduler):
+    """ASHA within each subset: a subset's trials are compared with each other only (the scores of a 30- and a
+    52-class problem are not on one scale)."""
+
+    def __init__(self, schedulers: dict[str, ASHAScheduler]):
+        super().__init__()
+        self.by_subset = schedulers
+        self._metric = next(iter(schedulers.values())).metric
+
+    def set_search_properties(self, metric, mode, **spec) -> bool:
+        return True
+
+    def _of(self, trial) -> ASHAScheduler:
+        return self.by_subset[trial.config[SUBSET]]
+
+    def on_trial_add(self, tune_controller, trial):
+        self._of(trial).on_trial_add(tune_controller, trial)
+
+    def on_trial_result(self, tune_controller, trial, result):
+        return self._of(trial).on_trial_result(tune_controller, trial, result)
+
+    def on_trial_complete(self, tune_controller, trial, result):
+        self._of(trial).on_trial_complete(tune_controller, trial, result)
+
+    def on_trial_remove(self, tune_controller, trial):
+        self._of(trial).on_trial_remove(tune_controller, trial)
+
+    def debug_string(self) -> str:
+        return "\n".join(f"{subset}: {asha.debug_string()}" for subset, asha in self.by_subset.items())
+
+    def save(self, checkpoint_path: str) -> None:
+        with atomic_path(Path(checkpoint_path)) as tmp, open(tmp, "wb") as handle:
+            pickle.dump({subset: asha.__dict__ for subset, asha in self.by_subset.items()}, handle)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as handle:
+            for subset, state in pickle.load(handle).items():
+                self.by_subset[subset].__dict__.update(state)
+
+
+def asha(plans: dict[str, TrialPlan]) -> SubsetsASHA:
+    schedulers = {}
+    for subset, plan in plans.items():
+        space = plan.space
+        schedulers[subset] = ASHAScheduler(time_attr="epoch", metric=space.asha_metric,
+                                           mode=ASHA_METRICS[space.asha_metric], max_t=plan.epochs,
+                                           grace_period=space.grace_period, reduction_factor=space.reduction_factor)
+    return SubsetsASHA(schedulers)
+
+
+def search_tuner(location: StudyLocation, plans: dict[str, TrialPlan], request: StudyRequest, trainable) -> tune.Tuner:
+    """The search of every subset: each subset's sampler proposes (the paper recipe first), ASHA stops within each
+    subset by the space's rung metric, at most max_concurrent trials of a subset at once."""
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
-            search_alg=ConcurrencyLimiter(StudySearcher(plan.subset), max_concurrent=request.max_concurrent),
-            scheduler=scheduler, num_samples=request.num_samples, reuse_actors=request.reuse_actors,
-            trial_name_creator=plan.trial_name, trial_dirname_creator=plan.trial_dirname),
-        run_config=_run_config(location, plan, plan.subset, request))
+            search_alg=StudySearcher(tuple(plans), request.num_samples, request.max_concurrent),
+            scheduler=asha(plans) if request.early_stopping else None, num_samples=-1,
+            reuse_actors=request.reuse_actors, trial_name_creator=functools.partial(trial_name, location.name),
+            trial_dirname_creator=trial_dirname),
+        run_config=_run_config(location, plans, SEARCH, request))
 
 
 def repeat_points(trials: pd.DataFrame, subset: str, repeats: int, seeds: int, first_seed: int) -> list[dict]:
@@ -90,9 +157,10 @@ def repeat_points(trials: pd.DataFrame, subset: str, repeats: int, seeds: int, f
     search = trials[(trials["subset"] == subset) & trials["repeat_of"].isna()].dropna(subset=["last_val_top1"])
     best = search.assign(completed=search["stop_reason"] == "completed").sort_values(
         ["completed", "last_val_top1"], ascending=False).head(repeats)
-    return [{**{k: v for k, v in json.loads(row["sampled"]).items() if k not in TRIAL_KEYS},
-             "seed": first_seed + k, REPEAT_OF: row["trial_id"]}
-            for _, row in best.iterrows() for k in range(1, seeds + 1)]
+    points = [{**{k: v for k, v in json.loads(row["sampled"]).items() if k not in TRIAL_KEYS},
+               "seed": first_seed + k, REPEAT_OF: row["trial_id"]}
+              for _, row in best.iterrows() for k in range(1, seeds + 1)]
+    return [{**point, SUBSET: subset, INDEX: REPEAT_INDEX_BASE + i} for i, point in enumerate(points)]
 
 
 class FixedPoints(Searcher):
@@ -121,13 +189,13 @@ class FixedPoints(Searcher):
         self.points, self.given = state["points"], state["given"]
 
 
-def repeat_tuner(location: StudyLocation, plan: TrialPlan, points: list[dict], request: StudyRequest,
+def repeat_tuner(location: StudyLocation, plans: dict[str, TrialPlan], points: list[dict], request: StudyRequest,
                  trainable) -> tune.Tuner:
     """Every point trained to the end (no early stopping): the spread across seeds is the noise floor."""
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
-            search_alg=ConcurrencyLimiter(FixedPoints(points), max_concurrent=request.max_concurrent),
-            num_samples=len(points), reuse_actors=request.reuse_actors, trial_name_creator=plan.trial_name,
-            trial_dirname_creator=plan.trial_dirname),
-        run_config=_run_config(location, plan, seeds_experiment(plan.subset), request))
+            search_alg=FixedPoints(points), max_concurrent_trials=request.max_concurrent * len(plans),
+            num_samples=len(points), reuse_actors=request.reuse_actors,
+            trial_name_creator=functools.partial(trial_name, location.name), trial_dirname_creator=trial_dirname),
+        run_config=_run_config(location, plans, SEEDS, request))

@@ -52,7 +52,7 @@ def test_paper_shape_parameter_count(classes, expected):
 
 def test_cpu_sized_variant_is_labelled_and_smaller():
     cpu = from_dict(CPU_PROFILE)
-    assert cpu.model_variant == "cpu-sized (width x0.125, frame stride 2)" and from_dict({}).model_variant == "paper"
+    assert cpu.model_variant == "cpu-sized (width x0.125, frame stride 3)" and from_dict({}).model_variant == "paper"
     assert count_parameters(STGCN(ModelConfig(num_classes=30, width=cpu.width))) < 100_000
 
 

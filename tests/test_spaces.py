@@ -6,7 +6,7 @@ import pytest
 from study.spaces import SPACES_DIR, SpaceError, load_space
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-SHIPPED = ("sgd_lr", "optimizer", "batch_size", "scheduler", "full", "smoke")
+SHIPPED = ("sgd_lr", "optimizer", "batch_size", "scheduler", "full", "smoke", "data_budget", "pretrained")
 
 
 def _sample(space, count=12, seed=0):
@@ -46,7 +46,7 @@ def test_paper_recipe_is_a_point_of_the_space():
     point = space.paper_point(cpu=False)
     assert point["optimizer"] == "sgd" and point["lr"] == 0.1 and point["nesterov"] is True
     assert point["batch_size"] == 256 and point["scheduler"] == "step" and "beta1" not in point
-    assert space.paper_point(cpu=True)["batch_size"] == 32  # batch 256 scaled to the CPU profile
+    assert space.paper_point(cpu=True)["batch_size"] == 8  # batch 256 scaled to the CPU profile
     config = space.to_config(point, cpu=False)
     assert (config.weight_decay, config.milestones) == (1e-4, (20, 30, 40))
 
@@ -87,6 +87,7 @@ GOOD = "params:\n  lr: {type: loguniform, low: 1.0e-4, high: 1.0}\n"
      "  momentum: {type: uniform, low: 0.5, high: 0.9, when: {lr: 0.1}}\n", "parent 'lr' is a range"),
     ("cpu_profile: {epochs: 2, scheduler: none}\nasha: {grace_period: 2}\n" + GOOD,
      "asha.grace_period: grace period 2 is not below the cpu_profile epochs \\(2\\)"),
+    ("asha: {metric: val_top5}\n" + GOOD, "asha.metric: unknown metric 'val_top5'; choose one of val_loss, val_top1"),
     ("sampler: grid\n" + GOOD, "sampler: unknown sampler 'grid'; choose one of tpe, qmc, random"),
     ("resources: {cpus: 1}\n" + GOOD, "resources: unknown key\\(s\\) cpus; allowed: cpu, paper"),
     ("resources: {paper: {gpus: -1}}\n" + GOOD, "resources.paper.gpus: must be a number > 0"),
@@ -100,7 +101,7 @@ def test_invalid_space_files_name_the_file_and_key(tmp_path, text, message):
 
 
 def test_unknown_space_name_lists_the_known_ones():
-    with pytest.raises(SpaceError, match="no such search space; known spaces: batch_size, full, optimizer"):
+    with pytest.raises(SpaceError, match="no such search space; known spaces: batch_size, data_budget, full, optimizer"):
         load_space("lr_only")
 
 
@@ -114,7 +115,7 @@ def test_resources_come_per_profile_and_subset_with_defaults():
 def test_samplers_by_space_and_a_start_up_that_fits_the_budget():
     kinds = {name: load_space(name).sampler for name in SHIPPED}
     assert kinds == {"sgd_lr": "qmc", "batch_size": "qmc", "scheduler": "qmc", "optimizer": "tpe", "full": "tpe",
-                     "smoke": "tpe"}
+                     "smoke": "tpe", "data_budget": "qmc", "pretrained": "random"}
     assert load_space("full").startup_trials == 10 and load_space("optimizer").startup_trials == 6
     assert load_space("smoke").startup_trials == 1
 

@@ -47,9 +47,9 @@ def test_smoke_study_records_every_trial_and_asha_stops_some(smoke):
 
 
 def asha_stops(epochs: pd.DataFrame, grace: int, factor: int, max_t: int) -> dict[str, int]:
-    """Ray's ASHA replayed on the recorded scores: at each rung, in the order results reached the driver, a trial
-    is stopped when its score is below the rung's cutoff, the (1 - 1/factor) quantile of the scores recorded there
-    before it. Returns trial id -> the rung it was stopped at."""
+    """Ray's ASHA replayed on the recorded validation losses (the shipped spaces' rung metric): at each rung, in the
+    order results reached the driver, a trial is stopped when its reward (minus its loss) is below the rung's
+    cutoff, the (1 - 1/factor) quantile of the rewards recorded there before it. Returns trial id -> its rung."""
     rungs = [grace * factor ** k for k in range(int(math.log(max_t / grace, factor) + 1)) if grace * factor ** k < max_t]
     stopped: dict[str, int] = {}
     for rung in rungs:
@@ -57,9 +57,10 @@ def asha_stops(epochs: pd.DataFrame, grace: int, factor: int, max_t: int) -> dic
         for _, row in epochs[epochs["epoch"] == rung].sort_values("recorded_at").iterrows():
             if row["trial_id"] in stopped:
                 continue
-            if recorded and row["val_top1"] < np.nanpercentile(recorded, (1 - 1 / factor) * 100):
+            reward = -row["val_loss"]
+            if recorded and reward < np.nanpercentile(recorded, (1 - 1 / factor) * 100):
                 stopped[row["trial_id"]] = rung
-            recorded.append(row["val_top1"])
+            recorded.append(reward)
     return stopped
 
 
@@ -76,8 +77,9 @@ def test_parquet_tables_match_tunes_own_results(smoke):
     root, trials = smoke
     epochs = read_table(root, EPOCHS).to_pandas()
     for subset in ("kinetics-motion", "kinetics-392"):
-        analysis = ExperimentAnalysis(str(root / subset))
+        analysis = ExperimentAnalysis(str(root / "search"))
         tune_rows = pd.concat(analysis.trial_dataframes.values(), ignore_index=True)
+        tune_rows = tune_rows[tune_rows["trial_id"].isin(set(trials.loc[trials["subset"] == subset, "trial_id"]))]
         ours = epochs[epochs["subset"] == subset]
         merged = ours.merge(tune_rows[["trial_id", "epoch", "val_top1", "train_loss"]], on=["trial_id", "epoch"],
                             suffixes=("", "_tune"), validate="one_to_one")
@@ -129,10 +131,11 @@ def test_rerunning_a_study_name_without_resume_is_refused(smoke, data, smoke_req
     assert sorted(p.name for p in root.iterdir()) == before
 
 
-def flaky_trial(sampled: dict, plan) -> None:
+def flaky_trial(sampled: dict, plans) -> None:
     """Raises once, after the second epoch was reported with its checkpoint: Tune must retry from there."""
+    plan = plans[sampled["subset"]]
     marker = Path(plan.experiments_dir).parent / f"failed-once-{plan.subset}"
-    for metrics in trial_epochs(sampled, plan):
+    for metrics in trial_epochs(sampled, plans):
         if metrics["epoch"] == 2 and not marker.exists():
             marker.touch()
             raise RuntimeError("injected failure after epoch 2")
@@ -218,7 +221,7 @@ def test_seed_repeats_rerun_the_best_configs_with_new_seeds_to_the_last_epoch(cl
         assert (row["optimizer"], row["lr"]) == (origin["optimizer"], origin["lr"])
         assert row["stop_reason"] == "completed" and row["epochs_run"] == row["epochs_planned"]
         assert row["experiment_id"] >= 15_000
-    assert (location.root / "kinetics-motion-seeds").is_dir()
+    assert (location.root / "seeds").is_dir()
     from reports.build import build
     out = build(location.root)
     page = (out / "index.html").read_text()
@@ -237,7 +240,7 @@ def test_a_study_at_a_storage_uri_keeps_tables_and_experiment_folders_there(clus
     assert (study / "study.json").is_file() and optuna_journal(study, "kinetics-motion").is_file()
     assert (study / "report" / "index.html").is_file()
     for folder in trials["folder"]:  # each trial's folder, synced by Tune inside its trial directory
-        assert len(list(study.glob(f"kinetics-motion/*/{folder}/save_values_csv/epochs.csv"))) == 1
+        assert len(list(study.glob(f"search/*/{folder}/save_values_csv/epochs.csv"))) == 1
     assert (tmp_path / "cache" / "studies" / "shared" / "trials.parquet").is_dir()
     assert main(["--space", "smoke", "--storage", f"file://{remote}", "--name", "shared", "--no-report"]) == 2
     shutil.rmtree(tmp_path / "cache")  # a new head: --resume fetches the driver's files from the storage
