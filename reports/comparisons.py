@@ -13,6 +13,7 @@ percentile bootstrap is too narrow (it treats the few observed values as the who
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -37,6 +38,46 @@ def welch_interval(a: np.ndarray, b: np.ndarray, level: float = LEVEL) -> tuple[
     return diff, diff - half, diff + half
 
 
+@dataclass(frozen=True)
+class Comparison:
+    subset: str
+    best: pd.Series  # the search trial the search ranked first (A)
+    other: pd.Series  # another repeated config's search trial (B)
+    runs_best: np.ndarray  # their repeat runs' scores
+    runs_other: np.ndarray
+    diff: float
+    low: float
+    high: float
+
+    @property
+    def verdict(self) -> str:
+        if self.low > 0:
+            return "A beats B"
+        return "B beats A" if self.high < 0 else "not distinguishable from seed noise"
+
+    def describe(self) -> str:
+        return (f"{self.subset}: A (experiment {int(self.best['experiment_id'])}) - B (experiment "
+                f"{int(self.other['experiment_id'])}) = {100 * self.diff:+.1f} points [{100 * self.low:+.1f}, "
+                f"{100 * self.high:+.1f}] over {len(self.runs_best)} and {len(self.runs_other)} repeat seeds: "
+                f"{self.verdict} (search-phase scores, apart: {100 * self.best[SCORE]:.1f}% and "
+                f"{100 * self.other[SCORE]:.1f}%)")
+
+
+def compare_repeats(trials: pd.DataFrame) -> list[Comparison]:
+    """Per subset, the search's best repeated config against each other repeated config, repeat runs only."""
+    repeats = completed(trials[trials["repeat_of"].notna()])
+    search = trials.set_index("trial_id")
+    found = []
+    for subset, rows in repeats.groupby("subset"):
+        runs = {origin: g["score"].to_numpy() for origin, g in rows.groupby("repeat_of") if len(g) >= 2}
+        ranked = sorted(runs, key=lambda origin: -search.loc[origin, SCORE])
+        for other in ranked[1:]:
+            diff, low, high = welch_interval(runs[ranked[0]], runs[other])
+            found.append(Comparison(subset, search.loc[ranked[0]], search.loc[other], runs[ranked[0]], runs[other],
+                                    diff, low, high))
+    return found
+
+
 def seed_comparisons(trials: pd.DataFrame) -> Table:
     table = Table("Does the search's best config beat the others? (repeat seeds only)", [
         Column("Subset"), Column("A: the search's best (experiment)", "int"), Column("B (experiment)", "int"),
@@ -46,16 +87,8 @@ def seed_comparisons(trials: pd.DataFrame) -> Table:
         note="A is the config the search ranked first. Only the repeat runs (new seeds, to the last epoch) are compared: "
              "the search-phase score of A was selected for being the highest, so it is shown apart, not pooled. "
              "Scores are the last epoch's val top-1; the interval is Welch's t.")
-    repeats = completed(trials[trials["repeat_of"].notna()])
-    search = trials.set_index("trial_id")
-    for subset, rows in repeats.groupby("subset"):
-        runs = {origin: g["score"].to_numpy() for origin, g in rows.groupby("repeat_of") if len(g) >= 2}
-        ranked = sorted(runs, key=lambda origin: -search.loc[origin, SCORE])
-        for other in ranked[1:]:
-            best = ranked[0]
-            diff, low, high = welch_interval(runs[best], runs[other])
-            verdict = "A beats B" if low > 0 else ("B beats A" if high < 0 else "not distinguishable from seed noise")
-            table.add(subset, search.loc[best, "experiment_id"], search.loc[other, "experiment_id"], len(runs[best]),
-                      len(runs[other]), runs[best].mean(), runs[other].mean(), diff, low, high, verdict,
-                      search.loc[best, SCORE], search.loc[other, SCORE])
+    for c in compare_repeats(trials):
+        table.add(c.subset, c.best["experiment_id"], c.other["experiment_id"], len(c.runs_best), len(c.runs_other),
+                  c.runs_best.mean(), c.runs_other.mean(), c.diff, c.low, c.high, c.verdict, c.best[SCORE],
+                  c.other[SCORE])
     return table

@@ -15,6 +15,7 @@ import ray
 
 from kinetics.dataset import ConvertedDataset
 from kinetics.source import resolve_data_dir
+from reports.comparisons import compare_repeats
 from reports.scores import completed, search_trials, seed_noise
 from study import session, study_dir
 from study.spaces import SearchSpace, check_grace_period, load_space
@@ -22,6 +23,7 @@ from study.study_dir import StudyDirError, StudyLocation, StudyRequest, driver_l
 from study.trainable import TrialPlan, run_trial
 from study.tuners import SEARCH, SEEDS, named_trainable, repeat_points, repeat_tuner, restored, search_tuner
 from training.config import SYNTHETIC
+from training.pretrain import resolve_pretrained
 from training.results import EXPERIMENTS, MANIFEST, OPTUNA, SPACE_COPY, TRIALS, read_table
 from training.trainer import subset_spec
 
@@ -90,6 +92,16 @@ def check_plans(plans: list[TrialPlan], dataset: ConvertedDataset, request: Stud
                                f"the {plan.epochs} epochs of this study's trials")
 
 
+def prepare_pretrained(plans: list[TrialPlan], echo: Callable[[str], None]) -> None:
+    """The synthetic checkpoint the trials may fine-tune from, made once by the driver before any trial starts
+    (a node of a cluster that lacks it makes its own on first use, the same way)."""
+    for plan in plans:
+        uses = any(p.name == "pretrained" and SYNTHETIC in p.values for p in plan.space.params) or \
+            plan.config_for({}).pretrained == SYNTHETIC
+        if uses:
+            resolve_pretrained(plan.config_for({"pretrained": SYNTHETIC}), echo=echo)
+
+
 def without_gpus_here(plans: list[TrialPlan], echo: Callable[[str], None]) -> list[TrialPlan]:
     """A Ray this driver started has exactly this machine's GPUs: trials asking for GPUs on a machine without any
     would wait for ever, so they train on the CPU, and the driver says so."""
@@ -131,6 +143,7 @@ def _prepare(location: StudyLocation, request: StudyRequest, space: SearchSpace,
     dataset = ConvertedDataset(resolve_data_dir(request.data))  # prepared once per study, before any trial starts
     plans = [make_plan(location, space, request, subset, dataset.source) for subset in request.subsets]
     check_plans(plans, dataset, request)
+    prepare_pretrained(plans, echo)
     echo(f"study {location.name}: space {space.name} ({space.sampler}), {request.num_samples} trials per subset on "
          f"{', '.join(request.subsets)}; data {dataset.root} ({dataset.source}); model "
          f"{plans[0].config_for({}).model_variant}; results in {location.root}")
@@ -196,4 +209,8 @@ def summarize(trials: pd.DataFrame, order: tuple[str, ...] = ()) -> str:
         noise = seed_noise(trials, subset)
         if noise is not None:
             lines.append(f"  seed noise: {noise.describe()}")
+    comparisons = compare_repeats(trials)
+    if comparisons:
+        lines.append("Does the search's best config (A) beat the others? Repeat seeds only, 95% Welch intervals:")
+        lines.extend(f"  {c.describe()}" for c in comparisons)
     return "\n".join(lines)

@@ -50,6 +50,9 @@ def autoscaling_config(gcs_address: str) -> dict:
 
 
 def main(data: str, storage: str, space: str) -> None:
+    # A throwaway cluster of this process alone: no token authentication (Ray 2.60 enables it for new clusters; the
+    # fake provider's nodes and this client would otherwise have to share the head's token).
+    os.environ["RAY_AUTH_MODE"] = "disabled"
     port = _free_port()
     address = f"{ray._private.services.get_node_ip_address()}:{port}"
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
@@ -62,11 +65,12 @@ def main(data: str, storage: str, space: str) -> None:
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+        while not ray.is_initialized():
             try:
                 ray.init(address=address, log_to_driver=False)
-                break
             except (ConnectionError, RuntimeError):
+                if time.monotonic() > deadline:
+                    raise
                 time.sleep(1)
         gpus_at_start = ray.cluster_resources().get("GPU", 0)
         code = study_main(["--space", space, "--data", data, "--storage", storage, "--name", "gpus",

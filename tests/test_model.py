@@ -142,3 +142,15 @@ def test_training_gradients_equal_the_original_ones():
     for name, parameter in ours.named_parameters():
         np.testing.assert_allclose(parameter.grad.numpy(), theirs[name].grad.numpy(), rtol=1e-7, atol=1e-10,
                                    err_msg=name)
+
+
+def test_a_checkpoint_in_our_format_loads_into_the_authors_network_unchanged(tmp_path):
+    """What study.pretrain writes is the network's state_dict: for the paper shape, the authors' names and shapes."""
+    ours = STGCN(ModelConfig(num_classes=10))
+    path = tmp_path / "pretrained.pt"
+    torch.save(ours.state_dict(), path)
+    theirs = OriginalSTGCN(num_class=10)
+    theirs.load_state_dict(torch.load(path, weights_only=True), strict=True)
+    x = torch.randn(2, 3, 32, 18, 2)
+    with torch.no_grad():
+        np.testing.assert_allclose(theirs.eval()(x).numpy(), ours.eval()(x).numpy(), rtol=1e-4, atol=1e-4)

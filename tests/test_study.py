@@ -207,17 +207,17 @@ def test_resume_of_a_study_that_does_not_exist_says_so(capsys, tmp_path):
 
 
 def test_seed_repeats_rerun_the_best_configs_with_new_seeds_to_the_last_epoch(cluster, data, tmp_path, smoke_request):
-    location = StudyLocation(tmp_path, "noise")
+    location, said = StudyLocation(tmp_path, "noise"), []
     trials = run_study(location, smoke_request(data, "--subset", "kinetics-motion", "--num-samples", "3",
-                                               "--repeats", "2", "--seeds", "1"), echo=lambda line: None)
+                                               "--repeats", "2", "--seeds", "2"), echo=said.append)
     search, repeats = trials[trials["repeat_of"].isna()], trials[trials["repeat_of"].notna()]
-    assert len(search) == 3 and len(repeats) == 2
+    assert len(search) == 3 and len(repeats) == 4
     ranked = search.assign(completed=search["stop_reason"] == "completed")  # the study's score: the last epoch,
     best_two = ranked.sort_values(["completed", "last_val_top1"], ascending=False).head(2)  # completed trials first
-    assert sorted(repeats["repeat_of"]) == sorted(best_two["trial_id"])
+    assert sorted(set(repeats["repeat_of"])) == sorted(best_two["trial_id"])
     for _, row in repeats.iterrows():
         origin = search.set_index("trial_id").loc[row["repeat_of"]]
-        assert row["seed"] == 1 and origin["seed"] == 0
+        assert row["seed"] in (1, 2) and origin["seed"] == 0
         assert (row["optimizer"], row["lr"]) == (origin["optimizer"], origin["lr"])
         assert row["stop_reason"] == "completed" and row["epochs_run"] == row["epochs_planned"]
         assert row["experiment_id"] >= 15_000
@@ -225,7 +225,9 @@ def test_seed_repeats_rerun_the_best_configs_with_new_seeds_to_the_last_epoch(cl
     from reports.build import build
     out = build(location.root)
     page = (out / "index.html").read_text()
-    assert "Seed noise (kinetics-motion)" in page and "bootstrap over seeds" in page
+    assert "repeat runs of 2 configs" in page and "(repeat seeds only)" in page
+    summary = said[-1]  # the driver's last words: the comparison, from the repeat runs alone
+    assert "Repeat seeds only, 95% Welch intervals" in summary and "over 2 and 2 repeat seeds" in summary
 
 
 def test_a_study_at_a_storage_uri_keeps_tables_and_experiment_folders_there(cluster, data, tmp_path, monkeypatch):
@@ -270,3 +272,12 @@ def test_reused_actors_run_later_trials_in_the_first_ones_worker(cluster, data, 
                                                "--max-concurrent", "1", "--reuse-actors"), echo=lambda line: None)
     assert len(reused) == 3 and (reused["status"] == "terminated").all()
     assert len(set(_worker_pids(location.root, reused))) == 1
+
+
+def test_both_subsets_run_side_by_side_in_one_tune_experiment(smoke):
+    """No subset waits for the other to finish: their trials overlap in time, in one Tune experiment."""
+    root, trials = smoke
+    spans = trials.groupby("subset").agg(start=("started_at", "min"), end=("updated_at", "max"))
+    assert spans.loc["kinetics-392", "start"] < spans.loc["kinetics-motion", "end"]
+    assert spans.loc["kinetics-motion", "start"] < spans.loc["kinetics-392", "end"]
+    assert sorted(p.name for p in root.iterdir() if (p / "tuner.pkl").is_file()) == ["search"]

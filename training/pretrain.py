@@ -21,7 +21,7 @@ import torch
 from common.files import atomic_path, write_text
 from kinetics.source import cache_root, open_data
 from kinetics.subsets import KINETICS_MOTION
-from training.config import SYNTHETIC, TrainConfig
+from training.config import SYNTHETIC, ConfigError, TrainConfig
 from training.trainer import Trainer
 
 # How the synthetic checkpoint is trained: the paper's optimiser at a rate that trains the CPU-sized network well
@@ -81,8 +81,8 @@ def resolve_pretrained(config: TrainConfig, echo: Callable[[str], None] = print)
         return None
     if config.pretrained == SYNTHETIC:
         if config.data != SYNTHETIC:
-            raise ValueError("pretrained: synthetic is the network pretrained on the synthetic set; with real data "
-                             "fine-tune a real checkpoint (pretrained: PATH, e.g. the authors' st_gcn.kinetics.pt)")
+            raise ConfigError("pretrained: synthetic is the network pretrained on the synthetic set; with real data "
+                              "fine-tune a real checkpoint (pretrained: PATH, e.g. the authors' st_gcn.kinetics.pt)")
         return synthetic_checkpoint(config, echo=echo)
     return Path(config.pretrained)
 
