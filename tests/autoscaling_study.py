@@ -81,12 +81,12 @@ def main(data: str, storage: str, space: str) -> None:
                           "epoch_nodes": epochs["node_id"].tolist(),
                           "node_resources": {n: nodes.get(n, {}) for n in set(epochs["node_id"])}}))
         ray.shutdown()
-        deadline = time.monotonic() + 60  # idle workers go after idle_timeout_minutes; then the head can stop
+        deadline = time.monotonic() + 60  # idle workers go after idle_timeout_minutes, stopped by the autoscaler
         while time.monotonic() < deadline and len(_alive(address)) > 1:
             time.sleep(1)
-    finally:
-        os.killpg(head.pid, signal.SIGTERM)
-        head.wait(timeout=60)
+    finally:  # the head's processes share its session; stopping them gracefully takes Ray 40 s
+        os.killpg(head.pid, signal.SIGKILL)
+        head.wait(timeout=30)
 
 
 def _alive(address: str) -> list:

@@ -51,9 +51,9 @@ def smoke_request():
 
 @pytest.fixture(scope="session")
 def smoke(cluster, data, smoke_request, tmp_path_factory):
-    """A finished smoke study, 6 trials per subset: (study directory, trials table)."""
+    """A finished smoke study, the space's 4 trials per subset: (study directory, trials table)."""
     from study.driver import run_study
     from study.study_dir import StudyLocation
     location = StudyLocation(tmp_path_factory.mktemp("studies"), "smoke-test")
-    trials = run_study(location, smoke_request(data, "--num-samples", "6"), echo=lambda line: None)
+    trials = run_study(location, smoke_request(data), echo=lambda line: None)
     return location.root, trials

@@ -1,7 +1,7 @@
 """Run by tests/test_multinode.py in its own process (the test process already holds a Ray connection):
-a local multi-node Ray (a head with no CPUs for trials, two 1-CPU worker nodes, each its own raylet), a
-smoke study on it, and, once both workers have trained an epoch, one worker node killed without warning.
-Prints one JSON line with what happened."""
+a local multi-node Ray (a head with no CPUs for trials, two 1-CPU worker nodes, each its own raylet), a smoke
+study on it (2 epochs a trial, no early stopping), and, once both workers have trained an epoch, a worker node
+with a trial still running killed without warning. Prints one JSON line with what happened."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ from study.run import parser, request_from
 from study.study_dir import StudyLocation
 from training.results import EPOCHS, read_table
 
+PLANNED = 2  # epochs per trial: without early stopping every trial runs them all
+
 
 def main(data: str, storage: str) -> None:
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
@@ -27,16 +29,20 @@ def main(data: str, storage: str) -> None:
     ray.init(address=cluster.address, log_to_driver=False)
     location = StudyLocation(Path(storage), "multinode")
     request = request_from(parser().parse_args(["--space", "smoke", "--subset", "kinetics-motion", "--data", data,
-                                                "--num-samples", "4", "--max-concurrent", "2"]))
+                                                "--num-samples", "3", "--max-concurrent", "2",
+                                                "--no-early-stopping", "--set", f"epochs={PLANNED}"]))
     killed: dict = {}
 
     def kill_a_worker_once_both_have_trained() -> None:
+        """The node killed is one whose trial is still running, so that trial has to be retried elsewhere."""
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             if (location.root / EPOCHS).is_dir():
                 epochs = read_table(location.root, EPOCHS).to_pandas()
-                if epochs["node_id"].nunique() >= 2:
-                    victim = workers[0]
+                latest = epochs.sort_values("epoch").groupby("trial_id").last()
+                busy = set(latest.loc[latest["epoch"] < PLANNED, "node_id"])
+                if epochs["node_id"].nunique() >= 2 and busy:
+                    victim = next(w for w in workers if w.node_id in busy)
                     killed["node_id"] = victim.node_id
                     killed["rows_before"] = epochs.to_dict("records")
                     cluster.remove_node(victim, allow_graceful=False)

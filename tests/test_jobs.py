@@ -48,15 +48,15 @@ def head(cluster):
         else:
             pytest.fail("the Ray head's dashboard did not come up within 120 s")
         yield url, f"http://127.0.0.1:{metrics}/metrics"
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=90)
+    finally:  # every process of this head is in its session; a graceful `ray stop` of it takes half a minute
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
 
 
 def test_smoke_study_as_a_job_is_visible_in_the_dashboard_and_exports_trial_metrics(head, data, tmp_path):
     url, metrics_url = head
     client = JobSubmissionClient(url)
-    entrypoint = (f"{sys.executable} -m study.run --space smoke --subset kinetics-motion --num-samples 3 "
+    entrypoint = (f"{sys.executable} -m study.run --space smoke --subset kinetics-motion --num-samples 2 "
                   f"--data {data} --storage {tmp_path} --name jobstudy --no-report")
     for _ in range(30):  # the head's job agent starts a few seconds after its dashboard
         try:
@@ -84,7 +84,7 @@ def test_smoke_study_as_a_job_is_visible_in_the_dashboard_and_exports_trial_metr
     assert "ray: joined" in logs and "results:" in logs
     assert any(j.submission_id == job for j in list_jobs(address=url))
     names = {a.repr_name for a in list_actors(address=url, limit=1000, detail=True)}
-    assert {f"jobstudy.kinetics-motion.{i:04d}" for i in range(3)} <= names  # trial actors, named by trial
+    assert {f"jobstudy.kinetics-motion.{i:04d}" for i in range(2)} <= names  # trial actors, named by trial
     assert 'study="jobstudy"' in seen_metric and 'subset="kinetics-motion"' in seen_metric
     assert 'trial="jobstudy.kinetics-motion.' in seen_metric
     assert (tmp_path / "jobstudy" / "trials.parquet").is_dir()

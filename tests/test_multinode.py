@@ -20,8 +20,8 @@ def test_trials_spread_over_nodes_and_survive_losing_one(data, tmp_path):
     assert report["killed_node"], "no worker node was killed (both workers never trained)"
     assert len(report["nodes_before_kill"]) == 2  # trials ran on both worker nodes
     trials, epochs = pd.DataFrame(report["trials"]), pd.DataFrame(report["epochs"])
-    assert len(trials) == 4 and (trials["status"] == "terminated").all()
-    assert set(trials["stop_reason"]) <= {"completed", "stopped_by_asha"}
+    assert len(trials) == 3 and (trials["status"] == "terminated").all()
+    assert (trials["stop_reason"] == "completed").all() and (trials["epochs_run"] == 2).all()  # no early stopping
     assert trials["retries"].sum() >= 1  # the trial on the lost node was retried from its checkpoint
     assert not epochs.duplicated(["trial_id", "epoch"]).any()
     runs = epochs.groupby("trial_id")["epoch"].agg(["max", "count"])

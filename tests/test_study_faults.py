@@ -75,104 +75,99 @@ def _epochs(root: Path) -> pd.DataFrame:
     return read_table(root, EPOCHS).to_pandas() if (root / EPOCHS).is_dir() else pd.DataFrame(columns=["trial_id"])
 
 
-def test_a_study_resumes_on_a_new_head_with_every_trial_in_its_tables_and_in_optuna(cluster, data, tmp_path,
-                                                                                    monkeypatch, capsys):
-    """The driver is killed once two trials have reported; a new head (an empty cache) resumes from the storage."""
-    bucket, name = tmp_path / "bucket", "headless"
-    args = ["--space", "smoke", "--subset", "kinetics-motion", "--num-samples", "4", "--data", str(data),
-            "--storage", f"file://{bucket}", "--name", name, "--address", cluster]
-    driver = _driver([*args, "--no-report"], ROOT, STGCN_STUDY_CACHE=str(tmp_path / "old-head"))
-    _kill_when(driver, lambda: _epochs(bucket / name)["trial_id"].nunique() >= 2, "two trials reported")
-    before = _epochs(bucket / name)
+def test_a_killed_study_resumes_on_a_new_head_from_its_own_space_with_every_trial_in_its_tables_and_in_optuna(
+        cluster, data, tmp_path, monkeypatch, capsys):
+    """Started from a working directory with relative --data and --space, at a storage URI (file:// standing in for
+    S3); the driver and everything it started killed once two trials have reported; the space file edited; then a
+    new head (an empty cache) resumes from another directory with the options the study was started with (refused
+    with one that differs). Tables, Optuna journal, report and every trial's folder end up complete at the storage;
+    resuming the finished study runs nothing again; a copy of the study elsewhere is refused with the reason."""
+    work, bucket, name = tmp_path / "work", tmp_path / "bucket", "headless"
+    work.mkdir()
+    (work / "data").symlink_to(data)
+    (work / "mine.yaml").write_text(SMOKE)
+    start = ["--space", "mine.yaml", "--subset", "kinetics-motion", "--data", "data", "--num-samples", "4",
+             "--storage", f"file://{bucket}", "--name", name, "--address", cluster]
+    driver = _driver([*start, "--no-report"], work, STGCN_STUDY_CACHE=str(tmp_path / "old-head"))
+    remote = bucket / name
+    _kill_when(driver, lambda: _epochs(remote)["trial_id"].nunique() >= 2, "two trials reported")
+    before = _epochs(remote)
+    finished = read_table(remote, TRIALS).to_pandas().query("status == 'terminated'")["trial_id"]
+    assert (before["data_source"] == "synthetic").all()  # the trials found the relative --data
 
+    (work / "mine.yaml").write_text(SMOKE.replace("trials: 4", "trials: 4\nbogus: 1"))  # edited after the start
     monkeypatch.setenv("STGCN_STUDY_CACHE", str(tmp_path / "new-head"))
-    assert main([*args, "--resume"]) == 0
+    resume = ["--space", "mine", "--storage", f"file://{bucket}", "--name", name, "--resume", "--address", cluster]
+    assert main([*resume, "--data", str(tmp_path)]) == 2
+    assert "--data: " in capsys.readouterr().err
+    assert main([*resume, "--num-samples", "4", "--seed", "0"]) == 0
     assert "kinetics-motion: 4 trials" in capsys.readouterr().out
     local = tmp_path / "new-head" / "studies" / name
-    for root in (local, bucket / name):
+    for root in (local, remote):
         trials = read_table(root, TRIALS).to_pandas()
         assert len(trials) == 4 and (trials["status"] == "terminated").all(), root
         check_optuna_agrees(root)
         assert not any(t.state == TrialState.RUNNING for t in optuna_trials(root))
     after = _epochs(local)
+    assert not after.duplicated(["trial_id", "epoch"]).any()
+    counts = after.groupby("trial_id")["epoch"].agg(["max", "count"])
+    assert (counts["max"] == counts["count"]).all()  # every epoch 1..n, none lost
     for trial_id, rows in before.groupby("trial_id"):  # a trial with a checkpoint does not start over
         first = after[(after["trial_id"] == trial_id) & (after["epoch"] == 1)]
         assert first["recorded_at"].tolist() == rows.loc[rows["epoch"] == 1, "recorded_at"].tolist()
+    for trial_id in finished:  # a finished trial is not run again
+        assert after.loc[after["trial_id"] == trial_id, "recorded_at"].tolist() == \
+            before.loc[before["trial_id"] == trial_id, "recorded_at"].tolist()
     sheet = pd.read_excel(local / "report" / "[kinetics-skeleton]implem_details_ST-GCN.xlsx", sheet_name=None)
     assert len(sheet["kinetics-motion"]) == 4
+    assert (remote / "study.json").is_file() and (remote / "report" / "index.html").is_file()
+    done = read_table(remote, TRIALS).to_pandas()
+    for folder in done["folder"]:  # each trial's folder, synced by Tune inside its trial directory
+        assert len(list(remote.glob(f"search/*/{folder}/save_values_csv/epochs.csv"))) == 1
 
+    assert main(["--space", "smoke", "--storage", f"file://{bucket}", "--name", name]) == 2  # without --resume
+    assert "already exists; pass --resume" in capsys.readouterr().err
+    assert main([*resume, "--no-report"]) == 0
+    assert read_table(remote, TRIALS).to_pandas()["updated_at"].tolist() == done["updated_at"].tolist()
 
-def test_a_study_resumes_from_its_own_copy_of_the_space_with_relative_paths_and_refuses_to_move(
-        cluster, data, tmp_path, capsys):
-    """Started from a directory with relative --data, --storage and --space; killed; the space file edited; resumed
-    from another directory with the options it was started with (refused with one that differs). A copy of the
-    study elsewhere is refused with the reason."""
-    work = tmp_path / "work"
-    work.mkdir()
-    (work / "data").symlink_to(data)
-    (work / "mine.yaml").write_text(SMOKE)
-    args = ["--space", "mine.yaml", "--subset", "kinetics-motion", "--data", "data", "--num-samples", "3",
-            "--max-concurrent", "1", "--address", cluster]
-    driver = _driver([*args, "--storage", "studies", "--name", "kept"], work)
-    study = work / "studies" / "kept"
-    _kill_when(driver, lambda: len(_epochs(study)) >= 4, "a trial finished")
-    before = read_table(study, EPOCHS).to_pandas()
-    finished = read_table(study, TRIALS).to_pandas().query("status == 'terminated'")
-    assert len(finished) >= 1 and (before["data_source"] == "synthetic").all()
-
-    (work / "mine.yaml").write_text(SMOKE.replace("trials: 4", "trials: 4\nbogus: 1"))  # edited after the start
-    resume = ["--space", "mine", "--storage", str(work / "studies"), "--name", "kept", "--resume", "--no-report",
-              "--address", cluster]
-    assert main([*resume, "--data", str(tmp_path)]) == 2
-    assert "--data: " in capsys.readouterr().err
-    assert main([*resume, "--num-samples", "3", "--seed", "0"]) == 0
-    trials = read_table(study, TRIALS).to_pandas()
-    epochs = read_table(study, EPOCHS).to_pandas()
-    assert len(trials) == 3 and (trials["status"] == "terminated").all()
-    assert not epochs.duplicated(["trial_id", "epoch"]).any()
-    kept = before.merge(epochs, on=["trial_id", "epoch"], suffixes=("", "_after"))
-    assert len(kept) == len(before)  # no finished epoch lost
-    for trial_id in finished["trial_id"]:  # finished trials were not run again
-        rows = kept[kept["trial_id"] == trial_id]
-        assert rows["recorded_at"].tolist() == rows["recorded_at_after"].tolist()
-    counts = epochs.groupby("trial_id")["epoch"].agg(["max", "count"])
-    assert (counts["max"] == counts["count"]).all()
-    check_optuna_agrees(study)
-
-    shutil.copytree(study, tmp_path / "elsewhere" / "kept")
-    assert main(["--space", "mine", "--storage", str(tmp_path / "elsewhere"), "--name", "kept", "--resume"]) == 2
-    assert f"the study was started at {study} and is now at {tmp_path / 'elsewhere' / 'kept'}" in \
+    shutil.copytree(remote, tmp_path / "elsewhere" / name)  # e.g. the bucket's study downloaded
+    assert main(["--space", "mine", "--storage", str(tmp_path / "elsewhere"), "--name", name, "--resume"]) == 2
+    assert f"the study was started at file://{remote} and is now at {tmp_path / 'elsewhere' / name}" in \
         capsys.readouterr().err
 
 
 BAD_SAMPLES = """
 base: {optimizer: sgd}
-cpu_profile: {batch_size: 16, epochs: 3, scheduler: none, cap_per_class: 6, sample_images: 0}
+cpu_profile: {batch_size: 16, epochs: 2, scheduler: none, cap_per_class: 6, sample_images: 0}
 params:
   lr: {type: choice, values: [1.0e+4, 0.05]}
   warmup_epochs: {type: choice, values: [0, 5]}
-sampler: random
+sampler: random   # seeded by the study seed 0: draws (0.05, 0), (0.05, 5), (1e4, 0)
 asha: {grace_period: 1, reduction_factor: 2}
-trials: 6
+trials: 4
 subsets: [kinetics-motion]
 max_concurrent: 2
 """
 
 
 def test_a_sample_the_config_refuses_errors_its_trial_only_and_optuna_is_told_how_each_trial_ended(
-        cluster, data, tmp_path, capsys):
-    space = tmp_path / "bad.yaml"
-    space.write_text(BAD_SAMPLES)
-    assert main(["--space", str(space), "--data", str(data), "--storage", str(tmp_path), "--name", "bad",
+        cluster, data, tmp_path, monkeypatch, capsys):
+    """Run from its directory with a relative --space and --storage: the study and its trials' folders land there."""
+    (tmp_path / "bad.yaml").write_text(BAD_SAMPLES)
+    monkeypatch.chdir(tmp_path)
+    assert main(["--space", "bad.yaml", "--data", str(data), "--storage", "studies", "--name", "bad",
                  "--max-failures", "0", "--no-report", "--address", cluster]) == 0
-    trials = read_table(tmp_path / "bad", TRIALS).to_pandas()
-    assert len(trials) == 6  # the paper recipe first, then five samples
+    study = tmp_path / "studies" / "bad"
+    trials = read_table(study, TRIALS).to_pandas()
+    assert len(trials) == 4  # the paper recipe first, then three samples
     assert {"errored", "diverged", "completed"} <= set(trials["stop_reason"])
     errored = trials[trials["stop_reason"] == "errored"]
     assert errored["error"].str.contains("warmup_epochs").all() and errored["lr"].isna().all()
     assert (trials.loc[trials["stop_reason"] == "diverged", "lr"] == 1e4).all()
-    check_optuna_agrees(tmp_path / "bad")
-    diverged = [t for t in optuna_trials(tmp_path / "bad") if t.user_attrs.get("diverged")]
+    for folder in trials.loc[trials["stop_reason"] == "completed", "folder"]:
+        assert (study / "experiments" / folder / "save_values_csv" / "epochs.csv").is_file()
+    check_optuna_agrees(study)
+    diverged = [t for t in optuna_trials(study) if t.user_attrs.get("diverged")]
     assert diverged and all(t.state == TrialState.FAIL for t in diverged)
 
 
@@ -209,9 +204,14 @@ def test_a_second_driver_on_a_running_study_is_refused(smoke, capsys):
 def test_optuna_learns_asha_stopped_trials_as_pruned_and_each_trial_says_how_it_was_sampled(smoke):
     root, trials = smoke
     check_optuna_agrees(root)
+    startup = 1  # the smoke space's start-up: a quarter of its 4 trials
     for subset, rows in trials.groupby("subset"):
         labels = rows.sort_values("optuna_number")["sampled_by"].tolist()
-        assert labels[0] == "paper recipe" and labels[1] == "random start-up"  # smoke: one start-up trial
-        assert "tpe" in labels and set(labels) <= {"paper recipe", "random start-up", "tpe"}
-        states = {t.state for t in optuna_trials(root, subset)}
+        assert labels[0] == "paper recipe" and "tpe" in labels
+        recorded = optuna_trials(root, subset)
+        for trial in recorded[1:]:  # TPE's rule: random until `startup` trials were finished when it was asked
+            finished = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+                           and t.datetime_complete <= trial.datetime_start for t in recorded)
+            assert trial.user_attrs["sampled_by"] == ("random start-up" if finished < startup else "tpe")
+        states = {t.state for t in recorded}
         assert TrialState.PRUNED in states or not (rows["stop_reason"] == "stopped_by_asha").any()

@@ -46,7 +46,7 @@ def test_short_cpu_training_learns_well_above_chance(dataset):
 
 
 def test_far_too_low_learning_rate_stays_near_chance(dataset):
-    trainer = Trainer(_config(dataset, epochs=10, lr=1e-7), ConvertedDataset(dataset / "converted"))
+    trainer = Trainer(_config(dataset, epochs=5, lr=1e-7), ConvertedDataset(dataset / "converted"))
     while not trainer.finished:
         trainer.run_epoch()
     best = max(m["val_top1"] for m in trainer.history)
@@ -198,8 +198,8 @@ def test_paper_recipe_is_the_default():
 
 @pytest.fixture(scope="module")
 def checkpoint(dataset, tmp_path_factory):
-    """The CPU-sized network pretrained for two epochs on the session set's classes outside kinetics-motion."""
-    config = _config(dataset, classes_file=None, subset="kinetics-392", epochs=2, optimizer="sgd", lr=0.03)
+    """The CPU-sized network pretrained for four epochs on the session set's classes outside kinetics-motion."""
+    config = _config(dataset, classes_file=None, subset="kinetics-392", epochs=4, optimizer="sgd", lr=0.03)
     return pretrain(config, tmp_path_factory.mktemp("pretrained") / "synthetic.pt", echo=lambda line: None)
 
 
@@ -236,11 +236,13 @@ def test_a_checkpoint_of_another_shape_is_refused_naming_the_file_and_the_mismat
 
 
 def test_on_synthetic_data_fine_tuning_beats_training_from_scratch_at_equal_epochs(dataset, checkpoint):
+    """Two epochs on five kinetics-motion classes, seeds 0 and 1: every fine-tuned run above every one from scratch."""
     data = ConvertedDataset(dataset / "converted")
-    scores = {}
+    scores = {"scratch": [], "fine-tuned": []}
     for name, extra in (("scratch", {}), ("fine-tuned", {"pretrained": str(checkpoint)})):
-        trainer = Trainer(_config(dataset, epochs=3, optimizer="sgd", lr=0.03, seed=0, **extra), data)
-        while not trainer.finished:
-            trainer.run_epoch()
-        scores[name] = trainer.history[-1]["val_top1"]
-    assert scores["fine-tuned"] > scores["scratch"], scores
+        for seed in (0, 1):
+            trainer = Trainer(_config(dataset, epochs=2, optimizer="sgd", lr=0.03, seed=seed, **extra), data)
+            while not trainer.finished:
+                trainer.run_epoch()
+            scores[name].append(trainer.history[-1]["val_top1"])
+    assert min(scores["fine-tuned"]) > max(scores["scratch"]), scores
