@@ -56,7 +56,7 @@ def head(cluster):
 def test_smoke_study_as_a_job_is_visible_in_the_dashboard_and_exports_trial_metrics(head, data, tmp_path):
     url, metrics_url = head
     client = JobSubmissionClient(url)
-    entrypoint = (f"{sys.executable} -m study.run --space smoke --subset kinetics-motion --num-samples 2 "
+    entrypoint = (f"{sys.executable} -m study.run --space smoke --subset kinetics-motion --num-samples 2 --set epochs=2 "
                   f"--data {data} --storage {tmp_path} --name jobstudy --no-report")
     for _ in range(30):  # the head's job agent starts a few seconds after its dashboard
         try:
