@@ -4,7 +4,7 @@ report uses) against a percentile bootstrap, by simulation.
 Two configs of equal true accuracy with seed noise SD (the synthetic set's): the share of 500 comparisons whose
 interval excludes zero should be about 5%. A true difference of 3 SD: the share that finds it (power).
 
-    python -m bench.bench_intervals [--seeds 4] [--sd 0.02] [--comparisons 500]
+    python -m bench.bench_intervals [--seeds 4] [--sd 0.08] [--comparisons 500]
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def _excludes_zero(result) -> bool:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[3, 4])
-    parser.add_argument("--sd", type=float, default=0.02)
+    parser.add_argument("--sd", type=float, default=0.08)
     parser.add_argument("--comparisons", type=int, default=500)
     args = parser.parse_args()
     methods = {"Welch t": lambda a, b, rng: welch_interval(a, b),

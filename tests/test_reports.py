@@ -138,6 +138,12 @@ def test_the_learning_rate_plot_draws_each_budgets_scores_and_nothing_else(analy
         first = mine[mine["series"] == "epoch 1"]
         at_one = epochs[(epochs["subset"] == subset) & (epochs["epoch"] == 1) & epochs["val_top1"].notna()]
         assert sorted(zip(first["x"], first["y"])) == sorted(zip(at_one["lr"], at_one["val_top1"]))
+        assert mine[mine["series"] == "diverged"].empty
+    blown = trials.index[trials["stop_reason"] == "stopped_by_asha"][0]  # as if that trial's loss had gone NaN
+    marked = trials.assign(stop_reason=trials["stop_reason"].where(trials.index != blown, "diverged"))
+    drawn = sensitivity.lr_sensitivity(marked, epochs, found, levels, tmp_path).points
+    at_bottom = drawn[drawn["series"] == "diverged"]
+    assert at_bottom[["subset", "x", "y"]].values.tolist() == [[trials.loc[blown, "subset"], trials.loc[blown, "lr"], 0.0]]
 
 
 def test_the_importance_plot_shows_a_ranking_only_where_results_rise_above_noise(analysed, tmp_path):

@@ -11,14 +11,15 @@ import pandas as pd
 import pytest
 
 from reports.comparisons import seed_comparisons, welch_interval
-from reports.findings import across_subsets, analyse_subset
+from reports.findings import across_subsets, analyse_subset, divergence_sentences
 from reports.importance import importances
 from reports.scaling import batch_exponent
 from reports.scores import NoiseFloor, at_budget, expected_max, seed_noise
 
-# The seed noise the synthetic set shows on the CPU-sized network: the std of the last epoch's val top-1 across
-# seeds, measured by `python -m study.run --space sgd_lr --repeats 2 --seeds 3` (README, "Seed noise").
-SEED_SD = 0.02
+# The seed noise the synthetic set shows on the CPU-sized network: the pooled std of the last epoch's val top-1
+# across seeds, 8.0 and 12.5 points on the two subsets by `python -m study.run --space sgd_lr --repeats 2 --seeds 2`
+# (README, "Seed noise").
+SEED_SD = 0.08
 
 
 def _study(score_of, n: int = 24, subset: str = "kinetics-motion", seed: int = 0, extra_repeats=None) -> pd.DataFrame:
@@ -97,17 +98,20 @@ def test_the_best_learning_rate_range_is_the_range_within_the_noise_of_the_best(
 
 
 @pytest.mark.parametrize("true_alpha", [0.5, 1.0])
-def test_a_known_batch_size_exponent_is_recovered_within_its_interval(true_alpha):
+@pytest.mark.parametrize("trials", [30, 240])
+def test_a_known_batch_size_exponent_is_recovered_within_its_interval(true_alpha, trials):
+    """At the synthetic set's seed noise, 30 single-seed trials give an interval that holds the true exponent but
+    is too wide to choose between the linear and the square-root rule; 240 trials tell them apart."""
     rng = np.random.default_rng(3)
-    n = 30
-    batch, lr = 2 ** rng.integers(4, 9, n), 10 ** rng.uniform(-4, 0, n)
-    score = 0.7 - 0.08 * (np.log10(lr) - true_alpha * np.log10(batch / 256) + 1) ** 2 + rng.normal(0, SEED_SD, n)
+    batch, lr = 2 ** rng.integers(4, 9, trials), 10 ** rng.uniform(-4, 0, trials)
+    score = 0.7 - 0.08 * (np.log10(lr) - true_alpha * np.log10(batch / 256) + 1) ** 2 + rng.normal(0, SEED_SD, trials)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fitted = batch_exponent(pd.DataFrame({"lr": lr, "batch_size": batch, "score": score}))
-    assert fitted.low <= true_alpha <= fitted.high and fitted.high - fitted.low < 0.4
-    other = 1.5 - true_alpha  # the other rule (0.5 <-> 1.0) is outside
-    assert not fitted.low <= other <= fitted.high
+    assert fitted.low <= true_alpha <= fitted.high
+    if trials >= 240:
+        other = 1.5 - true_alpha  # the other rule (0.5 <-> 1.0) is outside
+        assert not fitted.low <= other <= fitted.high and fitted.high - fitted.low < 0.4
 
 
 def test_welch_intervals_keep_their_coverage_with_four_seeds():
@@ -115,9 +119,8 @@ def test_welch_intervals_keep_their_coverage_with_four_seeds():
     a nominal 95% interval excludes zero in about 5% of them; with a planted difference of 3 noise standard
     deviations at 4 seeds it finds the difference in most."""
     rng = np.random.default_rng(0)
-    false_alarms = sum(welch_interval(rng.normal(0.5, SEED_SD, 4), rng.normal(0.5, SEED_SD, 4))[1] > 0 or
-                       welch_interval(rng.normal(0.5, SEED_SD, 4), rng.normal(0.5, SEED_SD, 4))[2] < 0
-                       for _ in range(500))
+    intervals = [welch_interval(rng.normal(0.5, SEED_SD, 4), rng.normal(0.5, SEED_SD, 4)) for _ in range(500)]
+    false_alarms = sum(low > 0 or high < 0 for _, low, high in intervals)
     assert false_alarms / 500 <= 0.08
     found = sum(welch_interval(rng.normal(0.5 + 3 * SEED_SD, SEED_SD, 4), rng.normal(0.5, SEED_SD, 4))[1] > 0
                 for _ in range(500))
@@ -164,3 +167,17 @@ def test_expected_max_matches_brute_force_and_ends_at_the_maximum():
     assert curve[-1] <= scores.max() and np.all(np.diff(curve) >= 0)
     draws = np.random.default_rng(0).choice(scores, (200_000, 2)).max(1).mean()
     assert curve[1] == pytest.approx(draws, abs=3e-3)
+
+
+def test_divergence_names_per_optimizer_the_largest_learning_rate_that_trained_stably():
+    """SGD diverges from lr 1.0 and Adam from 0.03 (an ASHA-stopped trial still trained stably): the report says so."""
+    runs = [("sgd", 0.01, "completed"), ("sgd", 0.3, "stopped_by_asha"), ("sgd", 1.0, "diverged"),
+            ("sgd", 3.0, "diverged"), ("adam", 1e-3, "completed"), ("adam", 0.03, "diverged")]
+    search = pd.DataFrame(runs, columns=["optimizer", "lr", "stop_reason"])
+    assert divergence_sentences(search, ["optimizer", "lr"]) == [
+        "optimizer adam: training diverged from learning rate 0.03 (1 trials); the largest that trained stably was "
+        "0.001.",
+        "optimizer sgd: training diverged from learning rate 1 (2 trials); the largest that trained stably was 0.3."]
+    stable = search[search["stop_reason"] != "diverged"]
+    assert divergence_sentences(stable[stable["optimizer"] == "sgd"], ["lr"]) == [
+        "no trial diverged; the largest learning rate tried, 0.3, trained stably."]
