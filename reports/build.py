@@ -40,7 +40,8 @@ def annotate(results: StudyResults, found: dict[str, SubsetFindings]) -> dict[st
         done = completed(search_trials(rows))
         best = done.loc[done["score"].idxmax()] if len(done) else None
         f = found.get(subset)
-        rows["notes"] = [notes(r, best is not None and r["trial_id"] == best["trial_id"], f.noise if f else None,
+        final_noise = f.noise_at[max(f.noise_at)] if f and f.noise_at else None  # notes compare last epochs
+        rows["notes"] = [notes(r, best is not None and r["trial_id"] == best["trial_id"], final_noise,
                                None if best is None else best["score"]) for _, r in rows.iterrows()]
         per_subset[subset] = rows
     return per_subset
@@ -60,16 +61,18 @@ def mark_stops(results: StudyResults, trials: pd.DataFrame, out: Path) -> None:
 
 def summary_tables(per_subset: dict[str, pd.DataFrame], found: dict[str, SubsetFindings]) -> list[Table]:
     best = Table("Best experiment per subset", [
-        Column("Subset"), Column("Experiment ID", "int"), Column("Test top-1 (last epoch)", "percent"),
-        Column("Test top-1 (best epoch)", "percent"), Column("Budget (epochs)", "int"), Column("Optimizer"),
-        Column("LR", "lr"), Column("Batch", "int"), Column("Scheduler"), Column("Folder")],
-        note="Ranked by the study's score: the last epoch's val top-1 at the subset's headline budget. The best "
-             "epoch's top-1 is the maximum over epochs of the reported split, so it is optimistic.")
+        Column("Subset"), Column("Budget (epochs)", "int"), Column("Experiment ID", "int"),
+        Column("Test top-1 at the budget", "percent"), Column("Test top-1 (last epoch)", "percent"),
+        Column("Test top-1 (best epoch)", "percent"), Column("Optimizer"), Column("LR", "lr"), Column("Batch", "int"),
+        Column("Scheduler"), Column("Folder")],
+        note="The best trial at the subset's headline budget: at the final budget the study's score (the last epoch's "
+             "val top-1 of a completed trial), at an ASHA rung the val top-1 at that epoch of every trial that reached "
+             "it. The best epoch's top-1 is the maximum over epochs of the reported split, so it is optimistic.")
     for subset, f in found.items():
         if f.best is not None:
             b = f.best
-            best.add(subset, b["experiment_id"], b["score"], b["best_val_top1"], f.budget, b["optimizer"], b["lr"],
-                     b["batch_size"], b["scheduler"], b["folder"])
+            best.add(subset, f.budget, b["experiment_id"], b["score"], b["last_val_top1"], b["best_val_top1"],
+                     b["optimizer"], b["lr"], b["batch_size"], b["scheduler"], b["folder"])
     tables = [best]
     for column, title in (("optimizer", "optimizer"), ("scheduler", "scheduler"), ("batch_size", "batch size")):
         table = Table(f"Best and median per {title}", [Column("Subset"), Column(title.capitalize()),

@@ -48,6 +48,7 @@ class SubsetFindings:
     chance: float | None
     importances: dict[int, dict[str, Importance]] = field(default_factory=dict)  # budget -> parameter -> importance
     scored_at: dict[int, pd.DataFrame] = field(default_factory=dict)  # every budget's compared trials
+    noise_at: dict[int, NoiseFloor] = field(default_factory=dict)  # every budget's noise floor
     exponent: Exponent | str | None = None
     sentences: list[str] = field(default_factory=list)
 
@@ -89,13 +90,15 @@ def analyse_subset(trials: pd.DataFrame, epochs: pd.DataFrame, subset: str, para
     # better trials go on, so a deeper budget compares fewer, better trials; at the first rung the trials may not
     # have started learning); else the deepest enough trials reached, or any trial did.
     scored_at = {b: at_budget(search, epochs, b, final) for b in levels or [final]}
-    noise, chance_level = noise_floor(trials, subset), chance(trials, subset)
+    noise_at = {b: noise_floor(trials, subset, epochs, b if b < final else None, rows) for b, rows in scored_at.items()}
+    chance_level = chance(trials, subset)
     deepest = [b for b in sorted(scored_at, reverse=True) if len(scored_at[b])]
     compared = [b for b in deepest if len(scored_at[b]) >= MIN_COMPARED]
-    budget = next((b for b in compared if detectable(scored_at[b], noise, chance_level)),
+    budget = next((b for b in compared if detectable(scored_at[b], noise_at[b], chance_level)),
                   (compared or deepest or [final])[0])
+    noise = noise_at.get(budget) or noise_floor(trials, subset)
     found = SubsetFindings(subset, budget, scored_at.get(budget, pd.DataFrame()), noise, chance_level)
-    found.scored_at = scored_at
+    found.scored_at, found.noise_at = scored_at, noise_at
     for b, rows in scored_at.items():
         if len(rows) >= MIN_TRIALS:
             found.importances[b] = importances(rows, parameters)
@@ -143,7 +146,7 @@ def _subset_sentences(found: SubsetFindings, search: pd.DataFrame, final: int, p
         lines.append(f"Learning rates {near['lr'].min():.3g} to {near['lr'].max():.3g} score within the noise floor of "
                      f"the best ({_pct(best['score'])} at lr {best['lr']:.3g}; {len(near)} of {len(rows)} trials).")
     others = [f"epoch {b} ({len(r)} trials): {_pct(r['score'].min())} to {_pct(r['score'].max())}, "
-              f"{'beyond' if detectable(r, found.noise, found.chance) else 'within'} the noise floor"
+              f"{'beyond' if detectable(r, found.noise_at[b], found.chance) else 'within'} its noise floor"
               for b, r in sorted(found.scored_at.items()) if b != found.budget and len(r)]
     if others:
         lines.append(f"At the other budgets: {'; '.join(others)}.")
@@ -179,14 +182,12 @@ def divergence_sentences(search: pd.DataFrame, parameters: list[str]) -> list[st
         label = ", ".join(f"{k} {v}" for k, v in zip(keys, key if isinstance(key, tuple) else (key,)))
         bad = diverged(rows)["lr"]
         stable = rows.loc[~rows.index.isin(bad.index) & rows["stop_reason"].isin(["completed", "stopped_by_asha"]), "lr"]
-        prefix = f"{label}: " if label else ""
         if bad.empty:
-            lines.append(f"{prefix}no trial diverged; the largest learning rate tried, {rows['lr'].max():.3g}, trained "
-                         "stably.")
+            line = f"no trial diverged; the largest learning rate tried, {rows['lr'].max():.3g}, trained stably."
         else:
             stable_text = f"the largest that trained stably was {stable.max():.3g}" if len(stable) else "none trained"
-            lines.append(f"{prefix}training diverged from learning rate {bad.min():.3g} ({len(bad)} trials); "
-                         f"{stable_text}.")
+            line = f"training diverged from learning rate {bad.min():.3g} ({len(bad)} trials); {stable_text}."
+        lines.append(f"{label}: {line}" if label else line[0].upper() + line[1:])
     return lines
 
 

@@ -7,8 +7,10 @@
   each ASHA rung, over every trial that reached it (its val top-1 at that epoch), and at the final budget over the
   completed trials.
 - The noise floor is the spread of the score across training seeds, measured by the seed repeats (the search's own
-  run of a repeated config is left out: it was chosen for being high). Without repeats only the evaluation noise is
-  known (the binomial spread of an accuracy on the validation clips), a lower bound of the real noise.
+  run of a repeated config is left out: it was chosen for being high), at each budget on its own: the repeats run
+  every epoch, and runs drift apart as they learn, so the noise at an early rung is not the noise at the end.
+  Without repeats only the evaluation noise is known (the binomial spread of an accuracy on the validation clips),
+  a lower bound of the real noise.
 """
 
 from __future__ import annotations
@@ -65,10 +67,12 @@ class NoiseFloor:
     source: str  # "seeds" or "evaluation"
     runs: int  # repeat runs it was measured from (0 for the evaluation noise)
     configs: int
+    epoch: int | None = None  # the budget it was measured at, when not the last epoch
 
     def describe(self) -> str:
         if self.source == "seeds":
-            return (f"{100 * self.sd:.1f} points (standard deviation of the score across training seeds, "
+            at = f" at epoch {self.epoch}" if self.epoch is not None else ""
+            return (f"{100 * self.sd:.1f} points (standard deviation of the score across training seeds{at}, "
                     f"{self.runs} repeat runs of {self.configs} configs)")
         return (f"at least {100 * self.sd:.1f} points (only the validation set's sampling noise; seed noise not "
                 "measured: run the study with --repeats K --seeds N)")
@@ -79,15 +83,20 @@ class NoiseFloor:
         return best - score <= 1.96 * math.sqrt(2) * self.sd
 
 
-def seed_noise(trials: pd.DataFrame, subset: str) -> NoiseFloor | None:
+def seed_noise(trials: pd.DataFrame, subset: str, epochs: pd.DataFrame | None = None,
+               epoch: int | None = None) -> NoiseFloor | None:
     """The noise floor from the seed repeats of ``subset``: the pooled standard deviation of the score over the
-    repeat runs of each repeated config, the search's own (selected) run left out."""
+    repeat runs of each repeated config, the search's own (selected) run left out. With ``epochs`` and ``epoch``,
+    of the repeat runs' val top-1 at that epoch (an ASHA rung) instead of their last."""
     repeats = completed(trials[(trials["subset"] == subset) & trials["repeat_of"].notna()])
+    if epoch is not None:
+        there = epochs[(epochs["epoch"] == epoch) & epochs["val_top1"].notna()][["trial_id", "val_top1"]]
+        repeats = repeats.drop(columns="score").merge(there, on="trial_id").rename(columns={"val_top1": "score"})
     groups = [g["score"].to_numpy() for _, g in repeats.groupby("repeat_of") if len(g) >= 2]
     if not groups:
         return None
     pooled = math.sqrt(np.mean([np.var(g, ddof=1) for g in groups]))
-    return NoiseFloor(pooled, "seeds", sum(len(g) for g in groups), len(groups))
+    return NoiseFloor(pooled, "seeds", sum(len(g) for g in groups), len(groups), epoch)
 
 
 def evaluation_noise(score: float, val_clips: int) -> NoiseFloor:
@@ -95,13 +104,16 @@ def evaluation_noise(score: float, val_clips: int) -> NoiseFloor:
     return NoiseFloor(math.sqrt(max(score * (1 - score), 1e-12) / max(val_clips, 1)), "evaluation", 0, 0)
 
 
-def noise_floor(trials: pd.DataFrame, subset: str) -> NoiseFloor:
-    """The seed noise when measured, else the evaluation noise at the subset's best score."""
-    measured = seed_noise(trials, subset)
+def noise_floor(trials: pd.DataFrame, subset: str, epochs: pd.DataFrame | None = None,
+                epoch: int | None = None, scored: pd.DataFrame | None = None) -> NoiseFloor:
+    """The seed noise when measured (at ``epoch`` when given, see ``seed_noise``), else the evaluation noise at the
+    best score: of ``scored`` (the trials compared at that budget, with ``score``) or of the study's score."""
+    measured = seed_noise(trials, subset, epochs, epoch)
     if measured is not None:
         return measured
     rows = search_trials(trials, subset)
-    best = rows[SCORE].max() if rows[SCORE].notna().any() else 0.5
+    scores = scored["score"] if scored is not None and len(scored) else rows[SCORE]
+    best = scores.max() if scores.notna().any() else 0.5
     clips = int(rows["val_clips"].max()) if rows["val_clips"].notna().any() else 1
     return evaluation_noise(float(best), clips)
 

@@ -180,4 +180,24 @@ def test_divergence_names_per_optimizer_the_largest_learning_rate_that_trained_s
         "optimizer sgd: training diverged from learning rate 1 (2 trials); the largest that trained stably was 0.3."]
     stable = search[search["stop_reason"] != "diverged"]
     assert divergence_sentences(stable[stable["optimizer"] == "sgd"], ["lr"]) == [
-        "no trial diverged; the largest learning rate tried, 0.3, trained stably."]
+        "No trial diverged; the largest learning rate tried, 0.3, trained stably."]
+
+
+def test_each_budget_is_judged_against_the_seed_noise_measured_at_that_epoch():
+    """Repeat runs close together at the epoch-2 rung (0.29/0.31, 0.24/0.26) but far apart at the end (0.40/0.65,
+    0.45/0.60): the rung's spread of 0.04 to 0.30 is beyond its own noise, though within the final epoch's."""
+    search = _study(_noise, n=5).assign(lr=[0.01, 0.03, 1e-4, 0.5, 0.9], last_val_top1=[0.55, 0.50] + [np.nan] * 3,
+                                        stop_reason=["completed"] * 2 + ["stopped_by_asha"] * 3, epochs_run=[8, 8, 2, 2, 2],
+                                        epochs_planned=8)
+    repeats = search.iloc[[0, 0, 1, 1]].assign(trial_id=["r0", "r1", "r2", "r3"], repeat_of=["kinetics-motion-0"] * 2
+                                               + ["kinetics-motion-1"] * 2, seed=[1, 2, 1, 2],
+                                               last_val_top1=[0.40, 0.65, 0.45, 0.60])
+    trials = pd.concat([search, repeats], ignore_index=True)
+    epochs = pd.DataFrame({"subset": "kinetics-motion", "epoch": 2, "trial_id": list(trials["trial_id"]),
+                           "val_top1": [0.30, 0.25, 0.05, 0.06, 0.04, 0.29, 0.31, 0.24, 0.26]})
+    found = analyse_subset(trials, epochs, "kinetics-motion", ["lr"], [2, 8])
+    pooled = {8: math.sqrt((0.25 ** 2 / 2 + 0.15 ** 2 / 2) / 2), 2: math.sqrt((0.02 ** 2 / 2 + 0.02 ** 2 / 2) / 2)}
+    assert found.noise_at[8].sd == pytest.approx(pooled[8]) and found.noise_at[8].epoch is None
+    assert found.noise_at[2].sd == pytest.approx(pooled[2]) and found.noise_at[2].epoch == 2
+    assert found.budget == 2 and found.detectable and found.noise is found.noise_at[2]
+    assert "at epoch 2" in found.sentences[0]
