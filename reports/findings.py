@@ -154,7 +154,7 @@ def _subset_sentences(found: SubsetFindings, search: pd.DataFrame, final: int, p
     if {"fraction_per_class", "cap_per_class", "sampling"} & set(parameters) and len(rows) >= 3:
         lines.append(data_budget_sentence(rows))
     if "pretrained" in parameters:
-        lines.append(pretraining_sentence(rows, found.budget))
+        lines.append(pretraining_sentence(found))
     if isinstance(found.exponent, Exponent):
         e = found.exponent
         inside = [rule for rule, ok in e.rules().items() if ok]
@@ -249,11 +249,20 @@ def data_budget_sentence(rows: pd.DataFrame) -> str:
             f"interval, {len(rows)} trials).")
 
 
-def pretraining_sentence(rows: pd.DataFrame, budget: int) -> str:
-    tuned, scratch = rows[rows["pretrained"].notna()], rows[rows["pretrained"].isna()]
-    if len(tuned) < 2 or len(scratch) < 2:
-        return (f"Pre-training: too few trials to compare at epoch {budget} ({len(tuned)} fine-tuned, {len(scratch)} "
-                "from scratch).")
+def pretraining_sentence(found: SubsetFindings) -> str:
+    """Fine-tuned against from scratch at the deepest budget with at least two trials in each group (ASHA may leave
+    one group too thin at the headline budget)."""
+    def groups(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        return rows[rows["pretrained"].notna()], rows[rows["pretrained"].isna()]
+
+    usable = [b for b, rows in sorted(found.scored_at.items(), reverse=True)
+              if len(rows) and min(len(g) for g in groups(rows)) >= 2]
+    if not usable:
+        tuned, scratch = groups(found.scored)
+        return (f"Pre-training: too few trials to compare at any budget ({len(tuned)} fine-tuned, {len(scratch)} from "
+                f"scratch at epoch {found.budget}).")
+    budget = usable[0]
+    tuned, scratch = groups(found.scored_at[budget])
     diff, low, high = welch_interval(tuned["score"].to_numpy(), scratch["score"].to_numpy())
     verdict = "fine-tuning is better" if low > 0 else ("from scratch is better" if high < 0 else "no detectable difference")
     return (f"Pre-training: at epoch {budget}, fine-tuned trials score {_pct(tuned['score'].mean())} on average "

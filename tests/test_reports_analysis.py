@@ -201,3 +201,21 @@ def test_each_budget_is_judged_against_the_seed_noise_measured_at_that_epoch():
     assert found.noise_at[2].sd == pytest.approx(pooled[2]) and found.noise_at[2].epoch == 2
     assert found.budget == 2 and found.detectable and found.noise is found.noise_at[2]
     assert "at epoch 2" in found.sentences[0]
+
+
+@pytest.mark.parametrize("gain,verdict", [(0.10, "fine-tuning is better"), (0.0, "no detectable difference")])
+def test_fine_tuned_and_from_scratch_are_compared_at_the_deepest_budget_both_groups_reached(gain, verdict):
+    """Eight trials at the epoch-2 rung, four of each; only three completed (two fine-tuned, one from scratch), too
+    few for a comparison at the end: the comparison is made at epoch 2, and finds a planted gain, or none."""
+    rng = np.random.default_rng(7)
+    tuned = np.array([True, False] * 4)
+    at_two = 0.06 + gain * tuned + rng.normal(0, 0.01, 8)
+    trials = _study(_noise, n=8).assign(
+        pretrained=np.where(tuned, "synthetic.pt", None), epochs_planned=8,
+        stop_reason=["completed"] * 3 + ["stopped_by_asha"] * 5, epochs_run=[8, 8, 8, 2, 2, 2, 2, 2],
+        last_val_top1=[0.7, 0.3, 0.6] + [np.nan] * 5)
+    epochs = pd.DataFrame({"subset": "kinetics-motion", "trial_id": trials["trial_id"], "epoch": 2, "val_top1": at_two})
+    found = analyse_subset(trials, epochs, "kinetics-motion", ["pretrained", "lr"], [2, 8])
+    sentence = next(s for s in found.sentences if s.startswith("Pre-training: "))
+    assert sentence.startswith("Pre-training: at epoch 2, fine-tuned trials score") and f"; {verdict}." in sentence
+    assert "(4 trials)" in sentence and "from scratch (4)" in sentence
