@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from reports.comparisons import seed_comparisons, welch_interval
-from reports.findings import across_subsets, analyse_subset, divergence_sentences
+from reports.findings import across_subsets, analyse_subset, data_budget_slope, divergence_sentences
 from reports.importance import importances
 from reports.scaling import batch_exponent
 from reports.scores import NoiseFloor, at_budget, expected_max, seed_noise
@@ -219,3 +219,15 @@ def test_fine_tuned_and_from_scratch_are_compared_at_the_deepest_budget_both_gro
     sentence = next(s for s in found.sentences if s.startswith("Pre-training: "))
     assert sentence.startswith("Pre-training: at epoch 2, fine-tuned trials score") and f"; {verdict}." in sentence
     assert "(4 trials)" in sentence and "from scratch (4)" in sentence
+
+
+@pytest.mark.parametrize("true_slope", [0.06, 0.0])
+def test_a_known_gain_per_doubling_of_the_training_set_is_recovered_within_its_interval(true_slope):
+    """24 trials from 2 to 24 clips per class, the score rising by ``true_slope`` per doubling, with seed noise."""
+    rng = np.random.default_rng(11)
+    per_class = rng.uniform(2, 24, 24)
+    rows = pd.DataFrame({"train_clips": 30 * per_class, "num_classes": 30,
+                         "score": 0.2 + true_slope * np.log2(per_class) + rng.normal(0, SEED_SD, 24)})
+    slope, low, high = data_budget_slope(rows)
+    assert low <= true_slope <= high and low < slope < high and high - low < 0.1
+    assert (low > 0) == (true_slope > 0)  # a real gain is found; none is not invented
