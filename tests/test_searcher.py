@@ -41,16 +41,24 @@ def test_samplers_are_seeded_by_the_study_seed(kind):
     assert _draws(space, kind, 0) != _draws(space, kind, 1)
 
 
-def test_tpe_models_a_conditional_space_jointly_after_its_start_up():
-    """Multivariate, grouped TPE proposes conditional parameters from its model, not independently at random: with
-    a clear optimum (Adam at lr near 1e-3) it keeps proposing near it once the start-up is over."""
+def _late_proposals(kind: str, seed: int) -> list[dict]:
+    """The last 16 of 40 proposals in the ``optimizer`` space for a score whose optimum is Adam at lr near 1e-3."""
     space = load_space("optimizer")
-    study = optuna.create_study(sampler=make_sampler("tpe", 0, startup_trials=8), direction="maximize")
+    study = optuna.create_study(sampler=make_sampler(kind, seed, startup_trials=8), direction="maximize")
     for _ in range(40):
         trial = study.ask()
         space.define_by_run(trial)
         p = trial.params
         study.tell(trial, (p["optimizer"] == "adam") - abs(math.log10(p["lr"]) + 3))
-    late = [t.params for t in study.trials[-16:]]
-    assert sum(p["optimizer"] == "adam" for p in late) >= 12
-    assert all(("beta1" in p) == (p["optimizer"] != "sgd") for p in late)
+    return [t.params for t in study.trials[-16:]]
+
+
+def test_tpe_models_a_conditional_space_jointly_after_its_start_up():
+    """Multivariate, grouped TPE proposes conditional parameters from its model, not independently at random: with
+    a clear optimum (Adam at lr near 1e-3) it keeps proposing near it once the start-up is over. Over seeds 0-4
+    (one seed alone is too noisy a judge: 9 to 16 of 16 with Optuna 5.0, 9 to 13 with 4.0), at least 60% of the
+    late proposals are Adam, where independent random draws give about a third."""
+    late = {kind: [p for seed in range(5) for p in _late_proposals(kind, seed)] for kind in ("tpe", "random")}
+    share = {kind: sum(p["optimizer"] == "adam" for p in proposals) / len(proposals) for kind, proposals in late.items()}
+    assert share["tpe"] >= 0.6 and share["random"] <= 0.5, share
+    assert all(("beta1" in p) == (p["optimizer"] != "sgd") for p in late["tpe"])
