@@ -1,14 +1,20 @@
-"""Training step of model/'s ST-GCN vs the straightforward original-style one, same weights, same process.
+"""Training step of model/'s ST-GCN vs a baseline, same weights, same process.
 
     python -m bench.bench_model [--batch 16] [--frames 150] [--classes 30] [--width 1.0] [--repeats 5] [--runs 1]
-                                [--profile]
+                                [--threads N] [--against original|factored] [--profile]
+    python -m bench.bench_model --cpu-profile --repeats 30 --runs 5     # the CPU profile's step, 1 thread
 
-Prints the median step time of each (forward + backward + SGD nesterov step), their ratio, and the largest
-output difference. Repeats alternate between the two so machine noise hits both alike. ``--runs N`` repeats the
-whole comparison in N fresh processes and prints the median of their ratios: from one process to the next the
-original's step time varies more than ours does (it allocates more, for its copies). Also the step's FLOPs
+Baselines: ``original``, the straightforward original-style network (bench/original_stgcn.py); ``factored``, this
+network as it was before the graph convolution chose its contraction by shape (the 1x1 convolution and the bmm
+aggregation in every block) with torch's per-parameter SGD loop, i.e. the step the trainer ran until then.
+``--cpu-profile``: the main job's shape (batch 8, 40 frames, width x0.125, one thread as a trial has) against
+``factored``. Our step uses the fused optimizer the trainer uses. Prints the median step time of each (forward +
+backward + SGD nesterov step), their ratio, and the largest output difference. Repeats alternate between the two
+so machine noise hits both alike. ``--runs N`` repeats the whole comparison in N fresh processes and prints the
+median of their ratios: from one process to the next the step time varies more than within one. Also the FLOPs
 per clip (torch's FlopCounterMode) and the GFLOP/s each achieves against a large fp32 matmul timed in the same
-process: the convolutions alone at that matmul rate bound what any implementation of the same arithmetic can do.
+process (the baseline's arithmetic; the dense contraction does more of it, faster): the convolutions alone at
+that matmul rate bound what any implementation of the same arithmetic can do.
 ``--profile`` adds where each implementation's step goes (torch.profiler, self CPU time by kind of operator).
 """
 
@@ -16,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import platform
 import statistics
 import time
@@ -27,10 +34,15 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from bench.original_stgcn import OriginalSTGCN
 from model import STGCN, ModelConfig
+from model.stgcn import GraphConv
 
 
-def step_time(model, x, y) -> float:
-    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, nesterov=True)
+def make_optimizer(model, fused: bool) -> torch.optim.Optimizer:
+    return torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, nesterov=True, **({"fused": True} if fused else {}))
+
+
+def step_time(model, x, y, optimizer: torch.optim.Optimizer | None = None) -> float:
+    optimizer = optimizer or make_optimizer(model, fused=False)
     start = time.perf_counter()
     loss = F.cross_entropy(model(x), y)
     optimizer.zero_grad()
@@ -61,14 +73,15 @@ def matmul_gflops(size: int = 4096, repeats: int = 5) -> float:
 
 # Operator name fragments -> the kind of work the profile table reports them under (first match wins).
 OPERATOR_KINDS = (("convolution", "convolutions"), ("bmm", "aggregation (bmm/mm)"), ("aten::mm", "aggregation (bmm/mm)"),
+                  ("addmm", "aggregation (bmm/mm)"), ("fused_sgd", "optimizer"), ("foreach", "optimizer"),
                   ("batch_norm", "batch norm"), ("copy_", "copies"), ("clone", "copies"), ("threshold", "ReLU"),
                   ("relu", "ReLU"), ("clamp", "ReLU"))
 
 
-def step_profile(model, x, y) -> dict[str, float]:
+def step_profile(model, x, y, optimizer) -> dict[str, float]:
     """Share of one step's self CPU time by kind of operator; whatever matches no kind is 'other'."""
     with profile(activities=[ProfilerActivity.CPU]) as prof:
-        step_time(model, x, y)
+        step_time(model, x, y, optimizer)
     shares: dict[str, float] = {}
     events = [e for e in prof.key_averages() if e.key.startswith("aten::")]
     total = sum(e.self_cpu_time_total for e in events)
@@ -78,29 +91,43 @@ def step_profile(model, x, y) -> dict[str, float]:
     return shares
 
 
+def baseline_network(ours: STGCN, against: str) -> torch.nn.Module:
+    if against == "original":
+        return OriginalSTGCN(num_class=ours.config.num_classes, channels=ours.config.channels())
+    factored = STGCN(ours.config)
+    for layer in factored.modules():
+        if isinstance(layer, GraphConv):
+            layer.dense = False
+    return factored.to(memory_format=torch.channels_last)
+
+
 def build(args):
-    """Both networks with the same weights, the input batch, and the largest eval output difference."""
+    """Both networks with the same weights, each with its optimizer, the input batch, and the largest eval output
+    difference."""
     torch.manual_seed(0)
     ours = STGCN(ModelConfig(num_classes=args.classes, width=args.width))
-    original = OriginalSTGCN(num_class=args.classes, channels=ours.config.channels())
-    original.load_state_dict(ours.state_dict())
+    baseline = baseline_network(ours, args.against)
+    baseline.load_state_dict(ours.state_dict())
     x = torch.randn(args.batch, 3, args.frames, 18, 2)
     y = torch.randint(0, args.classes, (args.batch,))
     with torch.no_grad():
-        difference = (ours.eval()(x) - original.eval()(x)).abs().max().item()
-    ours = ours.to(memory_format=torch.channels_last)  # as the trainer runs it
-    return ours.train(), original.train(), x, y, difference
+        difference = (ours.eval()(x) - baseline.eval()(x)).abs().max().item()
+    ours = ours.to(memory_format=torch.channels_last).train()  # as the trainer runs it
+    baseline = baseline.train()
+    return ours, baseline, make_optimizer(ours, True), make_optimizer(baseline, False), x, y, difference
 
 
 def compare(args) -> dict[str, float]:
-    """Median step time of each implementation, repeats alternating, after one warm-up step of each."""
-    ours, original, x, y, _ = build(args)
-    for model in (ours, original):  # warm-up: allocator, oneDNN primitive caches
-        step_time(model, x, y)
-    times = {"ours": [], "original": []}
+    """Median step time of each implementation, repeats alternating, after warm-up steps of each."""
+    torch.set_num_threads(args.threads)
+    ours, baseline, ours_opt, baseline_opt, x, y, _ = build(args)
+    for _ in range(3):  # warm-up: allocator, oneDNN primitive caches
+        step_time(ours, x, y, ours_opt)
+        step_time(baseline, x, y, baseline_opt)
+    times = {"ours": [], args.against: []}
     for _ in range(args.repeats):
-        times["ours"].append(step_time(ours, x, y))
-        times["original"].append(step_time(original, x, y))
+        times["ours"].append(step_time(ours, x, y, ours_opt))
+        times[args.against].append(step_time(baseline, x, y, baseline_opt))
     return {k: statistics.median(v) for k, v in times.items()}
 
 
@@ -112,43 +139,54 @@ def main() -> None:
     parser.add_argument("--width", type=float, default=1.0)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--runs", type=int, default=1, help="fresh processes, each a whole comparison")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--against", choices=("original", "factored"), default="original")
+    parser.add_argument("--cpu-profile", action="store_true",
+                        help="the CPU profile's step (batch 8, 40 frames, width x0.125, 1 thread) against 'factored'")
     parser.add_argument("--profile", action="store_true", help="also print where each step's time goes")
     args = parser.parse_args()
-    print(f"machine: {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}")
+    if args.cpu_profile:
+        args.batch, args.frames, args.width, args.threads, args.against = 8, 40, 0.125, 1, "factored"
+    torch.set_num_threads(args.threads)
+    print(f"machine: {platform.machine()} ({platform.processor() or 'unknown cpu'}), {os.cpu_count()} cores, "
+          f"{args.threads} thread(s), torch {torch.__version__}")
+    print(f"baseline: {args.against}")
     print(f"shape: batch {args.batch}, T={args.frames}, M=2, {args.classes} classes, width x{args.width:g}, fp32")
     if args.runs == 1:
         runs = [compare(args)]
     else:
         with multiprocessing.get_context("spawn").Pool(1, maxtasksperchild=1) as pool:
             runs = [pool.apply(compare, (args,)) for _ in range(args.runs)]
-    ratios = [run["original"] / run["ours"] for run in runs]
+    base = args.against
+    ratios = [run[base] / run["ours"] for run in runs]
     for i, run in enumerate(runs):
         label = f"run {i + 1}: " if len(runs) > 1 else ""
-        print(f"{label}original {1000 * run['original']:7.1f} ms/step, ours {1000 * run['ours']:7.1f} ms/step "
+        print(f"{label}{base} {1000 * run[base]:7.1f} ms/step, ours {1000 * run['ours']:7.1f} ms/step "
               f"(medians over {args.repeats}): {ratios[i]:.2f}x")
-    med = {name: statistics.median(run[name] for run in runs) for name in ("original", "ours")}
-    for name in ("original", "ours"):
+    med = {name: statistics.median(run[name] for run in runs) for name in (base, "ours")}
+    for name in (base, "ours"):
         print(f"{name:>9}: median {1000 * med[name]:8.1f} ms/step, {args.batch / med[name]:7.1f} clips/s")
-    print(f"speed-up ours/original: {statistics.median(ratios):.2f}x" +
+    print(f"speed-up ours/{base}: {statistics.median(ratios):.2f}x" +
           (f" (median of {len(runs)} runs, {min(ratios):.2f}-{max(ratios):.2f}x)" if len(runs) > 1 else ""))
-    ours, original, x, y, difference = build(args)
+    ours, baseline, ours_opt, baseline_opt, x, y, difference = build(args)
     print(f"max |output difference| (eval): {difference:.2e}")
-    flops = step_flops(ours, x, y)
+    flops = step_flops(baseline, x, y)  # the network's arithmetic, as the two-step contraction does it
     total, convolution = sum(flops.values()), sum(v for k, v in flops.items() if "convolution" in k)
     peak = matmul_gflops()
-    print(f"FLOPs per clip (forward + backward): {total / args.batch / 1e9:.1f} G, of which convolutions "
-          f"{convolution / args.batch / 1e9:.1f} G; large fp32 matmul: {peak:.0f} GFLOP/s")
-    for name in ("original", "ours"):
+    print(f"FLOPs per clip (forward + backward): {total / args.batch / 1e9:.2f} G, of which convolutions "
+          f"{convolution / args.batch / 1e9:.2f} G; large fp32 matmul: {peak:.0f} GFLOP/s")
+    for name in (base, "ours"):
         rate = total / med[name] / 1e9
         print(f"{name:>9}: {rate:5.0f} GFLOP/s ({100 * rate / peak:.0f}% of the matmul)")
     bound = convolution / (peak * 1e9)
     print(f"convolutions alone at the matmul rate: {1000 * bound:.0f} ms/step, i.e. at most "
-          f"{med['original'] / bound:.2f}x over the original for any implementation of the same arithmetic")
+          f"{med[base] / bound:.2f}x over {base} for any implementation of the same arithmetic")
     if args.profile:
-        for model in (ours, original):  # warm-up, as before the timed steps
-            step_time(model, x, y)
-        for name, model in (("original", original), ("ours", ours)):
-            shares = sorted(step_profile(model, x, y).items(), key=lambda item: -item[1])
+        for _ in range(2):  # warm-up, as before the timed steps
+            step_time(ours, x, y, ours_opt)
+            step_time(baseline, x, y, baseline_opt)
+        for name, model, optimizer in ((base, baseline, baseline_opt), ("ours", ours, ours_opt)):
+            shares = sorted(step_profile(model, x, y, optimizer).items(), key=lambda item: -item[1])
             print(f"{name:>9} step by kind of operator: " + ", ".join(f"{k} {100 * v:.0f}%" for k, v in shares))
 
 

@@ -154,3 +154,37 @@ def test_a_checkpoint_in_our_format_loads_into_the_authors_network_unchanged(tmp
     x = torch.randn(2, 3, 32, 18, 2)
     with torch.no_grad():
         np.testing.assert_allclose(theirs.eval()(x).numpy(), ours.eval()(x).numpy(), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("strategy", ["uniform", "distance", "spatial"])
+@pytest.mark.parametrize("width", [0.125, 1.0])
+def test_the_graph_contraction_chosen_by_shape_gives_todays_outputs_and_gradients(strategy, width):
+    """The dense contraction the narrow layers use and the factored one (today's, kept for wide layers) are the same
+    arithmetic: in float64 the outputs and every parameter's gradient agree, at the CPU-sized and the paper width."""
+    from model.stgcn import GraphConv
+    torch.manual_seed(0)
+    chosen = STGCN(ModelConfig(num_classes=10, width=width, strategy=strategy)).double()
+    factored = STGCN(ModelConfig(num_classes=10, width=width, strategy=strategy)).double()
+    factored.load_state_dict(chosen.state_dict())
+    layers = [m for m in factored.modules() if isinstance(m, GraphConv)]
+    # the dense form where few channels meet: at the paper's width only the first block (3 input channels)
+    assert [m.dense for m in layers] == [True] * (8 if width < 1 else 1) + [False] * (2 if width < 1 else 9)
+    for layer in layers:
+        layer.dense = False
+    with torch.no_grad():
+        for p in chosen.edge_importance:
+            p.uniform_(0.5, 1.5)
+        for p, q in zip(factored.edge_importance, chosen.edge_importance):
+            p.copy_(q)
+    x, y = torch.randn(2, 3, 16, 18, 2, dtype=torch.float64), torch.tensor([1, 7])
+    outputs = []
+    for net in (chosen, factored):
+        net = net.to(memory_format=torch.channels_last).train()
+        out = net(x)
+        F.cross_entropy(out, y).backward()
+        outputs.append(out.detach().numpy())
+    np.testing.assert_allclose(outputs[0], outputs[1], rtol=1e-9, atol=1e-12)
+    theirs = dict(factored.named_parameters())
+    for name, parameter in chosen.named_parameters():
+        np.testing.assert_allclose(parameter.grad.numpy(), theirs[name].grad.numpy(), rtol=1e-7, atol=1e-10,
+                                   err_msg=name)
