@@ -9,16 +9,18 @@ the spreadsheet's summary and on the page.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
 import pandas as pd
 
-from reports import sensitivity
+from reports import inference, sensitivity
 from reports.comparisons import seed_comparisons
 from reports.describe import notes
-from reports.findings import SubsetFindings, across_subsets, analyse_subset, importance_table_rows, name
+from reports.findings import SubsetFindings, across_subsets, analyse, name
 from reports.html import write_page
+from reports.inference import ALPHA, best_set
 from reports.load import NotAStudyError, StudyResults, load_study
 from reports.reproduction import reproduction_table
 from reports.scores import budgets, completed, search_trials
@@ -30,7 +32,9 @@ STOP_LABELS = {"stopped_by_asha": "stopped by ASHA", "diverged": "diverged (loss
 
 
 def annotate(results: StudyResults, found: dict[str, SubsetFindings]) -> dict[str, pd.DataFrame]:
-    """Per subset: the trials sorted by index, with the Observations and Notes column."""
+    """Per subset: the trials sorted by index, with the Observations and Notes column. Notes compare last epochs:
+    the best of the completed search trials, and, where the seed noise was measured, the set that could hold the
+    best config."""
     per_subset = {}
     for subset in results.subsets:
         rows = results.trials[results.trials["subset"] == subset].sort_values("index") if len(results.trials) else \
@@ -40,9 +44,12 @@ def annotate(results: StudyResults, found: dict[str, SubsetFindings]) -> dict[st
         done = completed(search_trials(rows))
         best = done.loc[done["score"].idxmax()] if len(done) else None
         f = found.get(subset)
-        final_noise = f.noise_at[max(f.noise_at)] if f and f.noise_at else None  # notes compare last epochs
-        rows["notes"] = [notes(r, best is not None and r["trial_id"] == best["trial_id"], final_noise,
-                               None if best is None else best["score"]) for _, r in rows.iterrows()]
+        noise = f.noise_at.get(f.final) if f else None
+        could_be = set()
+        if noise is not None and noise.source == "seeds" and noise.dof >= 1 and len(done):
+            could_be = set(done.loc[best_set(done["score"].to_numpy(float), noise.sd, noise.dof), "trial_id"])
+        rows["notes"] = [notes(r, best is not None and r["trial_id"] == best["trial_id"], r["trial_id"] in could_be,
+                               noise) for _, r in rows.iterrows()]
         per_subset[subset] = rows
     return per_subset
 
@@ -65,9 +72,11 @@ def summary_tables(per_subset: dict[str, pd.DataFrame], found: dict[str, SubsetF
         Column("Test top-1 at the budget", "percent"), Column("Test top-1 (last epoch)", "percent"),
         Column("Test top-1 (best epoch)", "percent"), Column("Optimizer"), Column("LR", "lr"), Column("Batch", "int"),
         Column("Scheduler"), Column("Folder")],
-        note="The best trial at the subset's headline budget: at the final budget the study's score (the last epoch's "
+        note="The best trial at the headline budget: at the final budget the study's score (the last epoch's "
              "val top-1 of a completed trial), at an ASHA rung the val top-1 at that epoch of every trial that reached "
-             "it. The best epoch's top-1 is the maximum over epochs of the reported split, so it is optimistic.")
+             "it. A single run chosen as the highest of many, so biased upward (its seed repeats, where run, are in "
+             "the seed comparison). The best epoch's top-1 is the maximum over epochs of the reported split, so it is "
+             "optimistic.")
     for subset, f in found.items():
         if f.best is not None:
             b = f.best
@@ -83,18 +92,7 @@ def summary_tables(per_subset: dict[str, pd.DataFrame], found: dict[str, SubsetF
             for value, group in f.scored.groupby(column) if len(f.scored) else []:
                 table.add(subset, value, len(group), f.budget, group["score"].max(), group["score"].median())
         tables.append(table)
-    importance = Table("Hyperparameter importance by budget", [
-        Column("Subset"), Column("Budget (epochs)", "int"), Column("Parameter"), Column("importance", "ratio"),
-        Column("90% low", "ratio"), Column("90% high", "ratio"), Column("permutation p", "ratio"), Column("trials", "int"),
-        Column("verdict")],
-        note="Share of the score's variance a parameter explains on its own (omega squared), at each budget over the "
-             "trials that reached it. Subsets whose results cannot be told apart from noise or chance have no rows.")
-    for subset, budget, parameter, imp in importance_table_rows(found):
-        f = found[subset]
-        if f.detectable:
-            verdict = "matters" if imp.matters(len(f.importances[budget])) else "not detectable"
-            importance.add(subset, budget, name(parameter), imp.value, imp.low, imp.high, imp.p, imp.trials, verdict)
-    tables.append(importance)
+    tables += verdict_tables(found)
     counts = Table("Trials by stop reason", [Column("Subset"), *(Column(h, "int") for h in (
         "trials", "completed", "stopped_by_asha", "diverged", "errored", "running"))])
     for subset, rows in per_subset.items():
@@ -104,6 +102,46 @@ def summary_tables(per_subset: dict[str, pd.DataFrame], found: dict[str, SubsetF
     return tables
 
 
+def verdict_tables(found: dict[str, SubsetFindings]) -> list[Table]:
+    """Every verdict at every budget, with its raw and Holm-adjusted p-value, and each parameter's effect in points."""
+    learning = Table("Is each subset learning? (by budget)", [
+        Column("Subset"), Column("Budget (epochs)", "int"), Column("trials", "int"), Column("best", "percent"),
+        Column("chance", "percent"), Column("validation clips", "int"), Column("p (best of N)", "ratio"),
+        Column("p, Holm", "ratio"), Column("verdict")],
+        note="The best trial's correct count against chance: one-sided binomial test, Bonferroni over the trials "
+             "looked at, then Holm over every subset and budget in this table (family-wise error 5%).")
+    tests = Table("Does each parameter matter? (by budget)", [
+        Column("Subset"), Column("Budget (epochs)", "int"), Column("Parameter"), Column("trials", "int"),
+        Column("values or bins", "int"), Column("omega squared", "ratio"), Column("permutation p", "ratio"),
+        Column("p, Holm", "ratio"), Column("verdict"), Column("best - worst value", "points"),
+        Column("detectable (80% power)", "points")],
+        note="Permutation test of the spread of scores between the parameter's values (numbers in quantile bins), Holm "
+             "over every parameter, budget and subset in this table (family-wise error 5%). Omega squared: the share of "
+             "the score's variance the values explain, descriptive. Detectable: the difference between the best and the "
+             "worst value the test would find with 80% probability at its corrected level.")
+    levels = Table("Mean val top-1 per value (by budget)", [
+        Column("Subset"), Column("Budget (epochs)", "int"), Column("Parameter"), Column("value"), Column("trials", "int"),
+        Column("mean", "percent"), Column("95% low", "percent"), Column("95% high", "percent")],
+        note="Each value's (or bin's) trials at that budget; t interval from those trials alone.")
+    for subset, f in found.items():
+        for budget, verdict in sorted(f.learning.items()):
+            rows = f.scored_at[budget]
+            learning.add(subset, budget, len(rows), rows["score"].max(), f.chance, f.clips, verdict.p, verdict.adjusted,
+                         "learns" if verdict.holds else "not shown above chance")
+        family = f.family_sizes.get("parameters", 0)
+        for budget, per in sorted(f.tests.items()):
+            for parameter, test in per.items():
+                verdict = f.verdicts[(budget, parameter)]
+                detectable = math.nan if verdict.holds else inference.detectable_difference(
+                    [lv.trials for lv in test.levels], test.within_sd, ALPHA / max(family, 1))
+                tests.add(subset, budget, name(parameter), test.trials, test.groups.count, test.omega2, test.p,
+                          verdict.adjusted, "matters" if verdict.holds else "not detected", test.effect, detectable)
+                for level in test.levels:
+                    levels.add(subset, budget, name(parameter), level.label, level.trials, level.mean, level.low,
+                               level.high)
+    return [learning, tests, levels]
+
+
 def build(study: Path, out: Path | None = None) -> Path:
     results = load_study(study)
     out = Path(out) if out else results.root / "report"
@@ -111,12 +149,12 @@ def build(study: Path, out: Path | None = None) -> Path:
     plots.mkdir(parents=True, exist_ok=True)
     trials, epochs = results.trials, results.epochs
     levels = budgets(trials, epochs, results.manifest) if len(trials) else []
-    found = {s: analyse_subset(trials, epochs, s, results.searched, levels) for s in results.subsets
-             if len(trials) and (trials["subset"] == s).any()}
+    found = analyse(trials, epochs, list(results.subsets), results.searched, levels,
+                    results.space.get("report_budget")) if len(trials) else {}
     per_subset = annotate(results, found)
     if per_subset:
         mark_stops(results, pd.concat(per_subset.values()), out)
-    findings = [line for f in found.values() for line in f.sentences] + across_subsets(found)
+    findings = [line for f in found.values() for line in f.sentences] + across_subsets(found, results.searched)
     subsets = results.subsets or ("kinetics-motion",)
     figures = []
     if len(trials):
@@ -124,12 +162,13 @@ def build(study: Path, out: Path | None = None) -> Path:
             (sensitivity.lr_sensitivity(trials, epochs, found, levels, plots).path,
              "Validation top-1 against the learning rate at matched budgets: one colour per budget (an ASHA rung, "
              "where every trial that reached it is scored by its val top-1 there, or the last epoch of the completed "
-             "trials), a marker per optimizer; crosses at the bottom are diverged trials. Grey: within the seed noise "
-             "of the best, when the study measured it."),
+             "trials), a marker per optimizer; crosses at the bottom are diverged trials. Grey, where the study "
+             "measured its seed noise: the scores that could belong to the best config at the headline budget (95%)."),
             (sensitivity.importance_by_budget(found, levels, plots).path,
-             "How much of the spread of scores each searched parameter explains, from the first ASHA rung to the final "
-             "budget, with 90% bootstrap intervals; a subset whose results cannot be told apart from noise or chance "
-             "shows no ranking."),
+             "How much of the spread of scores each searched parameter explains (omega squared) at each budget, filled "
+             "where the permutation test finds that it matters after Holm's correction over every parameter, budget "
+             "and subset, hollow where no effect was detected; the table 'Does each parameter matter?' has the "
+             "p-values and each value's mean in points."),
             (sensitivity.lr_batch(found, plots).path,
              "Learning rate against batch size, coloured by val top-1 at the headline budget; dashed: the linear scaling "
              "rule through the paper's recipe (lr 0.1 at batch 256); solid: the fitted lr* ~ batch^alpha where "
@@ -140,8 +179,9 @@ def build(study: Path, out: Path | None = None) -> Path:
              "Validation top-1 per epoch for every trial; x marks where ASHA stopped a trial, + a divergence."),
             (sensitivity.expected_max_plot(trials, epochs, subsets, levels, results.space_name, plots).path,
              "Expected best validation top-1 as a function of the number of trials (Dodge et al., 2019), from the "
-             "independent draws of the space (random or space-filling trials, or TPE's random start-up) at the first "
-             "budget every trial reached.")]
+             "independent random draws of the space (random trials, or TPE's random start-up; a Sobol design's points "
+             "are not independent draws), diverged draws at chance, at each budget every draw reached, with a 90% "
+             "bootstrap band.")]
         if {"fraction_per_class", "cap_per_class", "sampling"} & set(results.searched):
             figures.append((sensitivity.data_budget(found, plots).path,
                             "Val top-1 at the headline budget against the training clips per class (log scale), per "
@@ -154,9 +194,11 @@ def build(study: Path, out: Path | None = None) -> Path:
     facts = [["Study", results.name], ["Data", results.data_source], ["Space", results.space_name],
              ["Status", results.manifest.get("status", "unknown")], ["Trials", len(trials)],
              ["Budgets (epochs)", ", ".join(map(str, levels))],
+             *([["Headline budget", f"epoch {next(iter(found.values())).budget}: {next(iter(found.values())).why}"]]
+               if found else []),
              *[[f"Noise floor ({s})", f.noise.describe()] for s, f in found.items()],
              *[["Missing", line] for line in results.missing]]
-    tables = summary_tables(per_subset, found) + [reproduction_table(found), seed_comparisons(trials)]
+    tables = summary_tables(per_subset, found) + [reproduction_table(trials, found), seed_comparisons(trials)]
     workbook = write_workbook(out / FILENAME, per_subset, findings, facts, tables, results.experiment_dir)
     write_page(out / "index.html", results, findings, figures, facts, tables, workbook)
     return out

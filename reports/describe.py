@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from reports.inference import above_chance_p
 from reports.scores import NoiseFloor
 
 OVERFIT_GAP = 0.25  # train top-1 this far above val top-1 (and train above 50%) is called overfitting
@@ -65,9 +66,10 @@ def _pct(value: float) -> str:
     return f"{100 * value:.1f}%"
 
 
-def notes(row: pd.Series, best_of_subset: bool, noise: NoiseFloor | None, best_score: float | None) -> str:
+def notes(row: pd.Series, best_of_subset: bool, could_be_best: bool, noise: NoiseFloor | None) -> str:
     """Observations from the data: how it ended, over/underfitting, where it stands in the study (by the study's
-    score, the last epoch)."""
+    score, the last epoch). ``could_be_best``: in the set that holds the truly best config with 95% probability,
+    which only measured seed noise can give (reports.inference.best_set)."""
     out = []
     reason, run = row["stop_reason"], int(row["epochs_run"])
     planned = int(row["epochs_planned"]) if present(row.get("epochs_planned")) else None
@@ -87,13 +89,13 @@ def notes(row: pd.Series, best_of_subset: bool, noise: NoiseFloor | None, best_s
     if present(train) and present(score):
         if train > 0.5 and train - score > OVERFIT_GAP:
             out.append(f"overfitting: train {_pct(train)} vs test {_pct(score)}")
-        chance = 1.0 / row["num_classes"] if present(row.get("num_classes")) else None
-        if chance and score < 1.5 * chance:
-            out.append(f"near chance ({_pct(chance)})")
+        if present(row.get("num_classes")) and present(row.get("val_clips")):
+            chance = 1.0 / row["num_classes"]
+            p = above_chance_p(score, int(row["val_clips"]), chance)
+            if p >= 0.05:
+                out.append(f"not above chance ({_pct(chance)}; binomial p = {p:.2f} on {int(row['val_clips'])} clips)")
     if best_of_subset:
-        out.append("best of study")
-    elif reason == "completed" and noise is not None and present(score) and best_score is not None and \
-            noise.within(best_score, score):
-        out.append(f"within the seed noise of the best ({100 * (best_score - score):.1f} points below; noise "
-                   f"{100 * noise.sd:.1f} points)")
+        out.append("best of the search by its last epoch (a single run: the highest of many, biased upward)")
+    if could_be_best and noise is not None:
+        out.append(f"could be the best config (95% set, seed noise {100 * noise.sd:.1f} points)")
     return "; ".join(out)

@@ -1,32 +1,59 @@
-"""What the data says, in sentences generated from it: per subset which parameters matter (with intervals), the
-learning rates within the noise of the best, where training diverges and the noise floor; across subsets, whether
-a parameter matters more on one. When the spread of results cannot be told apart from noise or from chance, the
-sentences say exactly that and no importance ranking is given.
+"""What the data says, in sentences generated from it, each resting on a verdict of reports/inference.py with its
+stated error rate. Per subset, at a headline budget fixed before looking at any score (named in every sentence):
+whether the subset learns at all, which trials learned, stayed at chance or diverged (the working range of the
+learning rate), whether each searched parameter matters with its effect in accuracy points or, when nothing is
+found, the difference that could have been found; the best config without the winner's curse; across the subsets,
+whether a parameter's effect differs. Where the study cannot answer (too few trials, no seed repeats), the
+sentence says so and what to run.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from reports import inference
 from reports.comparisons import welch_interval
-from reports.importance import Importance, difference, importances
+from reports.inference import ALPHA, ParameterTest, holm
 from reports.scaling import Exponent, batch_exponent
-from reports.scores import NoiseFloor, at_budget, chance, diverged, noise_floor, search_trials
+from reports.scores import (
+    NoiseFloor,
+    at_budget,
+    completed,
+    diverged,
+    headline_budget,
+    noise_floor,
+    search_trials,
+)
 
-MIN_TRIALS = 6  # fewer scored trials at a budget than this and no importance is estimated there
-MIN_COMPARED = 3  # the headline budget is the deepest one at least this many trials reached
 NAMES = {"lr": "learning rate", "batch_size": "batch size", "weight_decay": "weight decay", "warmup_epochs": "warm-up",
          "linear_scaling": "linear scaling of the lr", "fraction_per_class": "training fraction per class",
          "cap_per_class": "training clips per class (cap)", "plateau_patience": "plateau patience",
          "plateau_factor": "plateau factor"}
+MIN_TESTED = 4  # fewer trials at a budget than this and no parameter is tested there
+MIN_SLOPE_TRIALS = 8  # the data-budget slope needs this many trials over at least three training-set sizes
 
 
 def name(parameter: str) -> str:
     return NAMES.get(parameter, parameter.replace("_", " "))
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.1f}%"
+
+
+def _p(value: float) -> str:
+    """'p = 0.012', 'p < 0.001'."""
+    return "p n/a" if math.isnan(value) else (f"p = {value:.3f}" if value >= 0.001 else "p < 0.001")
+
+
+def _lr_range(values: pd.Series) -> str:
+    low, high = values.min(), values.max()
+    return f"lr {low:.2g}" if low == high else f"lr {low:.2g} to {high:.2g}"
 
 
 def searched_frame(trials: pd.DataFrame, parameters: list[str]) -> pd.DataFrame:
@@ -40,140 +67,305 @@ def searched_frame(trials: pd.DataFrame, parameters: list[str]) -> pd.DataFrame:
 
 
 @dataclass
+class Verdict:
+    """One claim the report may make, with its raw and family-adjusted p-value."""
+    family: str
+    p: float
+    adjusted: float = math.nan
+
+    @property
+    def holds(self) -> bool:
+        return self.adjusted < ALPHA
+
+
+@dataclass
 class SubsetFindings:
     subset: str
-    budget: int  # the epochs the headline figures are measured at
-    scored: pd.DataFrame  # the trials compared at that budget, with ``score``
-    noise: NoiseFloor
+    budget: int  # the headline budget
+    why: str  # how the headline budget was chosen
+    final: int
     chance: float | None
-    importances: dict[int, dict[str, Importance]] = field(default_factory=dict)  # budget -> parameter -> importance
-    scored_at: dict[int, pd.DataFrame] = field(default_factory=dict)  # every budget's compared trials
-    noise_at: dict[int, NoiseFloor] = field(default_factory=dict)  # every budget's noise floor
+    clips: int  # validation clips each score is measured on
+    scored_at: dict[int, pd.DataFrame] = field(default_factory=dict)  # budget -> trials compared there, with score
+    noise_at: dict[int, NoiseFloor] = field(default_factory=dict)
+    learning: dict[int, Verdict] = field(default_factory=dict)  # budget -> "this subset learns"
+    tests: dict[int, dict[str, ParameterTest]] = field(default_factory=dict)  # budget -> parameter -> test
+    verdicts: dict[tuple[int, str], Verdict] = field(default_factory=dict)  # (budget, parameter) -> "P matters"
     exponent: Exponent | str | None = None
+    family_sizes: dict[str, int] = field(default_factory=dict)
     sentences: list[str] = field(default_factory=list)
 
     @property
-    def best(self) -> pd.Series | None:
-        return self.scored.loc[self.scored["score"].idxmax()] if len(self.scored) else None
+    def scored(self) -> pd.DataFrame:
+        return self.scored_at.get(self.budget, pd.DataFrame())
 
     @property
-    def detectable(self) -> bool:
-        return detectable(self.scored, self.noise, self.chance)
+    def noise(self) -> NoiseFloor:
+        return self.noise_at[self.budget]
 
-    def mattering(self, budget: int | None = None) -> dict[str, Importance]:
-        found = self.importances.get(self.budget if budget is None else budget, {})
-        return {p: i for p, i in found.items() if i.matters(len(found))} if self.detectable else {}
+    @property
+    def best(self) -> pd.Series | None:
+        rows = self.scored
+        return rows.loc[rows["score"].idxmax()] if len(rows) else None
 
+    def learns(self, budget: int | None = None) -> bool:
+        verdict = self.learning.get(self.budget if budget is None else budget)
+        return verdict is not None and verdict.holds
 
-def detectable(rows: pd.DataFrame, noise: NoiseFloor, chance_level: float | None) -> bool:
-    """Whether the scores rise above chance and spread beyond the noise, so a ranking means something."""
-    if len(rows) < 2:
-        return False
-    best, worst = rows["score"].max(), rows["score"].min()
-    above_chance = chance_level is None or best > chance_level + 1.96 * noise.sd
-    return above_chance and not noise.within(best, worst)
+    def mattering(self, budget: int | None = None) -> dict[str, ParameterTest]:
+        b = self.budget if budget is None else budget
+        return {p: t for p, t in self.tests.get(b, {}).items() if self.verdicts[(b, p)].holds}
 
-
-def _pct(value: float) -> str:
-    return f"{100 * value:.1f}%"
-
-
-def _interval(imp: Importance) -> str:
-    return f"{imp.value:.2f} [{imp.low:.2f}, {imp.high:.2f}]"
+    def where(self, budget: int | None = None) -> str:
+        b = self.budget if budget is None else budget
+        return f"epoch {b}" + (" (the last epoch, completed trials)" if b >= self.final else " (an ASHA rung)")
 
 
-def analyse_subset(trials: pd.DataFrame, epochs: pd.DataFrame, subset: str, parameters: list[str],
-                   levels: list[int]) -> SubsetFindings:
-    search = searched_frame(search_trials(trials, subset), parameters)
-    final = levels[-1] if levels else int(search["epochs_planned"].max())
-    # The headline budget: the deepest at which at least MIN_COMPARED trials can be told apart (ASHA lets the
-    # better trials go on, so a deeper budget compares fewer, better trials; at the first rung the trials may not
-    # have started learning); else the deepest enough trials reached, or any trial did.
-    scored_at = {b: at_budget(search, epochs, b, final) for b in levels or [final]}
-    noise_at = {b: noise_floor(trials, subset, epochs, b if b < final else None, rows) for b, rows in scored_at.items()}
-    chance_level = chance(trials, subset)
-    deepest = [b for b in sorted(scored_at, reverse=True) if len(scored_at[b])]
-    compared = [b for b in deepest if len(scored_at[b]) >= MIN_COMPARED]
-    budget = next((b for b in compared if detectable(scored_at[b], noise_at[b], chance_level)),
-                  (compared or deepest or [final])[0])
-    noise = noise_at.get(budget) or noise_floor(trials, subset)
-    found = SubsetFindings(subset, budget, scored_at.get(budget, pd.DataFrame()), noise, chance_level)
-    found.scored_at, found.noise_at = scored_at, noise_at
-    for b, rows in scored_at.items():
-        if len(rows) >= MIN_TRIALS:
-            found.importances[b] = importances(rows, parameters)
-    if "batch_size" in parameters and "lr" in search:
-        found.exponent = batch_exponent(found.scored) if len(found.scored) else None
-    found.sentences = _subset_sentences(found, search, final, parameters)
+def trial_words(rows: pd.DataFrame, clips: int, chance: float | None) -> pd.DataFrame:
+    """Each trial at a budget: 'diverged' (its loss went NaN), 'learned' (above chance, Holm over the trials
+    compared) or 'at chance' (trained without diverging but not shown above chance). Three words for three things:
+    not diverging is not learning."""
+    p = [math.nan if d else inference.above_chance_p(s, clips, chance or 0) for s, d in zip(rows["score"],
+                                                                                             rows["diverged"])]
+    adjusted = holm(p)
+    words = ["diverged" if d else ("learned" if a < ALPHA else "at chance") for d, a in zip(rows["diverged"], adjusted)]
+    return rows.assign(word=words, chance_p=p, chance_p_adjusted=adjusted)
+
+
+def analyse(trials: pd.DataFrame, epochs: pd.DataFrame, subsets: list[str], parameters: list[str],
+            levels: list[int], declared: int | None = None) -> dict[str, SubsetFindings]:
+    """Every subset's verdicts at every budget, the families adjusted together (so a claim about one subset and
+    one budget is corrected for all the claims of its kind on the page), and the sentences."""
+    found: dict[str, SubsetFindings] = {}
+    for subset in subsets:
+        search = searched_frame(search_trials(trials, subset), parameters)
+        if search.empty:
+            continue
+        final = levels[-1] if levels else int(search["epochs_planned"].max())
+        budgets = levels or [final]
+        classes = search["num_classes"].dropna()
+        clips = search["val_clips"].dropna()
+        f = SubsetFindings(subset, final, "", final, 1.0 / float(classes.iloc[0]) if len(classes) else None,
+                           int(clips.max()) if len(clips) else 0)
+        f.scored_at = {b: at_budget(search, epochs, b, budgets) for b in budgets}
+        f.noise_at = {b: noise_floor(trials, subset, epochs, b if b < final else None, rows)
+                      for b, rows in f.scored_at.items()}
+        found[subset] = f
+    if not found:
+        return found
+    budgets = sorted({b for f in found.values() for b in f.scored_at})
+    budget, why = headline_budget({s: {b: len(r) for b, r in f.scored_at.items()} for s, f in found.items()}, budgets,
+                                  declared)
+    for f in found.values():
+        f.budget, f.why = budget, why
+        for b, rows in f.scored_at.items():
+            if len(rows) and f.chance:
+                f.learning[b] = Verdict("learning", inference.best_above_chance_p(rows["score"], f.clips, f.chance))
+            if len(rows) >= MIN_TESTED:
+                tested = {p: inference.parameter_test(rows, p) for p in parameters}
+                f.tests[b] = {p: t for p, t in tested.items() if t is not None}
+                f.verdicts.update({(b, p): Verdict("parameters", t.p) for p, t in f.tests[b].items()})
+    _adjust([v for f in found.values() for v in f.learning.values()])
+    _adjust([v for f in found.values() for v in f.verdicts.values()])
+    sizes = {"learning": sum(len(f.learning) for f in found.values()),
+             "parameters": sum(len(f.verdicts) for f in found.values())}
+    for f in found.values():
+        f.family_sizes = sizes
+        if "batch_size" in parameters and "lr" in parameters and len(f.scored) and f.chance:
+            f.exponent = batch_exponent(f.scored, f.chance)
+        search = searched_frame(search_trials(trials, f.subset), parameters)
+        f.sentences = subset_sentences(f, trials, search, parameters)
     return found
 
 
-def _subset_sentences(found: SubsetFindings, search: pd.DataFrame, final: int, parameters: list[str]) -> list[str]:
-    rows, lines = found.scored, []
-    where = f"epoch {found.budget}, the last epoch of the completed trials" if found.budget >= final else \
-        f"epoch {found.budget}, an ASHA rung"
+def _adjust(verdicts: list[Verdict]) -> None:
+    for verdict, adjusted in zip(verdicts, holm([v.p for v in verdicts])):
+        verdict.adjusted = adjusted
+
+
+def subset_sentences(f: SubsetFindings, trials: pd.DataFrame, search: pd.DataFrame, parameters: list[str]) -> list[str]:
+    rows, lines = f.scored, []
     if rows.empty:
-        return [f"{found.subset}: no trial has a score yet."]
-    chance_text = f" (chance {_pct(found.chance)})" if found.chance else ""
-    lines.append(f"{found.subset}: {len(rows)} trials compared at {where}: val top-1 from {_pct(rows['score'].min())} "
-                 f"to {_pct(rows['score'].max())}{chance_text}. Noise floor: {found.noise.describe()}.")
-    best = found.best
-    if not found.detectable:
-        cause = "chance" if found.chance and best["score"] <= found.chance + 1.96 * found.noise.sd else "the noise floor"
-        lines.append(f"The spread of results cannot be told apart from {cause}: no detectable sensitivity, so no "
-                     "importance ranking is given.")
-    elif found.budget not in found.importances:
-        varied = [name(p) for p in parameters if p in rows and rows[p].nunique(dropna=False) > 1]
-        effect = f"{' and '.join(varied)} {'moves' if len(varied) == 1 else 'move'} val top-1 beyond the noise floor " \
-                 f"here, but" if varied else "Scores spread beyond the noise floor, but"
-        lines.append(f"{effect[0].upper()}{effect[1:]} {len(rows)} trials are too few for an importance with an "
-                     f"interval ({MIN_TRIALS} needed); the importance plot shows the budgets that had enough.")
-    else:
-        ranked = sorted(found.importances.get(found.budget, {}).items(), key=lambda kv: -kv[1].value)
-        mattering = found.mattering()
-        if not mattering:
-            lines.append("No detectable sensitivity: no searched parameter explains the spread better than shuffled "
-                         "scores do, so no importance ranking is given.")
-        for parameter, imp in ranked:
-            if parameter in mattering:
-                lines.append(f"{name(parameter).capitalize()} matters: it explains {_interval(imp)} of the variance of "
-                             f"the score (90% interval; permutation p = {imp.p:.3f}, {imp.trials} trials).")
-        quiet = [f"{name(p)} ({_interval(i)})" for p, i in ranked if p not in mattering]
-        if mattering and quiet:
-            lines.append(f"Not detectable: {', '.join(quiet)}.")
-    if "lr" in rows and found.detectable:
-        near = rows[[found.noise.within(best["score"], s) for s in rows["score"]]]
-        lines.append(f"Learning rates {near['lr'].min():.3g} to {near['lr'].max():.3g} score within the noise floor of "
-                     f"the best ({_pct(best['score'])} at lr {best['lr']:.3g}; {len(near)} of {len(rows)} trials).")
-    others = [f"epoch {b} ({len(r)} trials): {_pct(r['score'].min())} to {_pct(r['score'].max())}, "
-              f"{'beyond' if detectable(r, found.noise_at[b], found.chance) else 'within'} its noise floor"
-              for b, r in sorted(found.scored_at.items()) if b != found.budget and len(r)]
+        return [f"{f.subset}: no trial has a score at epoch {f.budget} yet."]
+    chance_text = f" (chance {_pct(f.chance)})" if f.chance else ""
+    lines.append(f"{f.subset} at {f.where()}, {f.why}: {len(rows)} trials, val top-1 from {_pct(rows['score'].min())} "
+                 f"to {_pct(rows['score'].max())}{chance_text}.")
+    lines.append(learning_sentence(f, f.budget))
+    if f.learns() and f.chance:
+        lines.append(working_range_sentence(f, trial_words(rows, f.clips, f.chance), "lr" in parameters))
+    lines.extend(parameter_sentences(f, f.budget))
+    lines.append(best_sentence(f, trials))
+    others = [budget_summary(f, b) for b in sorted(f.scored_at) if b != f.budget and len(f.scored_at[b])]
     if others:
         lines.append(f"At the other budgets: {'; '.join(others)}.")
-    lines.extend(divergence_sentences(search, parameters))
-    if {"fraction_per_class", "cap_per_class", "sampling"} & set(parameters) and len(rows) >= 3:
-        lines.append(data_budget_sentence(rows))
+    lines.extend(divergence_sentences(search, parameters, f))
+    if {"fraction_per_class", "cap_per_class", "sampling"} & set(parameters):
+        lines.append(data_budget_sentence(f))
     if "pretrained" in parameters:
-        lines.append(pretraining_sentence(found))
-    if isinstance(found.exponent, Exponent):
-        e = found.exponent
-        inside = [rule for rule, ok in e.rules().items() if ok]
-        verdict = f"consistent with the {' and the '.join(inside)} rule" if inside else \
-            "consistent with neither the linear (alpha = 1) nor the square-root (alpha = 0.5) rule"
-        lines.append(f"The best learning rate scales as batch^{e.alpha:.2f} [{e.low:.2f}, {e.high:.2f}] (90% interval, "
-                     f"{e.trials} trials): {verdict}.")
-    elif isinstance(found.exponent, str):
-        lines.append(f"Batch-size exponent not estimated: {found.exponent}.")
-    if "best_val_top1" in rows and found.budget >= final:
+        lines.append(pretraining_sentence(f))
+    if isinstance(f.exponent, Exponent):
+        lines.append(exponent_sentence(f))
+    elif isinstance(f.exponent, str):
+        lines.append(f"Batch-size exponent not estimated at epoch {f.budget}: {f.exponent}.")
+    best = f.best
+    if best is not None and not best["diverged"] and f.budget >= f.final and "best_val_top1" in rows:
         gap = best["best_val_top1"] - best["score"]
-        lines.append(f"The best trial's best epoch scored {_pct(best['best_val_top1'])}, {100 * gap:.1f} points above its "
-                     "last epoch: a maximum over epochs of the reported split, optimistic; the study's score is the last "
-                     "epoch.")
+        lines.append(f"The best trial's best epoch scored {_pct(best['best_val_top1'])}, {100 * gap:.1f} points above "
+                     "its last epoch: a maximum over epochs of the reported split, optimistic; the study's score is the "
+                     "last epoch.")
     return lines
 
 
-def divergence_sentences(search: pd.DataFrame, parameters: list[str]) -> list[str]:
-    """Per optimizer (and batch size when searched): the largest lr that trained stably, the smallest that diverged."""
+def learning_sentence(f: SubsetFindings, budget: int) -> str:
+    rows, verdict = f.scored_at[budget], f.learning.get(budget)
+    if verdict is None:
+        return f"Whether {f.subset} learns at epoch {budget} is not tested: the number of classes is not recorded."
+    top = int(round(rows["score"].max() * f.clips))
+    test = (f"the best trial's {top} of {f.clips} validation clips right against chance, binomial {_p(verdict.p)} "
+            f"after Bonferroni over the {len(rows)} trials looked at, {_p(verdict.adjusted)} after Holm over the "
+            f"{f.family_sizes['learning']} subset-and-budget claims of this kind")
+    if verdict.holds:
+        return f"It learns at epoch {budget}: {test}."
+    return (f"No trial is shown above chance at epoch {budget} ({test}): nothing here can be attributed to a "
+            "hyperparameter. Train longer (a later ASHA rung) or use more validation clips.")
+
+
+def working_range_sentence(f: SubsetFindings, words: pd.DataFrame, by_lr: bool) -> str:
+    """Which trials learned, stayed at chance or diverged; along the learning rate, the window where they learned."""
+    counts = words["word"].value_counts()
+    head = (f"At epoch {f.budget}, {counts.get('learned', 0)} of {len(words)} trials learned (each above chance, Holm "
+            f"over the {len(words)}), {counts.get('at chance', 0)} stayed at chance without diverging and "
+            f"{counts.get('diverged', 0)} diverged (loss NaN)")
+    if not by_lr or words["lr"].isna().any():
+        return head + "."
+    ordered = words.sort_values("lr")
+    learned = ordered[ordered["word"] == "learned"]
+    inside = ordered[(ordered["lr"] >= learned["lr"].min()) & (ordered["lr"] <= learned["lr"].max())]
+    below = ordered[ordered["lr"] < learned["lr"].min()]
+    above = ordered[ordered["lr"] > learned["lr"].max()]
+
+    def side(part: pd.DataFrame, where: str) -> str:
+        if part.empty:
+            return f"no trial {where} it"
+        kinds = ", ".join(f"{n} {w}" for w, n in part["word"].value_counts().items())
+        return f"{where} it ({_lr_range(part['lr'])}) {kinds}"
+
+    if (inside["word"] == "learned").all():
+        return (f"{head}. The learning rates that learned form one range, {_lr_range(learned['lr'])}; "
+                f"{side(below, 'below')}; {side(above, 'above')}.")
+    return (f"{head}: learned at lr {', '.join(f'{v:.2g}' for v in learned['lr'])}; the trials between them did not all "
+            "learn, so no single working range is stated.")
+
+
+def parameter_sentences(f: SubsetFindings, budget: int) -> list[str]:
+    tests = f.tests.get(budget, {})
+    rows = f.scored_at[budget]
+    if not tests:
+        if len(rows) < MIN_TESTED:
+            return [f"{len(rows)} trials at epoch {budget} are too few to test whether a parameter matters (at least "
+                    f"{MIN_TESTED}, and about 8 before a test can reach the corrected level): run more trials per subset "
+                    "(--num-samples)."]
+        return []
+    family = f.family_sizes["parameters"]
+    lines = []
+    for parameter, test in sorted(tests.items(), key=lambda kv: kv[1].p):
+        verdict = f.verdicts[(budget, parameter)]
+        levels = "; ".join(f"{lv.label}: {_pct(lv.mean)}" + (f" [{_pct(lv.low)}, {_pct(lv.high)}]"
+                                                                if not math.isnan(lv.low) else "") + f" ({lv.trials})"
+                           for lv in test.levels)
+        stats_text = (f"permutation {_p(test.p)}, {_p(verdict.adjusted)} after Holm over the {family} tests of "
+                      f"parameters x budgets x subsets")
+        if verdict.holds:
+            lines.append(f"{name(parameter).capitalize()} matters at epoch {budget} ({stats_text}): mean val top-1 by "
+                         f"value, 95% intervals, trials: {levels}; best minus worst {100 * test.effect:.1f} points.")
+            continue
+        reach = _smallest_p(test)
+        if reach > ALPHA / family:
+            lines.append(f"{name(parameter).capitalize()}: not testable at epoch {budget} with {test.trials} trials in "
+                         f"{test.groups.count} groups: even the most extreme outcome has p >= {reach:.3f}, above the "
+                         f"corrected level {ALPHA / family:.4f}; run more trials.")
+            continue
+        detectable = inference.detectable_difference(
+            [lv.trials for lv in test.levels], test.within_sd, ALPHA / family)
+        power = (f"with {test.trials} trials and {100 * test.within_sd:.1f} points of spread within its values, a "
+                 f"difference of {100 * detectable:.0f} points between its best and worst value would have been found "
+                 "with 80% probability" if not math.isnan(detectable) else "its detectable difference is not defined "
+                 "here")
+        lines.append(f"{name(parameter).capitalize()}: no effect detected at epoch {budget} ({stats_text}); {power}.")
+    return lines
+
+
+def _smallest_p(test: ParameterTest) -> float:
+    """The smallest p-value a permutation test over these group sizes can give: one over the number of distinct
+    ways to deal the trials into groups of these sizes (or the resolution of the permutations)."""
+    sizes = [lv.trials for lv in test.levels]
+    ways = math.factorial(sum(sizes)) / math.prod(math.factorial(s) for s in sizes)
+    same = math.prod(math.factorial(sizes.count(s)) for s in set(sizes))  # groups of equal size can swap
+    return max(1 / (inference.PERMUTATIONS + 1), same / ways)
+
+
+def budget_summary(f: SubsetFindings, budget: int) -> str:
+    rows = f.scored_at[budget]
+    learning = f.learning.get(budget)
+    said = f"epoch {budget} ({len(rows)} trials, {_pct(rows['score'].min())} to {_pct(rows['score'].max())})"
+    if learning is not None:
+        said += ": learns" if learning.holds else ": not shown above chance"
+    mattering = [name(p) for p in f.mattering(budget)]
+    if mattering:
+        said += f", {' and '.join(mattering)} {'matters' if len(mattering) == 1 else 'matter'}"
+    elif budget in f.tests:
+        said += ", no parameter shown to matter"
+    return said
+
+
+def repeat_scores(trials: pd.DataFrame, trial_id: str) -> np.ndarray:
+    """The last-epoch scores of a config's seed repeats (new seeds, chosen by nothing)."""
+    rows = completed(trials[trials["repeat_of"] == trial_id])
+    return rows["score"].to_numpy(float)
+
+
+def best_sentence(f: SubsetFindings, trials: pd.DataFrame) -> str:
+    """The best config at the headline budget, without the winner's curse: its repeats' mean when it has repeats;
+    otherwise its one score, said to be the highest of N single runs (biased upward)."""
+    best = f.best
+    config = _config_text(best)
+    repeats = repeat_scores(trials, best["trial_id"])
+    if len(repeats) >= 2:
+        mean, low, high = _mean_interval(repeats)
+        line = (f"Best at epoch {f.budget}: {config}, chosen by its search run ({_pct(best['score'])}, the highest of "
+                f"{len(f.scored)}, so biased upward); its {len(repeats)} seed repeats score {_pct(mean)} "
+                f"[{_pct(low)}, {_pct(high)}] (95% t interval, last epoch).")
+    else:
+        line = (f"Best at epoch {f.budget}: {_pct(best['score'])} at {config}: a single run, the highest of "
+                f"{len(f.scored)}, so expect a re-run to score lower (re-run it with --repeats 1 --seeds 3).")
+    if f.noise.source == "seeds" and f.noise.dof >= 1 and "lr" in f.scored:
+        candidates = f.scored[~f.scored["diverged"]]
+        mask = inference.best_set(candidates["score"].to_numpy(float), f.noise.sd, f.noise.dof)
+        chosen = candidates[mask]
+        line += (f" Could be the best (a set holding the truly best config with 95% probability, Gupta's rule with the "
+                 f"measured seed noise of {100 * f.noise.sd:.1f} points): {len(chosen)} of {len(candidates)} trials, "
+                 f"{_lr_range(chosen['lr'])}.")
+    return line
+
+
+def _mean_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
+    from scipy import stats
+    mean = float(values.mean())
+    half = float(stats.t.ppf((1 + level) / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
+    return mean, mean - half, mean + half
+
+
+def _config_text(row: pd.Series) -> str:
+    parts = [f"{row['optimizer']} lr {row['lr']:.3g}"] if isinstance(row.get("optimizer"), str) else []
+    for key, label in (("batch_size", "batch"), ("scheduler", "")):
+        if key in row and row[key] is not None and not (isinstance(row[key], float) and math.isnan(row[key])):
+            parts.append(f"{label} {row[key]}".strip())
+    return ", ".join(parts) + f" (experiment {int(row['experiment_id'])})"
+
+
+def divergence_sentences(search: pd.DataFrame, parameters: list[str], f: SubsetFindings) -> list[str]:
+    """Per optimizer (and batch size when searched): the smallest lr that diverged and the largest that did not;
+    'did not diverge' is all it says of those (whether they learned is the working range's business)."""
     if "lr" not in search or search["lr"].isna().all():
         return []
     keys = [k for k in ("optimizer", "batch_size") if k in parameters or (k == "optimizer" and search[k].nunique() > 1)]
@@ -181,88 +373,113 @@ def divergence_sentences(search: pd.DataFrame, parameters: list[str]) -> list[st
     for key, rows in search.groupby(keys) if keys else [((), search)]:
         label = ", ".join(f"{k} {v}" for k, v in zip(keys, key if isinstance(key, tuple) else (key,)))
         bad = diverged(rows)["lr"]
-        stable = rows.loc[~rows.index.isin(bad.index) & rows["stop_reason"].isin(["completed", "stopped_by_asha"]), "lr"]
+        fine = rows.loc[~rows.index.isin(bad.index) & rows["stop_reason"].isin(["completed", "stopped_by_asha"]), "lr"]
         if bad.empty:
-            line = f"no trial diverged; the largest learning rate tried, {rows['lr'].max():.3g}, trained stably."
+            line = (f"no trial diverged (loss NaN) up to the largest learning rate tried, {rows['lr'].max():.3g}; not "
+                    "diverging is not learning: see which trials learned above.")
         else:
-            stable_text = f"the largest that trained stably was {stable.max():.3g}" if len(stable) else "none trained"
-            line = f"training diverged from learning rate {bad.min():.3g} ({len(bad)} trials); {stable_text}."
+            fine_text = f"the largest that did not diverge was {fine.max():.3g}" if len(fine) else "every trial diverged"
+            line = f"training diverged (loss NaN) from learning rate {bad.min():.3g} ({len(bad)} trials); {fine_text}."
         lines.append(f"{label}: {line}" if label else line[0].upper() + line[1:])
     return lines
 
 
-def across_subsets(per_subset: dict[str, SubsetFindings]) -> list[str]:
-    """The seed's question: does sensitivity differ between the subsets? One sentence per parameter."""
-    if len(per_subset) != 2:
+def exponent_sentence(f: SubsetFindings) -> str:
+    e = f.exponent
+    inside = [rule for rule, ok in e.rules().items() if ok]
+    verdict = f"consistent with the {' and the '.join(inside)} rule" if inside else \
+        "consistent with neither the linear (alpha = 1) nor the square-root (alpha = 0.5) rule"
+    bounds = f"[{e.low:.2f}, {e.high:.2f}]" if e.bounded else f"[{e.low:.2f}, {e.high:.2f}] (not bounded by the data)"
+    return (f"At epoch {f.budget}, the best learning rate scales as batch^{e.alpha:.2f} {bounds} (90% profile interval "
+            f"of a window on the chance floor, {e.trials} trials): {verdict}.")
+
+
+def across_subsets(found: dict[str, SubsetFindings], parameters: list[str]) -> list[str]:
+    """Does a parameter's effect differ between the subsets? At the one headline budget both share, whether or not
+    either subset shows an effect of its own: the subset x parameter interaction in accuracy points, Holm over the
+    parameters."""
+    if len(found) != 2:
         return []
-    (a_name, a), (b_name, b) = per_subset.items()
-    if not (a.detectable and b.detectable):
-        quiet = [f.subset for f in (a, b) if not f.detectable]
-        return [f"Sensitivity is not compared across subsets: {' and '.join(quiet)} show no detectable sensitivity."]
+    (a_name, a), (b_name, b) = found.items()
+    budget = a.budget
+    rows_a, rows_b = a.scored_at.get(budget, pd.DataFrame()), b.scored_at.get(budget, pd.DataFrame())
+    if len(rows_a) < MIN_TESTED or len(rows_b) < MIN_TESTED:
+        return [f"Sensitivity across subsets is not compared at epoch {budget}: {len(rows_a)} and {len(rows_b)} trials "
+                f"(at least {MIN_TESTED} each)."]
+    both = pd.concat([rows_a.assign(_second=0), rows_b.assign(_second=1)], ignore_index=True)
+    tests = []
+    for parameter in parameters:
+        if parameter not in both or both[parameter].nunique(dropna=False) < 2:
+            continue
+        groups = inference.groups_of(both[parameter])
+        p = inference.interaction_p(groups.codes, both["_second"].to_numpy(), both["score"].to_numpy(float))
+        if not math.isnan(p):
+            spread = [_spread(groups.codes[both["_second"] == s], both.loc[both["_second"] == s, "score"].to_numpy())
+                      for s in (0, 1)]
+            tests.append((parameter, p, spread))
     lines = []
-    shared = set(a.importances.get(a.budget, {})) & set(b.importances.get(b.budget, {}))
-    for parameter in sorted(shared):
-        ia, ib = a.importances[a.budget][parameter], b.importances[b.budget][parameter]
-        diff, low, high = difference(ia, ib)
-        if low > 0 or high < 0:
-            more, less, (im, il) = (a_name, b_name, (ia, ib)) if diff > 0 else (b_name, a_name, (ib, ia))
-            lines.append(f"{name(parameter).capitalize()} matters more on {more}: {_interval(im)} vs {_interval(il)} on "
-                         f"{less} (difference {abs(diff):.2f} [{min(abs(low), abs(high)):.2f}, "
-                         f"{max(abs(low), abs(high)):.2f}]).")
+    for (parameter, p, spread), adjusted in zip(tests, holm([t[1] for t in tests])):
+        text = (f"interaction permutation {_p(p)}, {_p(adjusted)} after Holm over {len(tests)} parameters; best "
+                f"minus worst value {100 * spread[0]:.1f} points on {a_name}, {100 * spread[1]:.1f} on {b_name}")
+        if adjusted < ALPHA:
+            more = a_name if spread[0] > spread[1] else b_name
+            lines.append(f"At epoch {budget}, {name(parameter)}'s effect differs between the subsets, larger on {more} "
+                         f"({text}).")
         else:
-            lines.append(f"{name(parameter).capitalize()} matters about equally on both: {_interval(ia)} on {a_name} vs "
-                         f"{_interval(ib)} on {b_name} (difference {diff:+.2f} [{low:+.2f}, {high:+.2f}], interval "
-                         "includes 0).")
+            lines.append(f"At epoch {budget}, no difference detected in {name(parameter)}'s effect between the subsets "
+                         f"({text}).")
     ranges = []
     for f in (a, b):
-        if "lr" in f.scored and len(f.scored):
-            near = f.scored[[f.noise.within(f.best["score"], s) for s in f.scored["score"]]]
-            ranges.append(f"{f.subset} {near['lr'].min():.3g} to {near['lr'].max():.3g}")
-    if len(ranges) == 2:
-        lines.append(f"Best learning-rate range (within the noise of each subset's best): {'; '.join(ranges)}.")
+        if "lr" in f.scored and f.learns():
+            learned = trial_words(f.scored, f.clips, f.chance)
+            learned = learned[learned["word"] == "learned"]
+            ranges.append(f"{f.subset} {_lr_range(learned['lr'])}")
+        else:
+            ranges.append(f"{f.subset}: no trial shown above chance")
+    if "lr" in parameters:
+        lines.append(f"Learning rates that learned at epoch {budget}: {'; '.join(ranges)}.")
     return lines
 
 
-def importance_table_rows(per_subset: dict[str, SubsetFindings]) -> list[tuple]:
-    """(subset, budget, parameter, importance) for every estimate, for the table and the plot."""
-    return [(s, b, p, i) for s, f in per_subset.items() for b, found in sorted(f.importances.items())
-            for p, i in found.items()]
+def _spread(codes: np.ndarray, y: np.ndarray) -> float:
+    means = [y[codes == g].mean() for g in np.unique(codes)]
+    return float(max(means) - min(means))
 
 
-
-def data_budget_slope(rows: pd.DataFrame, seed: int = 0) -> tuple[float, float, float]:
-    """Points of val top-1 gained per doubling of the training clips per class (least squares on log2 clips), with
-    its 90% bootstrap interval."""
-    x = np.log2((rows["train_clips"] / rows["num_classes"]).to_numpy(float))
-    y = rows["score"].to_numpy(float)
-    slope = lambda i: np.polyfit(x[i], y[i], 1)[0] if np.ptp(x[i]) > 0 else np.nan  # noqa: E731
-    draws = [slope(i) for i in np.random.default_rng(seed).integers(0, len(y), (1000, len(y)))]
-    low, high = np.nanquantile(draws, [0.05, 0.95])
-    return float(slope(np.arange(len(y)))), float(low), float(high)
-
-
-def data_budget_sentence(rows: pd.DataFrame) -> str:
+def data_budget_sentence(f: SubsetFindings) -> str:
+    rows = f.scored[~f.scored["diverged"]]
     per_class = rows["train_clips"] / rows["num_classes"]
+    if len(rows) < MIN_SLOPE_TRIALS or per_class.nunique() < 3:
+        return (f"Data budget: {len(rows)} trials over {per_class.nunique()} training-set sizes at epoch {f.budget}, too "
+                f"few for a slope with an interval (at least {MIN_SLOPE_TRIALS} trials over 3 sizes).")
     slope, low, high = data_budget_slope(rows)
-    return (f"Data budget: from {per_class.min():.0f} to {per_class.max():.0f} training clips per class, val top-1 "
-            f"changes by {100 * slope:+.1f} points per doubling of the clips ({100 * low:+.1f} to {100 * high:+.1f}, 90% "
-            f"interval, {len(rows)} trials).")
+    return (f"Data budget at epoch {f.budget}: from {per_class.min():.0f} to {per_class.max():.0f} training clips per "
+            f"class, val top-1 changes by {100 * slope:+.1f} points per doubling of the clips ({100 * low:+.1f} to "
+            f"{100 * high:+.1f}, 90% t interval, {len(rows)} trials; other searched parameters vary alongside and add to "
+            "its spread).")
 
 
-def pretraining_sentence(found: SubsetFindings) -> str:
+def data_budget_slope(rows: pd.DataFrame) -> tuple[float, float, float]:
+    """Points of val top-1 gained per doubling of the training clips per class (least squares on log2 clips), with
+    its 90% t interval."""
+    x = np.log2((rows["train_clips"] / rows["num_classes"]).to_numpy(float))
+    return inference.slope_interval(x, rows["score"].to_numpy(float))
+
+
+def pretraining_sentence(f: SubsetFindings) -> str:
     """Fine-tuned against from scratch at the deepest budget with at least two trials in each group (ASHA may leave
     one group too thin at the headline budget)."""
     def groups(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         return rows[rows["pretrained"].notna()], rows[rows["pretrained"].isna()]
 
-    usable = [b for b, rows in sorted(found.scored_at.items(), reverse=True)
+    usable = [b for b, rows in sorted(f.scored_at.items(), reverse=True)
               if len(rows) and min(len(g) for g in groups(rows)) >= 2]
     if not usable:
-        tuned, scratch = groups(found.scored)
+        tuned, scratch = groups(f.scored)
         return (f"Pre-training: too few trials to compare at any budget ({len(tuned)} fine-tuned, {len(scratch)} from "
-                f"scratch at epoch {found.budget}).")
+                f"scratch at epoch {f.budget}).")
     budget = usable[0]
-    tuned, scratch = groups(found.scored_at[budget])
+    tuned, scratch = groups(f.scored_at[budget])
     diff, low, high = welch_interval(tuned["score"].to_numpy(), scratch["score"].to_numpy())
     verdict = "fine-tuning is better" if low > 0 else ("from scratch is better" if high < 0 else "no detectable difference")
     return (f"Pre-training: at epoch {budget}, fine-tuned trials score {_pct(tuned['score'].mean())} on average "

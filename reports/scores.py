@@ -5,7 +5,11 @@
   runs; tables show it beside the score, never instead of it.
 - A trial ASHA stopped has a score from a smaller budget: a lower bound. Trials are compared at matched budgets: at
   each ASHA rung, over every trial that reached it (its val top-1 at that epoch), and at the final budget over the
-  completed trials.
+  completed trials. A trial whose loss went NaN is a failure of its config, scored at chance at the first budget at
+  or after the epoch it diverged (the rung where ASHA would have judged it), and at no later one.
+- The headline budget, the one the sentences lead with, is fixed before any score is looked at: the one the space
+  declares (``report_budget``), else the deepest budget at which every subset has at least MIN_HEADLINE_TRIALS
+  trials (how many trials reach a rung is ASHA's arithmetic, not the scores'), else the first budget.
 - The noise floor is the spread of the score across training seeds, measured by the seed repeats (the search's own
   run of a repeated config is left out: it was chosen for being high), at each budget on its own: the repeats run
   every epoch, and runs drift apart as they learn, so the noise at an early rung is not the noise at the end.
@@ -47,18 +51,45 @@ def budgets(trials: pd.DataFrame, epochs: pd.DataFrame, manifest: dict) -> list[
     return sorted(set(stopped) | set(final))
 
 
-def at_budget(trials: pd.DataFrame, epochs: pd.DataFrame, budget: int, final: int) -> pd.DataFrame:
-    """The trials compared at ``budget``, each with ``score``: at the final budget the completed trials and their
-    last epoch; at a rung every trial that reached that epoch, scored by its val top-1 there. Diverged trials are
-    not scored (see ``diverged``)."""
+MIN_HEADLINE_TRIALS = 8  # a permutation test over three groups can reach the corrected level from about 8 trials
+
+
+def at_budget(trials: pd.DataFrame, epochs: pd.DataFrame, budget: int, levels: list[int]) -> pd.DataFrame:
+    """The trials compared at ``budget`` (one of ``levels``, the study's budgets), each with ``score`` and
+    ``diverged``: at the final budget the completed trials and their last epoch; at a rung every trial that reached
+    that epoch, scored by its val top-1 there; and, at chance, the trials that diverged since the budget before."""
+    final = levels[-1] if levels else budget
     if budget >= final:
-        return completed(trials)
-    reached = epochs[(epochs["epoch"] == budget) & epochs["val_top1"].notna()][["subset", "trial_id", "val_top1"]]
-    return trials.merge(reached, on=["subset", "trial_id"]).rename(columns={"val_top1": "score"})
+        scored = completed(trials)
+    else:
+        reached = epochs[(epochs["epoch"] == budget) & epochs["val_top1"].notna()][["subset", "trial_id", "val_top1"]]
+        scored = trials.merge(reached, on=["subset", "trial_id"]).rename(columns={"val_top1": "score"})
+    earlier = max((b for b in levels if b < budget), default=0)
+    blown = diverged(trials)
+    blown = blown[(blown["epochs_run"] > earlier) & (blown["epochs_run"] <= budget)]
+    scored = scored[~scored["trial_id"].isin(blown["trial_id"])]
+    blown = blown.assign(score=1.0 / blown["num_classes"].astype(float))
+    out = pd.concat([scored.assign(diverged=False), blown.assign(diverged=True)], ignore_index=True) if len(blown) else \
+        scored.assign(diverged=False)
+    return out
 
 
 def diverged(trials: pd.DataFrame) -> pd.DataFrame:
     return trials[trials["stop_reason"] == "diverged"]
+
+
+def headline_budget(counts: dict[str, dict[int, int]], levels: list[int], declared: int | None) -> tuple[int, str]:
+    """The budget the findings lead with and why, from the number of trials each subset has at each budget (never
+    their scores). ``counts``: subset -> budget -> trials compared there."""
+    if declared is not None and declared in levels:
+        return declared, "the budget the search space declares (report_budget)"
+    enough = [b for b in levels if counts and all(per.get(b, 0) >= MIN_HEADLINE_TRIALS for per in counts.values())]
+    if enough:
+        return max(enough), (f"the deepest budget at which every subset has at least {MIN_HEADLINE_TRIALS} trials, "
+                             "chosen before looking at any score")
+    first = levels[0] if levels else 0
+    return first, (f"the first budget, which every trial reaches: no budget has {MIN_HEADLINE_TRIALS} trials in every "
+                   "subset")
 
 
 @dataclass(frozen=True)
@@ -77,10 +108,10 @@ class NoiseFloor:
         return (f"at least {100 * self.sd:.1f} points (only the validation set's sampling noise; seed noise not "
                 "measured: run the study with --repeats K --seeds N)")
 
-    def within(self, best: float, score: float) -> bool:
-        """Whether one run's score is indistinguishable from the best run's: their difference is within 1.96
-        standard deviations of the difference of two runs (sd x sqrt 2)."""
-        return best - score <= 1.96 * math.sqrt(2) * self.sd
+    @property
+    def dof(self) -> int:
+        """Degrees of freedom of the pooled estimate: repeat runs less one mean per config."""
+        return self.runs - self.configs
 
 
 def seed_noise(trials: pd.DataFrame, subset: str, epochs: pd.DataFrame | None = None,
@@ -126,13 +157,29 @@ def chance(trials: pd.DataFrame, subset: str) -> float | None:
 def expected_max(scores: np.ndarray) -> np.ndarray:
     """Dodge et al. (2019), "Show your work": the expected maximum of n draws (with replacement) from the
     observed scores, for n = 1..N. E[max_n] = sum_i v_(i) * ((i/N)^n - ((i-1)/N)^n), v sorted ascending. The
-    scores must be independent draws from the space (random or space-filling trials, not TPE's)."""
+    scores must be independent draws from the space (random trials, not TPE's or a Sobol design's), failures
+    included at chance."""
     v = np.sort(np.asarray(scores, dtype=float)[~np.isnan(scores)])
     count = len(v)
     if count == 0:
         return np.array([])
     i = np.arange(1, count + 1)
-    return np.array([np.sum(v * ((i / count) ** n - ((i - 1) / count) ** n)) for n in range(1, count + 1)])
+    weights = np.array([(i / count) ** n - ((i - 1) / count) ** n for n in range(1, count + 1)])
+    return weights @ v
 
 
-INDEPENDENT = ("random", "qmc", "random start-up")  # sampled_by values that are draws from the space itself
+def expected_max_band(scores: np.ndarray, level: float = 0.90, draws: int = 500, seed: int = 0) -> tuple[np.ndarray,
+                                                                                                          np.ndarray]:
+    """A bootstrap band of the expected-max curve: the draws resampled, the curve recomputed."""
+    v = np.asarray(scores, dtype=float)
+    v = v[~np.isnan(v)]
+    if len(v) < 2:
+        return np.full(len(v), np.nan), np.full(len(v), np.nan)
+    rng = np.random.default_rng(seed)
+    curves = np.array([expected_max(rng.choice(v, len(v))) for _ in range(draws)])
+    return np.quantile(curves, (1 - level) / 2, axis=0), np.quantile(curves, (1 + level) / 2, axis=0)
+
+
+# sampled_by values that are independent draws from the space itself. A Sobol (qmc) design is not: its points are
+# spread on purpose, each placed given the others.
+INDEPENDENT = ("random", "random start-up")

@@ -18,8 +18,9 @@ import pandas as pd
 
 from common.plotting import save_figure
 from reports.findings import SubsetFindings, name
+from reports.inference import gupta_constant
 from reports.scaling import PAPER_BATCH, Exponent
-from reports.scores import INDEPENDENT, at_budget, diverged, expected_max, search_trials
+from reports.scores import INDEPENDENT, at_budget, diverged, expected_max, expected_max_band, search_trials
 
 MARKERS = {"sgd": "o", "adam": "s", "adamw": "^"}
 SCHEDULER_ORDER = ("step", "cosine", "plateau", "none")
@@ -41,6 +42,10 @@ def _budget_label(budget: int, final: int) -> str:
     return f"epoch {budget} (completed trials)" if budget >= final else f"epoch {budget} (ASHA rung, every trial there)"
 
 
+def _headline_label(f: SubsetFindings | None) -> str:
+    return _budget_label(f.budget, f.final) if f is not None else ""
+
+
 def lr_sensitivity(trials: pd.DataFrame, epochs: pd.DataFrame, found: dict[str, SubsetFindings], levels: list[int],
                    out: Path) -> Plot:
     """Val top-1 vs learning rate: a colour per budget, a marker per optimizer, diverged trials at the bottom."""
@@ -52,7 +57,8 @@ def lr_sensitivity(trials: pd.DataFrame, epochs: pd.DataFrame, found: dict[str, 
         search = search_trials(trials, subset)
         final = levels[-1] if levels else 0
         for colour, budget in zip(colours, levels):
-            rows = at_budget(search, epochs, budget, final)
+            rows = at_budget(search, epochs, budget, levels)
+            rows = rows[~rows["diverged"]]
             for optimizer, group in rows.groupby("optimizer"):
                 ax.scatter(group["lr"], 100 * group["score"], color=colour, marker=MARKERS.get(optimizer, "o"), s=36,
                            label=f"{_budget_label(budget, final)}, {optimizer}")
@@ -62,10 +68,11 @@ def lr_sensitivity(trials: pd.DataFrame, epochs: pd.DataFrame, found: dict[str, 
             ax.scatter(bad["lr"], np.zeros(len(bad)), marker="x", color="crimson", s=50, label="diverged (loss NaN)")
             points += [(subset, "diverged", lr, 0.0, o) for lr, o in zip(bad["lr"], bad["optimizer"])]
         f = found.get(subset)
-        if f is not None and f.best is not None and f.noise.source == "seeds":
-            top = 100 * f.best["score"]
-            ax.axhspan(top - 100 * 1.96 * math.sqrt(2) * f.noise.sd, top, color="grey", alpha=0.15,
-                       label="within the seed noise of the best")
+        if f is not None and f.best is not None and f.noise.source == "seeds" and f.noise.dof >= 1:
+            top, candidates = 100 * f.best["score"], int((~f.scored["diverged"]).sum())
+            reach = gupta_constant(candidates, dof=f.noise.dof) * math.sqrt(2) * 100 * f.noise.sd
+            ax.axhspan(top - reach, top, color="grey", alpha=0.15,
+                       label=f"could be the best at epoch {f.budget} (95% set, measured seed noise)")
         ax.set(xscale="log", xlabel="learning rate", ylabel="val top-1 (%)", title=subset)
         ax.grid(alpha=0.3, which="both")
         if ax.get_legend_handles_labels()[0]:
@@ -75,44 +82,50 @@ def lr_sensitivity(trials: pd.DataFrame, epochs: pd.DataFrame, found: dict[str, 
 
 
 def importance_by_budget(found: dict[str, SubsetFindings], levels: list[int], out: Path) -> Plot:
-    """Each parameter's importance (90% interval) from the first ASHA rung to the final budget; a subset whose
-    results cannot be told apart from noise or chance shows that instead of a ranking."""
+    """Each parameter's share of the score's variance (omega squared) at each budget: filled where the permutation
+    test says it matters (Holm over parameters, budgets and subsets), hollow where no effect was detected."""
     subsets = list(found) or ["kinetics-motion"]
-    fig, axes = _panels(subsets, "Hyperparameter importance by budget (share of the score's variance, 90% interval)")
+    fig, axes = _panels(subsets, "Does each parameter matter, by budget? (filled: yes, Holm-corrected; hollow: not "
+                                 "detected)")
     points = []
     for ax, subset in zip(axes, subsets):
         f = found.get(subset)
-        if f is None or not f.detectable or not f.importances:
-            ax.text(0.5, 0.5, "no detectable sensitivity:\nno ranking", ha="center", va="center", transform=ax.transAxes)
-        else:
-            parameters = sorted({p for per in f.importances.values() for p in per})
-            for parameter in parameters:
-                budgets = [b for b in sorted(f.importances) if parameter in f.importances[b]]
-                imp = [f.importances[b][parameter] for b in budgets]
-                values = [i.value for i in imp]
-                ax.errorbar(budgets, values, yerr=[[v - i.low for v, i in zip(values, imp)],
-                                                   [i.high - v for v, i in zip(values, imp)]],
-                            marker="o", capsize=3, label=name(parameter))
-                points += [(subset, parameter, b, i.value, i.low, i.high) for b, i in zip(budgets, imp)]
-            ax.legend(fontsize=7)
-        ax.set(xlabel="budget (epochs)", ylabel="importance", title=subset, ylim=(0, 1))
+        parameters = sorted({p for per in f.tests.values() for p in per}) if f is not None else []
+        if not parameters:
+            ax.text(0.5, 0.5, "no parameter tested:\ntoo few trials at every budget", ha="center", va="center",
+                    transform=ax.transAxes)
+        for parameter in parameters:
+            budgets = [b for b in sorted(f.tests) if parameter in f.tests[b]]
+            values = [f.tests[b][parameter].omega2 for b in budgets]
+            matters = [f.verdicts[(b, parameter)].holds for b in budgets]
+            line, = ax.plot(budgets, values, label=name(parameter))
+            ax.scatter(budgets, values, s=50, color=line.get_color(), zorder=3,
+                       facecolors=[line.get_color() if m else "white" for m in matters])
+            points += [(subset, parameter, b, v, m) for b, v, m in zip(budgets, values, matters)]
+        if f is not None:
+            ax.axvline(f.budget, color="grey", linestyle=":", linewidth=1, label=f"headline budget (epoch {f.budget})")
+        ax.set(xlabel="budget (epochs)", ylabel="share of variance explained (omega squared)", title=subset, ylim=(0, 1))
         ax.set_xticks(levels)
         ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
     save_figure(fig, out / "importance.png")
-    return Plot(out / "importance.png", pd.DataFrame(points, columns=["subset", "series", "x", "y", "low", "high"]))
+    return Plot(out / "importance.png", pd.DataFrame(points, columns=["subset", "series", "x", "y", "matters"]))
 
 
 def lr_batch(found: dict[str, SubsetFindings], out: Path) -> Plot:
     """Learning rate x batch size coloured by the score at the headline budget, with the linear scaling line through
     the paper's 0.1 at 256 and, where estimated, the fitted lr* = c * batch^alpha."""
     subsets = list(found) or ["kinetics-motion"]
-    fig, axes = _panels(subsets, "Learning rate x batch size (colour: val top-1 %)")
+    fig, axes = _panels(subsets, "Learning rate x batch size (colour: val top-1 %, one scale for every panel)")
     points, scatter = [], None
+    tops = [f.scored["score"].max() for f in found.values() if len(f.scored)]
+    top = max(1.0, 100 * max(tops)) if tops else 1.0
     for ax, subset in zip(axes, subsets):
         f = found.get(subset)
         rows = f.scored if f is not None else pd.DataFrame(columns=["batch_size", "lr", "score"])
-        scatter = ax.scatter(rows["batch_size"], rows["lr"], c=100 * rows["score"], cmap="viridis", vmin=0,
-                             vmax=max(1.0, 100 * rows["score"].max()) if len(rows) else 1.0, s=50, edgecolors="k")
+        scatter = ax.scatter(rows["batch_size"], rows["lr"], c=100 * rows["score"], cmap="viridis", vmin=0, vmax=top,
+                             s=50, edgecolors="k")
         points += [(subset, "trials", b, lr) for b, lr in zip(rows["batch_size"], rows["lr"])]
         batches = np.array([8, 512])
         ax.plot(batches, PAPER_LR * batches / PAPER_BATCH, "r--", linewidth=1, label="linear scaling (0.1 at 256)")
@@ -122,7 +135,7 @@ def lr_batch(found: dict[str, SubsetFindings], out: Path) -> Plot:
                     label=f"fitted lr* ~ batch^{e.alpha:.2f} [{e.low:.2f}, {e.high:.2f}]")
             points += [(subset, "fitted", b, lr) for b, lr in zip(batches, e.best_lr(batches))]
         ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="learning rate",
-               title=f"{subset} ({_budget_label(f.budget, f.budget) if f is not None else ''})")
+               title=f"{subset} ({_headline_label(f)})")
         ax.set_xticks([16, 32, 64, 128, 256], labels=["16", "32", "64", "128", "256"])
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
@@ -148,8 +161,7 @@ def scheduler_comparison(found: dict[str, SubsetFindings], out: Path) -> Plot:
                 ax.scatter(np.full(len(values), i) + np.linspace(-0.08, 0.08, len(values)), values, s=14,
                            color="tab:blue", alpha=0.7)
                 points += [(subset, kind, i, v / 100) for v in values]
-        ax.set(xlabel="scheduler", ylabel="val top-1 (%)",
-               title=f"{subset} ({_budget_label(f.budget, f.budget) if f is not None else ''})")
+        ax.set(xlabel="scheduler", ylabel="val top-1 (%)", title=f"{subset} ({_headline_label(f)})")
         ax.grid(alpha=0.3, axis="y")
     save_figure(fig, out / "scheduler_comparison.png")
     return Plot(out / "scheduler_comparison.png", pd.DataFrame(points, columns=["subset", "series", "x", "y"]))
@@ -180,33 +192,40 @@ def learning_curves(epochs: pd.DataFrame, trials: pd.DataFrame, subsets, out: Pa
 
 def expected_max_plot(trials: pd.DataFrame, epochs: pd.DataFrame, subsets, levels: list[int], space: str,
                       out: Path) -> Plot:
-    """Dodge et al. (2019): expected best val top-1 vs number of trials, from the independent draws of the space
-    (random or space-filling trials, or a TPE study's random start-up), at the first budget every trial reached:
-    ASHA keeps only some trials to the end, so the completed ones are no longer a sample of the space."""
-    fig, ax = plt.subplots(figsize=(6, 4.2))
-    points = []
-    budget = levels[0] if levels else 0
+    """Dodge et al. (2019): expected best val top-1 vs number of trials, from the independent random draws of the
+    space only (random trials, or a TPE study's random start-up; a Sobol design's points are not independent), with
+    diverged draws counted at chance, at every budget all of them reached (with ASHA: its first rung), with a 90%
+    bootstrap band."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.4))
+    points, drawn = [], []
     for subset in subsets:
         search = search_trials(trials, subset)
-        draws = search[search["sampled_by"].isin(INDEPENDENT)]
-        scores = at_budget(draws, epochs, budget, levels[-1] if levels else 0)["score"].to_numpy(float)
-        curve = expected_max(scores)
-        if len(curve):
-            kinds = "/".join(sorted(set(draws["sampled_by"])))
-            ax.plot(np.arange(1, len(curve) + 1), 100 * curve, marker="o", markersize=3,
-                    label=f"{subset} ({len(curve)} {kinds} draws)")
-            points += [(subset, "expected max", n, v) for n, v in enumerate(curve, start=1)]
+        draws = search[search["sampled_by"].isin(INDEPENDENT) & (search["stop_reason"] != "errored")]
+        if draws.empty:
+            continue
+        for budget in levels:
+            rows = at_budget(draws, epochs, budget, levels)
+            if len(rows) < len(draws) or len(rows) < 2:
+                continue  # not every draw reached this budget: the rest would not be a sample of the space
+            scores = rows["score"].to_numpy(float)
+            curve, (low, high) = expected_max(scores), expected_max_band(scores)
+            n = np.arange(1, len(curve) + 1)
+            line, = ax.plot(n, 100 * curve, marker="o", markersize=3,
+                            label=f"{subset}, epoch {budget} ({len(curve)} random draws)")
+            ax.fill_between(n, 100 * low, 100 * high, color=line.get_color(), alpha=0.15)
+            points += [(subset, f"epoch {budget}", k, v, lo, hi) for k, v, lo, hi in zip(n, curve, low, high)]
+            drawn.append(budget)
     ax.set(xlabel="number of trials", ylabel="expected best val top-1 (%)",
-           title=f"Expected best accuracy vs tuning budget ({space}, at epoch {budget})")
+           title=f"Expected best accuracy vs tuning budget ({space}; band: 90% bootstrap)")
     ax.grid(alpha=0.3)
     if points:
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7)
     else:
-        ax.text(0.5, 0.5, "no independent draws of the space\n(a TPE study without random start-up)", ha="center",
-                va="center", transform=ax.transAxes)
+        ax.text(0.5, 0.5, "no independent random draws of the space reached a common budget\n(a Sobol design or TPE "
+                "without random start-up:\ntheir trials are not independent draws)", ha="center", va="center",
+                transform=ax.transAxes, fontsize=8)
     save_figure(fig, out / "expected_max.png")
-    return Plot(out / "expected_max.png", pd.DataFrame(points, columns=["subset", "series", "x", "y"]))
-
+    return Plot(out / "expected_max.png", pd.DataFrame(points, columns=["subset", "series", "x", "y", "low", "high"]))
 
 
 def data_budget(found: dict[str, SubsetFindings], out: Path) -> Plot:
@@ -224,7 +243,7 @@ def data_budget(found: dict[str, SubsetFindings], out: Path) -> Plot:
                         label=f"{strategy} sampling")
             points += [(subset, strategy, x, y) for x, y in zip(per_class, group["score"])]
         ax.set(xscale="log", xlabel="training clips per class", ylabel="val top-1 (%)",
-               title=f"{subset} ({_budget_label(f.budget, f.budget) if f is not None else ''})")
+               title=f"{subset} ({_headline_label(f)})")
         ax.grid(alpha=0.3, which="both")
         if len(rows):
             ax.legend(fontsize=7)

@@ -1,0 +1,338 @@
+"""The statistical core of the report: every verdict a sentence, table or plot states is one of these tests or
+intervals, each built to keep a stated error rate, and each rate is measured by simulating studies whose truth is
+known (``python -m bench.bench_verdicts``; tests/test_verdicts.py runs a smaller draw).
+
+The verdicts and their families. Within a family, Holm's method holds the chance of any false claim (the
+family-wise error rate) at ALPHA, whatever the dependence between the tests:
+
+- **learning**: "subset S learns at budget B": the best trial's correct count on the validation clips against
+  chance, a one-sided binomial test, Bonferroni-corrected for the number of trials looked at (the best of N runs is
+  above chance more often than one run). One test per subset and budget.
+- **trials**: "this trial learned": each trial's own binomial test at its budget, Holm over the trials compared.
+- **parameters**: "P matters at budget B on subset S": a permutation test of how much of the scores' spread P's
+  values explain (the between-group sum of squares over P's values, or quantile bins of a number), exact whatever
+  the scores' shape (a chance floor, a few learners). One test per parameter, budget and subset.
+- **subsets**: "P's effect differs between the subsets at budget B": the subset x P interaction, a permutation test
+  of the residuals of the additive model (Freedman and Lane, 1983). One test per parameter.
+
+Alongside a test, its effect in accuracy points (the mean score of each of P's values with a 95% t interval) and,
+when the test finds nothing, what it could have found: the difference between P's best and worst value that the
+test would detect with 80% probability at its corrected level (``detectable_difference``).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import integrate, optimize, stats
+
+ALPHA = 0.05  # family-wise error rate of each family of claims
+POWER = 0.80  # the power at which the detectable difference is stated
+PERMUTATIONS = 4000  # p-values resolve to 1/4001, below Holm's smallest level for 80 tests
+MAX_BINS = 5
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm-adjusted p-values: reject the claims whose adjusted p is below ALPHA and the family-wise error rate is at
+    most ALPHA. NaN (a test that could not be made) stays NaN and does not count as a test."""
+    p = np.asarray(pvalues, float)
+    valid = np.flatnonzero(~np.isnan(p))
+    adjusted = np.full(len(p), np.nan)
+    order = valid[np.argsort(p[valid], kind="stable")]
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(order) - rank) * p[i]))
+        adjusted[i] = running
+    return adjusted.tolist()
+
+
+# ----------------------------------------------------------------------------------------------- above chance
+def correct_count(score: float, clips: int) -> int:
+    return int(round(score * clips))
+
+
+def above_chance_p(score: float, clips: int, chance: float) -> float:
+    """One-sided binomial p-value of ``score`` (a top-1 on ``clips`` validation clips) against a network that has
+    learned nothing. Such a network's predictions do not depend on the clip, so on a class-balanced validation
+    split its correct count is at most as spread as Binomial(clips, chance) (exactly that for uniform guessing,
+    a constant for a network that always names one class): the test is exact or conservative."""
+    if not (clips and chance) or math.isnan(score):
+        return math.nan
+    return float(stats.binom.sf(correct_count(score, clips) - 1, clips, chance))
+
+
+def best_above_chance_p(scores: np.ndarray, clips: int, chance: float) -> float:
+    """Whether any of the N trials learned: the best trial's binomial p times N (Bonferroni over the trials looked at,
+    valid however the trials' predictions depend on each other)."""
+    scores = np.asarray(scores, float)
+    if not len(scores):
+        return math.nan
+    return min(1.0, len(scores) * above_chance_p(float(np.nanmax(scores)), clips, chance))
+
+
+# ------------------------------------------------------------------------------------------- parameter groups
+def bin_count(trials: int) -> int:
+    """Quantile bins of a numeric parameter: about three trials a bin, at least 2 and at most MAX_BINS. Three bins
+    from 8 trials on, so a working window (chance on both sides, learning in between) shows as a difference
+    between bins instead of averaging out in two halves."""
+    return int(np.clip(round(trials / 3), 2, MAX_BINS))
+
+
+@dataclass(frozen=True)
+class Groups:
+    codes: np.ndarray  # group index per trial
+    labels: list[str]  # per group: the value, or the range of a bin ("3.4e-04 to 2.1e-03")
+    order: list[float]  # per group: where it sits on the parameter's axis (for plots), NaN for a choice
+
+    @property
+    def count(self) -> int:
+        return len(self.labels)
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.2g}"
+
+
+def groups_of(values: pd.Series) -> Groups:
+    """A choice's values, or quantile bins of a number (log scale when it spans decades); a parameter a trial does
+    not have (a conditional one) is a group of its own ("n/a")."""
+    values = values.reset_index(drop=True)
+    present = values.notna().to_numpy()
+    codes = np.zeros(len(values), dtype=int)
+    labels: list[str] = []
+    order: list[float] = []
+    numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+    if numeric and values[present].nunique() > bin_count(int(present.sum())):
+        raw = values[present].astype(float).to_numpy()
+        log = bool((raw > 0).all() and raw.max() / raw.min() > 20)
+        x = np.log10(raw) if log else raw
+        edges = np.unique(np.quantile(x, np.linspace(0, 1, bin_count(int(present.sum())) + 1))[1:-1])
+        inner = np.searchsorted(edges, x, side="right")
+        codes[present] = inner
+        for g in range(len(edges) + 1):
+            members = raw[inner == g]
+            labels.append(f"{_fmt(members.min())} to {_fmt(members.max())}")
+            order.append(float(np.median(members)))
+    else:
+        factorized, uniques = pd.factorize(values[present].astype(str), sort=True)
+        codes[present] = factorized
+        labels = [str(u) for u in uniques]
+        order = [math.nan] * len(labels)
+    if (~present).any():
+        codes[~present] = len(labels)
+        labels.append("n/a")
+        order.append(math.nan)
+    return Groups(codes, labels, order)
+
+
+def between_sum_of_squares(codes: np.ndarray, y: np.ndarray, count: int) -> np.ndarray:
+    """SS_between for each row of ``y`` (permutations x trials): sum over groups of n_g * mean_g^2, less the
+    grand term, which is the same for every permutation and left out."""
+    onehot = np.zeros((len(codes), count))
+    onehot[np.arange(len(codes)), codes] = 1.0
+    sizes = onehot.sum(axis=0)
+    sums = np.atleast_2d(y) @ onehot
+    return (sums ** 2 / np.where(sizes > 0, sizes, 1)).sum(axis=1)
+
+
+def permutation_p(codes: np.ndarray, y: np.ndarray, count: int, seed: int = 0) -> float:
+    """P(a shuffled assignment of scores to P's values explains at least as much) with the observed assignment
+    counted among the shuffles, so the p-value is exact: under the null it is uniform (or conservative)."""
+    rng = np.random.default_rng(seed)
+    shuffled = rng.permuted(np.broadcast_to(y, (PERMUTATIONS, len(y))), axis=1)
+    observed = between_sum_of_squares(codes, y, count)[0]
+    null = between_sum_of_squares(codes, shuffled, count)
+    return float((1 + (null >= observed - 1e-12 * max(1.0, abs(observed))).sum()) / (PERMUTATIONS + 1))
+
+
+def omega_squared(codes: np.ndarray, y: np.ndarray) -> float:
+    """(SS_between - (k - 1) MS_within) / (SS_total + MS_within): the share of the score's variance the groups
+    explain, corrected for the k groups (0 when negative). Descriptive: the test is ``permutation_p``."""
+    n, k = len(y), len(np.unique(codes))
+    if k < 2 or n <= k:
+        return 0.0
+    total = ((y - y.mean()) ** 2).sum()
+    counts = np.bincount(codes)
+    means = np.bincount(codes, weights=y) / np.maximum(counts, 1)
+    between = (counts * (means - y.mean()) ** 2).sum()
+    within = (total - between) / (n - k)
+    return max(0.0, float((between - (k - 1) * within) / (total + within))) if total > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class Level:
+    label: str
+    order: float
+    trials: int
+    mean: float
+    low: float  # 95% t interval of the mean; NaN with one trial
+    high: float
+
+
+def level_means(groups: Groups, y: np.ndarray, level: float = 0.95) -> list[Level]:
+    """The mean score at each of P's values with a t interval from that value's own trials (no pooling: a value at
+    chance has almost no spread, a value where trials learn has the seed noise)."""
+    out = []
+    for g, label in enumerate(groups.labels):
+        values = y[groups.codes == g]
+        if not len(values):
+            continue
+        mean = float(values.mean())
+        if len(values) > 1:
+            half = float(stats.t.ppf((1 + level) / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
+        else:
+            half = math.nan
+        out.append(Level(label, groups.order[g], len(values), mean, mean - half, mean + half))
+    return out
+
+
+def detectable_difference(sizes: Sequence[int], sd: float, alpha: float, power: float = POWER) -> float:
+    """The smallest difference between P's best and worst value's mean score that a one-way test at level
+    ``alpha`` finds with probability ``power``, given the group sizes and the spread within groups ``sd``: the
+    least favourable case (two groups that far apart, the others between them), from the noncentral F."""
+    sizes = [int(s) for s in sizes if s > 0]
+    n, k = sum(sizes), len(sizes)
+    if k < 2 or n <= k or not sd > 0:
+        return math.nan
+    critical = stats.f.ppf(1 - alpha, k - 1, n - k)
+
+    def noncentrality(delta: float) -> float:
+        worst = math.inf
+        for i in range(k):
+            for j in range(i + 1, k):
+                means = np.zeros(k)
+                means[i], means[j] = delta / 2, -delta / 2
+                grand = np.dot(sizes, means) / n
+                worst = min(worst, float(np.dot(sizes, (means - grand) ** 2)) / sd ** 2)
+        return worst
+
+    def shortfall(delta: float) -> float:
+        return float(stats.ncf.sf(critical, k - 1, n - k, noncentrality(delta))) - power
+
+    high = sd
+    while shortfall(high) < 0:
+        high *= 2
+        if high > 1e3 * sd:
+            return math.nan
+    return float(optimize.brentq(shortfall, 0.0, high, xtol=1e-4 * sd))
+
+
+@dataclass(frozen=True)
+class ParameterTest:
+    parameter: str
+    trials: int
+    groups: Groups
+    levels: list[Level]
+    omega2: float
+    p: float  # permutation p-value, uncorrected
+    within_sd: float  # pooled spread of scores within P's values
+
+    @property
+    def effect(self) -> float:
+        """Best minus worst mean score over P's values (groups of at least one trial)."""
+        means = [lv.mean for lv in self.levels]
+        return max(means) - min(means) if means else math.nan
+
+
+def parameter_test(frame: pd.DataFrame, parameter: str, score: str = "score", seed: int = 0) -> ParameterTest | None:
+    """The test of one parameter over the trials of ``frame`` (one row each), or None when it does not vary."""
+    if parameter not in frame or frame[parameter].nunique(dropna=False) < 2:
+        return None
+    groups = groups_of(frame[parameter])
+    y = frame[score].to_numpy(float)
+    if groups.count < 2:
+        return None
+    p = permutation_p(groups.codes, y, groups.count, seed)
+    means = np.bincount(groups.codes, weights=y, minlength=groups.count) / np.maximum(
+        np.bincount(groups.codes, minlength=groups.count), 1)
+    residual = y - means[groups.codes]
+    dof = len(y) - groups.count
+    within = math.sqrt((residual ** 2).sum() / dof) if dof > 0 else math.nan
+    return ParameterTest(parameter, len(y), groups, level_means(groups, y), omega_squared(groups.codes, y), p, within)
+
+
+# ------------------------------------------------------------------------------------- between the two subsets
+def interaction_p(codes: np.ndarray, second: np.ndarray, y: np.ndarray, seed: int = 0) -> float:
+    """Freedman-Lane permutation test of the subset x P interaction: the residuals of the additive model (subset +
+    P) are shuffled and added back to its fit, and the interaction's F ratio (its sum of squares over the full
+    model's residual one) recomputed. ``second``: 1 for the second subset's trials. NaN when the cells (subset x
+    value) leave no residual to compare with. Its error rate is measured in bench_verdicts (the method is exact
+    only asymptotically)."""
+    groups = int(codes.max()) + 1
+    cells = codes * 2 + second
+    full = np.zeros((len(y), 2 * groups))
+    full[np.arange(len(y)), cells] = 1.0
+    full = full[:, full.sum(axis=0) > 0]
+    additive = np.column_stack([np.ones(len(y)), second] + [(codes == g).astype(float) for g in range(1, groups)])
+    additive = additive[:, _independent_columns(additive)]
+
+    def explained(matrix: np.ndarray, ys: np.ndarray) -> np.ndarray:
+        pinv = np.linalg.pinv(matrix.T @ matrix)
+        s = ys @ matrix
+        return np.einsum("ij,jk,ik->i", s, pinv, s)
+
+    fit = additive @ np.linalg.lstsq(additive, y, rcond=None)[0]
+    residual = y - fit
+    if full.shape[1] <= additive.shape[1] or len(y) - full.shape[1] < 2 or np.allclose(residual, 0):
+        return math.nan
+
+    def ratio(ys: np.ndarray) -> np.ndarray:
+        in_full = explained(full, ys)
+        return (in_full - explained(additive, ys)) / np.maximum((ys ** 2).sum(axis=1) - in_full, 1e-300)
+
+    rng = np.random.default_rng(seed)
+    shuffled = fit + rng.permuted(np.broadcast_to(residual, (PERMUTATIONS, len(y))), axis=1)
+    observed, null = ratio(y[None])[0], ratio(shuffled)
+    return float((1 + (null >= observed * (1 - 1e-9)).sum()) / (PERMUTATIONS + 1))
+
+
+def _independent_columns(matrix: np.ndarray) -> list[int]:
+    """Columns of ``matrix`` kept left to right while each adds to the rank."""
+    kept: list[int] = []
+    for j in range(matrix.shape[1]):
+        if np.linalg.matrix_rank(matrix[:, [*kept, j]]) > len(kept):
+            kept.append(j)
+    return kept
+
+
+# --------------------------------------------------------------------------------------- the best configurations
+@functools.lru_cache(maxsize=256)
+def gupta_constant(configs: int, alpha: float = ALPHA, dof: float = math.inf) -> float:
+    """Gupta's (1965) constant d: the set of configs scoring within d * sd * sqrt(2) of the best holds the truly
+    best config with probability 1 - alpha, single runs with seed noise sd (estimated with ``dof`` degrees of
+    freedom, or known). Least favourable case: all configs equally good."""
+    if configs < 2:
+        return 0.0
+
+    def coverage(d: float) -> float:
+        def given_scale(s: float) -> float:
+            inner = integrate.quad(lambda z: stats.norm.pdf(z) * stats.norm.cdf(z + d * math.sqrt(2) * s)
+                                   ** (configs - 1), -10, 10)[0]
+            return inner
+        if math.isinf(dof):
+            return given_scale(1.0)
+        density = stats.chi(dof, scale=1 / math.sqrt(dof))
+        return integrate.quad(lambda s: given_scale(s) * density.pdf(s), 0, density.ppf(1 - 1e-9))[0]
+
+    return float(optimize.brentq(lambda d: coverage(d) - (1 - alpha), 0.0, 20.0, xtol=1e-4))
+
+
+def best_set(scores: np.ndarray, sd: float, dof: float = math.inf, alpha: float = ALPHA) -> np.ndarray:
+    """Which configs could be the best (each scored once, seed noise ``sd``): a mask holding the truly best with
+    probability 1 - alpha."""
+    scores = np.asarray(scores, float)
+    d = gupta_constant(len(scores), alpha, dof)
+    return scores >= scores.max() - d * math.sqrt(2) * sd
+
+
+# ------------------------------------------------------------------------------------------------ regressions
+def slope_interval(x: np.ndarray, y: np.ndarray, level: float = 0.90) -> tuple[float, float, float]:
+    """Least-squares slope of y on x with its t interval (n - 2 degrees of freedom)."""
+    fit = stats.linregress(x, y)
+    half = float(stats.t.ppf((1 + level) / 2, len(x) - 2) * fit.stderr)
+    return float(fit.slope), float(fit.slope - half), float(fit.slope + half)
