@@ -91,6 +91,7 @@ class SubsetFindings:
     learning: dict[int, Verdict] = field(default_factory=dict)  # budget -> "this subset learns"
     tests: dict[int, dict[str, ParameterTest]] = field(default_factory=dict)  # budget -> parameter -> test
     verdicts: dict[tuple[int, str], Verdict] = field(default_factory=dict)  # (budget, parameter) -> "P matters"
+    words: pd.DataFrame = field(default_factory=pd.DataFrame)  # the headline budget's trials, each with its word
     exponent: Exponent | str | None = None
     family_sizes: dict[str, int] = field(default_factory=dict)
     sentences: list[str] = field(default_factory=list)
@@ -121,15 +122,23 @@ class SubsetFindings:
         return f"epoch {b}" + (" (the last epoch, completed trials)" if b >= self.final else " (an ASHA rung)")
 
 
-def trial_words(rows: pd.DataFrame, clips: int, chance: float | None) -> pd.DataFrame:
-    """Each trial at a budget: 'diverged' (its loss went NaN), 'learned' (above chance, Holm over the trials
-    compared) or 'at chance' (trained without diverging but not shown above chance). Three words for three things:
-    not diverging is not learning."""
-    p = [math.nan if d else inference.above_chance_p(s, clips, chance or 0) for s, d in zip(rows["score"],
-                                                                                             rows["diverged"])]
-    adjusted = holm(p)
-    words = ["diverged" if d else ("learned" if a < ALPHA else "at chance") for d, a in zip(rows["diverged"], adjusted)]
-    return rows.assign(word=words, chance_p=p, chance_p_adjusted=adjusted)
+def trial_words(found: dict[str, SubsetFindings]) -> None:
+    """Each trial at the headline budget: 'diverged' (its loss went NaN), 'learned' (above chance: its binomial
+    test, Holm over every trial of every subset on the page) or 'at chance' (trained without diverging but not
+    shown above chance). Three words for three things: not diverging is not learning."""
+    tests = []
+    for f in found.values():
+        rows = f.scored
+        tests.append([math.nan if d or not f.chance else inference.above_chance_p(s, f.clips, f.chance)
+                      for s, d in zip(rows.get("score", []), rows.get("diverged", []))])
+    adjusted = iter(holm([p for per in tests for p in per]))
+    for f, p in zip(found.values(), tests):
+        rows = f.scored
+        mine = [next(adjusted) for _ in p]
+        words = ["diverged" if d else ("learned" if a < ALPHA else "at chance")
+                 for d, a in zip(rows.get("diverged", []), mine)]
+        f.words = rows.assign(word=words, chance_p=p, chance_p_adjusted=mine)
+        f.family_sizes["trials"] = sum(len(t) for t in tests)
 
 
 def analyse(trials: pd.DataFrame, epochs: pd.DataFrame, subsets: list[str], parameters: list[str],
@@ -154,8 +163,7 @@ def analyse(trials: pd.DataFrame, epochs: pd.DataFrame, subsets: list[str], para
     if not found:
         return found
     budgets = sorted({b for f in found.values() for b in f.scored_at})
-    budget, why = headline_budget({s: {b: len(r) for b, r in f.scored_at.items()} for s, f in found.items()}, budgets,
-                                  declared)
+    budget, why = headline_budget(budgets, declared)
     for f in found.values():
         f.budget, f.why = budget, why
         for b, rows in f.scored_at.items():
@@ -170,7 +178,9 @@ def analyse(trials: pd.DataFrame, epochs: pd.DataFrame, subsets: list[str], para
     sizes = {"learning": sum(len(f.learning) for f in found.values()),
              "parameters": sum(len(f.verdicts) for f in found.values())}
     for f in found.values():
-        f.family_sizes = sizes
+        f.family_sizes = dict(sizes)
+    trial_words(found)
+    for f in found.values():
         if "batch_size" in parameters and "lr" in parameters and len(f.scored) and f.chance:
             f.exponent = batch_exponent(f.scored, f.chance)
         search = searched_frame(search_trials(trials, f.subset), parameters)
@@ -192,7 +202,7 @@ def subset_sentences(f: SubsetFindings, trials: pd.DataFrame, search: pd.DataFra
                  f"to {_pct(rows['score'].max())}{chance_text}.")
     lines.append(learning_sentence(f, f.budget))
     if f.learns() and f.chance:
-        lines.append(working_range_sentence(f, trial_words(rows, f.clips, f.chance), "lr" in parameters))
+        lines.append(working_range_sentence(f, f.words, "lr" in parameters))
     lines.extend(parameter_sentences(f, f.budget))
     lines.append(best_sentence(f, trials))
     others = [budget_summary(f, b) for b in sorted(f.scored_at) if b != f.budget and len(f.scored_at[b])]
@@ -234,8 +244,8 @@ def working_range_sentence(f: SubsetFindings, words: pd.DataFrame, by_lr: bool) 
     """Which trials learned, stayed at chance or diverged; along the learning rate, the window where they learned."""
     counts = words["word"].value_counts()
     head = (f"At epoch {f.budget}, {counts.get('learned', 0)} of {len(words)} trials learned (each above chance, Holm "
-            f"over the {len(words)}), {counts.get('at chance', 0)} stayed at chance without diverging and "
-            f"{counts.get('diverged', 0)} diverged (loss NaN)")
+            f"over the {f.family_sizes['trials']} trials of the page), {counts.get('at chance', 0)} stayed at chance "
+            f"without diverging and {counts.get('diverged', 0)} diverged (loss NaN)")
     if not by_lr or words["lr"].isna().any():
         return head + "."
     ordered = words.sort_values("lr")
@@ -375,8 +385,8 @@ def divergence_sentences(search: pd.DataFrame, parameters: list[str], f: SubsetF
         bad = diverged(rows)["lr"]
         fine = rows.loc[~rows.index.isin(bad.index) & rows["stop_reason"].isin(["completed", "stopped_by_asha"]), "lr"]
         if bad.empty:
-            line = (f"no trial diverged (loss NaN) up to the largest learning rate tried, {rows['lr'].max():.3g}; not "
-                    "diverging is not learning: see which trials learned above.")
+            line = (f"no trial diverged (loss NaN) up to the largest learning rate tried, {rows['lr'].max():.3g} (not "
+                    "diverging is not learning).")
         else:
             fine_text = f"the largest that did not diverge was {fine.max():.3g}" if len(fine) else "every trial diverged"
             line = f"training diverged (loss NaN) from learning rate {bad.min():.3g} ({len(bad)} trials); {fine_text}."
@@ -394,50 +404,99 @@ def exponent_sentence(f: SubsetFindings) -> str:
             f"of a window on the chance floor, {e.trials} trials): {verdict}.")
 
 
-def across_subsets(found: dict[str, SubsetFindings], parameters: list[str]) -> list[str]:
-    """Does a parameter's effect differ between the subsets? At the one headline budget both share, whether or not
-    either subset shows an effect of its own: the subset x parameter interaction in accuracy points, Holm over the
-    parameters."""
+@dataclass(frozen=True)
+class Interaction:
+    """Whether a parameter's effect differs between the two subsets at one budget."""
+    parameter: str
+    budget: int
+    p: float
+    adjusted: float
+    spread: tuple[float, float]  # best minus worst value's mean score, on each subset
+
+    @property
+    def holds(self) -> bool:
+        return self.adjusted < ALPHA
+
+
+def compare_subsets(found: dict[str, SubsetFindings], parameters: list[str]) -> list[Interaction] | str:
+    """At the one headline budget both subsets share, whether or not either shows an effect of its own: the subset
+    x parameter interaction in accuracy points, Holm over the parameters (the paired differences' test when both
+    subsets trained the same configs, else Freedman-Lane's). A string says why nothing is compared."""
     if len(found) != 2:
-        return []
-    (a_name, a), (b_name, b) = found.items()
+        return "one subset only"
+    a, b = found.values()
     budget = a.budget
-    rows_a, rows_b = a.scored_at.get(budget, pd.DataFrame()), b.scored_at.get(budget, pd.DataFrame())
+    rows_a, rows_b = a.scored, b.scored
     if len(rows_a) < MIN_TESTED or len(rows_b) < MIN_TESTED:
-        return [f"Sensitivity across subsets is not compared at epoch {budget}: {len(rows_a)} and {len(rows_b)} trials "
-                f"(at least {MIN_TESTED} each)."]
+        return f"{len(rows_a)} and {len(rows_b)} trials at epoch {budget} (at least {MIN_TESTED} each)"
     both = pd.concat([rows_a.assign(_second=0), rows_b.assign(_second=1)], ignore_index=True)
+    paired = _paired(rows_a, rows_b, parameters)
     tests = []
     for parameter in parameters:
         if parameter not in both or both[parameter].nunique(dropna=False) < 2:
             continue
         groups = inference.groups_of(both[parameter])
-        p = inference.interaction_p(groups.codes, both["_second"].to_numpy(), both["score"].to_numpy(float))
+        second = both["_second"].to_numpy()
+        y = both["score"].to_numpy(float)
+        if paired is not None:  # the same configs on both subsets: does their difference depend on the parameter?
+            test = inference.parameter_test(paired, parameter, score="difference")
+            p = test.p if test is not None else math.nan
+        else:
+            p = inference.interaction_p(groups.codes, second, y)
         if not math.isnan(p):
-            spread = [_spread(groups.codes[both["_second"] == s], both.loc[both["_second"] == s, "score"].to_numpy())
-                      for s in (0, 1)]
-            tests.append((parameter, p, spread))
+            tests.append((parameter, p, (_spread(groups.codes[second == 0], y[second == 0]),
+                                         _spread(groups.codes[second == 1], y[second == 1]))))
+    return [Interaction(parameter, budget, p, adjusted, spread)
+            for (parameter, p, spread), adjusted in zip(tests, holm([t[1] for t in tests]))]
+
+
+def _paired(rows_a: pd.DataFrame, rows_b: pd.DataFrame, parameters: list[str]) -> pd.DataFrame | None:
+    """When both subsets trained exactly the same configs (a seeded Sobol or random sampler draws the same points for
+    each subset), one row per config with the difference of its two scores; else None. Under no interaction the
+    differences do not depend on any parameter, so shuffling them is an exact test."""
+    keys = [p for p in parameters if p in rows_a and p in rows_b]
+    if not keys or len(rows_a) != len(rows_b):
+        return None
+
+    def keyed(rows: pd.DataFrame) -> pd.DataFrame:
+        out = rows[keys + ["score"]].copy()
+        out["_key"] = [json.dumps([round(v, 12) if isinstance(v, float) else v for v in values], default=str)
+                       for values in rows[keys].itertuples(index=False)]
+        return out
+
+    a, b = keyed(rows_a), keyed(rows_b)
+    if a["_key"].duplicated().any() or set(a["_key"]) != set(b["_key"]):
+        return None
+    merged = a.merge(b[["_key", "score"]], on="_key", suffixes=("", "_b"))
+    return merged.assign(difference=merged["score"] - merged["score_b"])
+
+
+def across_subsets(found: dict[str, SubsetFindings], parameters: list[str]) -> list[str]:
+    """The sentences of ``compare_subsets``, and the learning rates that learned on each subset side by side."""
+    if len(found) != 2:
+        return []
+    (a_name, a), (b_name, b) = found.items()
+    compared = compare_subsets(found, parameters)
+    if isinstance(compared, str):
+        return [f"Sensitivity across subsets is not compared at epoch {a.budget}: {compared}."]
     lines = []
-    for (parameter, p, spread), adjusted in zip(tests, holm([t[1] for t in tests])):
-        text = (f"interaction permutation {_p(p)}, {_p(adjusted)} after Holm over {len(tests)} parameters; best "
-                f"minus worst value {100 * spread[0]:.1f} points on {a_name}, {100 * spread[1]:.1f} on {b_name}")
-        if adjusted < ALPHA:
-            more = a_name if spread[0] > spread[1] else b_name
-            lines.append(f"At epoch {budget}, {name(parameter)}'s effect differs between the subsets, larger on {more} "
-                         f"({text}).")
+    for c in compared:
+        text = (f"interaction permutation {_p(c.p)}, {_p(c.adjusted)} after Holm over {len(compared)} parameters; best "
+                f"minus worst value {100 * c.spread[0]:.1f} points on {a_name}, {100 * c.spread[1]:.1f} on {b_name}")
+        if c.holds:
+            more = a_name if c.spread[0] > c.spread[1] else b_name
+            lines.append(f"At epoch {c.budget}, {name(c.parameter)}'s effect differs between the subsets, larger on "
+                         f"{more} ({text}).")
         else:
-            lines.append(f"At epoch {budget}, no difference detected in {name(parameter)}'s effect between the subsets "
-                         f"({text}).")
-    ranges = []
-    for f in (a, b):
-        if "lr" in f.scored and f.learns():
-            learned = trial_words(f.scored, f.clips, f.chance)
-            learned = learned[learned["word"] == "learned"]
-            ranges.append(f"{f.subset} {_lr_range(learned['lr'])}")
-        else:
-            ranges.append(f"{f.subset}: no trial shown above chance")
+            lines.append(f"At epoch {c.budget}, no difference detected in {name(c.parameter)}'s effect between the "
+                         f"subsets ({text}).")
     if "lr" in parameters:
-        lines.append(f"Learning rates that learned at epoch {budget}: {'; '.join(ranges)}.")
+        ranges = []
+        for f in (a, b):
+            learned = f.words[f.words["word"] == "learned"] if len(f.words) else f.words
+            ranges.append(f"{f.subset} {_lr_range(learned['lr'])}" if f.learns() and len(learned) else
+                          f"{f.subset}: no trial shown above chance")
+        lines.append(f"Learning rates that learned at epoch {a.budget}: {'; '.join(ranges)}.")
     return lines
 
 

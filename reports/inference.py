@@ -11,7 +11,9 @@ family-wise error rate) at ALPHA, whatever the dependence between the tests:
 - **trials**: "this trial learned": each trial's own binomial test at its budget, Holm over the trials compared.
 - **parameters**: "P matters at budget B on subset S": a permutation test of how much of the scores' spread P's
   values explain (the between-group sum of squares over P's values, or quantile bins of a number), exact whatever
-  the scores' shape (a chance floor, a few learners). One test per parameter, budget and subset.
+  the scores' shape (a chance floor, a few learners); for a number, also whether trials adjacent along it score
+  alike (a window of learning rates splits across bins, but not across neighbours), the smaller p-value doubled.
+  One test per parameter, budget and subset.
 - **subsets**: "P's effect differs between the subsets at budget B": the subset x P interaction, a permutation test
   of the residuals of the additive model (Freedman and Lane, 1983). One test per parameter.
 
@@ -29,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import integrate, optimize, stats
+from scipy import optimize, stats
 
 ALPHA = 0.05  # family-wise error rate of each family of claims
 POWER = 0.80  # the power at which the detectable difference is stated
@@ -88,6 +90,7 @@ class Groups:
     codes: np.ndarray  # group index per trial
     labels: list[str]  # per group: the value, or the range of a bin ("3.4e-04 to 2.1e-03")
     order: list[float]  # per group: where it sits on the parameter's axis (for plots), NaN for a choice
+    binned: bool = False  # quantile bins of a number (else a choice's values)
 
     @property
     def count(self) -> int:
@@ -127,7 +130,7 @@ def groups_of(values: pd.Series) -> Groups:
         codes[~present] = len(labels)
         labels.append("n/a")
         order.append(math.nan)
-    return Groups(codes, labels, order)
+    return Groups(codes, labels, order, binned=numeric and not all(math.isnan(o) for o in order))
 
 
 def between_sum_of_squares(codes: np.ndarray, y: np.ndarray, count: int) -> np.ndarray:
@@ -148,6 +151,18 @@ def permutation_p(codes: np.ndarray, y: np.ndarray, count: int, seed: int = 0) -
     observed = between_sum_of_squares(codes, y, count)[0]
     null = between_sum_of_squares(codes, shuffled, count)
     return float((1 + (null >= observed - 1e-12 * max(1.0, abs(observed))).sum()) / (PERMUTATIONS + 1))
+
+
+def ordering_p(x: np.ndarray, y: np.ndarray, seed: int = 0) -> float:
+    """Whether neighbours along a numeric parameter score alike: the sum of squared differences between the scores
+    of trials adjacent in the parameter's order (von Neumann's statistic), small when the score follows the
+    parameter in any smooth way, a window included, against the same sum over shuffled scores."""
+    order = np.argsort(x, kind="stable")
+    rng = np.random.default_rng(seed)
+    shuffled = rng.permuted(np.broadcast_to(y, (PERMUTATIONS, len(y))), axis=1)
+    observed = float((np.diff(y[order]) ** 2).sum())
+    null = (np.diff(shuffled, axis=1) ** 2).sum(axis=1)
+    return float((1 + (null <= observed * (1 + 1e-12)).sum()) / (PERMUTATIONS + 1))
 
 
 def omega_squared(codes: np.ndarray, y: np.ndarray) -> float:
@@ -248,6 +263,10 @@ def parameter_test(frame: pd.DataFrame, parameter: str, score: str = "score", se
     if groups.count < 2:
         return None
     p = permutation_p(groups.codes, y, groups.count, seed)
+    x = pd.to_numeric(frame[parameter], errors="coerce").to_numpy(float) if groups.binned else None
+    if x is not None and (~np.isnan(x)).sum() >= 4:  # a number: also its order, Bonferroni over the two statistics
+        present = ~np.isnan(x)
+        p = min(1.0, 2 * min(p, ordering_p(x[present], y[present], seed)))
     means = np.bincount(groups.codes, weights=y, minlength=groups.count) / np.maximum(
         np.bincount(groups.codes, minlength=groups.count), 1)
     residual = y - means[groups.codes]
@@ -305,21 +324,24 @@ def _independent_columns(matrix: np.ndarray) -> list[int]:
 def gupta_constant(configs: int, alpha: float = ALPHA, dof: float = math.inf) -> float:
     """Gupta's (1965) constant d: the set of configs scoring within d * sd * sqrt(2) of the best holds the truly
     best config with probability 1 - alpha, single runs with seed noise sd (estimated with ``dof`` degrees of
-    freedom, or known). Least favourable case: all configs equally good."""
+    freedom, or known). Least favourable case: all configs equally good. The probability is the integral over the
+    best config's noise z (and the estimate's scale s) of Phi(z + d sqrt(2) s)^(configs - 1), on fixed grids."""
     if configs < 2:
         return 0.0
+    z = np.linspace(-9, 9, 721)
+    weight = stats.norm.pdf(z) * (z[1] - z[0])
+    if math.isinf(dof):
+        scales = np.ones(1)
+    else:  # Gauss-Legendre nodes in the probability scale of s = sd_estimate / sd ~ chi(dof) / sqrt(dof)
+        nodes, node_weights = np.polynomial.legendre.leggauss(64)
+        scales = stats.chi(dof, scale=1 / math.sqrt(dof)).ppf((nodes + 1) / 2)
+    shares = np.full(len(scales), 1 / len(scales)) if math.isinf(dof) else node_weights / 2
 
     def coverage(d: float) -> float:
-        def given_scale(s: float) -> float:
-            inner = integrate.quad(lambda z: stats.norm.pdf(z) * stats.norm.cdf(z + d * math.sqrt(2) * s)
-                                   ** (configs - 1), -10, 10)[0]
-            return inner
-        if math.isinf(dof):
-            return given_scale(1.0)
-        density = stats.chi(dof, scale=1 / math.sqrt(dof))
-        return integrate.quad(lambda s: given_scale(s) * density.pdf(s), 0, density.ppf(1 - 1e-9))[0]
+        inner = stats.norm.cdf(z[None, :] + d * math.sqrt(2) * scales[:, None]) ** (configs - 1) @ weight
+        return float(shares @ inner)
 
-    return float(optimize.brentq(lambda d: coverage(d) - (1 - alpha), 0.0, 20.0, xtol=1e-4))
+    return float(optimize.brentq(lambda d: coverage(d) - (1 - alpha), 0.0, 50.0, xtol=1e-5))
 
 
 def best_set(scores: np.ndarray, sd: float, dof: float = math.inf, alpha: float = ALPHA) -> np.ndarray:

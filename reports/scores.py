@@ -8,8 +8,9 @@
   completed trials. A trial whose loss went NaN is a failure of its config, scored at chance at the first budget at
   or after the epoch it diverged (the rung where ASHA would have judged it), and at no later one.
 - The headline budget, the one the sentences lead with, is fixed before any score is looked at: the one the space
-  declares (``report_budget``), else the deepest budget at which every subset has at least MIN_HEADLINE_TRIALS
-  trials (how many trials reach a rung is ASHA's arithmetic, not the scores'), else the first budget.
+  declares (``report_budget``), else the first budget, which every trial reaches. Only there are the trials a
+  sample of the space: at a deeper rung ASHA has kept the trials that scored well, so a parameter that decides
+  between chance and 60% over its range barely varies among them.
 - The noise floor is the spread of the score across training seeds, measured by the seed repeats (the search's own
   run of a repeated config is left out: it was chosen for being high), at each budget on its own: the repeats run
   every epoch, and runs drift apart as they learn, so the noise at an early rung is not the noise at the end.
@@ -51,9 +52,6 @@ def budgets(trials: pd.DataFrame, epochs: pd.DataFrame, manifest: dict) -> list[
     return sorted(set(stopped) | set(final))
 
 
-MIN_HEADLINE_TRIALS = 8  # a permutation test over three groups can reach the corrected level from about 8 trials
-
-
 def at_budget(trials: pd.DataFrame, epochs: pd.DataFrame, budget: int, levels: list[int]) -> pd.DataFrame:
     """The trials compared at ``budget`` (one of ``levels``, the study's budgets), each with ``score`` and
     ``diverged``: at the final budget the completed trials and their last epoch; at a rung every trial that reached
@@ -78,18 +76,14 @@ def diverged(trials: pd.DataFrame) -> pd.DataFrame:
     return trials[trials["stop_reason"] == "diverged"]
 
 
-def headline_budget(counts: dict[str, dict[int, int]], levels: list[int], declared: int | None) -> tuple[int, str]:
-    """The budget the findings lead with and why, from the number of trials each subset has at each budget (never
-    their scores). ``counts``: subset -> budget -> trials compared there."""
+def headline_budget(levels: list[int], declared: int | None) -> tuple[int, str]:
+    """The budget the findings lead with and why; never chosen from the scores."""
     if declared is not None and declared in levels:
         return declared, "the budget the search space declares (report_budget)"
-    enough = [b for b in levels if counts and all(per.get(b, 0) >= MIN_HEADLINE_TRIALS for per in counts.values())]
-    if enough:
-        return max(enough), (f"the deepest budget at which every subset has at least {MIN_HEADLINE_TRIALS} trials, "
-                             "chosen before looking at any score")
     first = levels[0] if levels else 0
-    return first, (f"the first budget, which every trial reaches: no budget has {MIN_HEADLINE_TRIALS} trials in every "
-                   "subset")
+    why = "the first budget, which every trial reaches (deeper ones hold only the trials ASHA kept)" \
+        if len(levels) > 1 else "the last epoch, which every trial ran"
+    return first, why
 
 
 @dataclass(frozen=True)
@@ -119,7 +113,10 @@ def seed_noise(trials: pd.DataFrame, subset: str, epochs: pd.DataFrame | None = 
     """The noise floor from the seed repeats of ``subset``: the pooled standard deviation of the score over the
     repeat runs of each repeated config, the search's own (selected) run left out. With ``epochs`` and ``epoch``,
     of the repeat runs' val top-1 at that epoch (an ASHA rung) instead of their last."""
-    repeats = completed(trials[(trials["subset"] == subset) & trials["repeat_of"].notna()])
+    repeats = trials[(trials["subset"] == subset) & trials["repeat_of"].notna()]
+    if repeats.empty:
+        return None
+    repeats = completed(repeats)
     if epoch is not None:
         there = epochs[(epochs["epoch"] == epoch) & epochs["val_top1"].notna()][["trial_id", "val_top1"]]
         repeats = repeats.drop(columns="score").merge(there, on="trial_id").rename(columns={"val_top1": "score"})

@@ -18,7 +18,7 @@ from kinetics.source import resolve_data_dir
 from reports.comparisons import compare_repeats
 from reports.scores import completed, search_trials, seed_noise
 from study import session, study_dir
-from study.spaces import SearchSpace, check_grace_period, load_space
+from study.spaces import SearchSpace, SpaceError, check_grace_period, load_space
 from study.study_dir import StudyDirError, StudyLocation, StudyRequest, driver_lock
 from study.trainable import TrialPlan, run_trial
 from study.tuners import SEARCH, SEEDS, named_trainable, repeat_points, repeat_tuner, restored, search_tuner
@@ -90,6 +90,11 @@ def check_plans(plans: list[TrialPlan], dataset: ConvertedDataset, request: Stud
         if request.early_stopping and "epochs" not in plan.space.searched:
             check_grace_period(plan.space, plan.epochs, f"{plan.space.path}: asha.grace_period",
                                f"the {plan.epochs} epochs of this study's trials")
+        declared = plan.space.raw.get("report_budget")
+        budgets = comparable_budgets(plan, request.early_stopping)
+        if declared is not None and declared not in budgets:
+            raise SpaceError(f"{plan.space.path}: report_budget: epoch {declared} is not a budget this study compares "
+                             f"trials at ({', '.join(map(str, budgets))}: ASHA's rungs and the last epoch)")
 
 
 def prepare_pretrained(plans: list[TrialPlan], echo: Callable[[str], None]) -> None:

@@ -12,6 +12,8 @@ A space file:
     sampler: tpe                        # tpe | qmc (space-filling Sobol) | random
     startup_trials: 6                   # tpe only: random trials before TPE models (default: a quarter of trials)
     asha: {grace_period: 2, reduction_factor: 3, metric: val_loss}   # metric: val_loss (default) or val_top1
+    report_budget: 2                    # optional: the epoch the report's findings lead with (an ASHA rung or the
+                                        # last epoch); default the first rung, which every trial reaches
     trials: 24
     subsets: [kinetics-motion, kinetics-392]
     resources:                          # per trial, by network profile, with per-subset overrides
@@ -41,7 +43,8 @@ from training.config import CPU_PROFILE, FIELD_TYPES, ConfigError, TrainConfig, 
 SPACES_DIR = Path(__file__).resolve().parents[1] / "search_spaces"
 PARAM_TYPES = {"loguniform": {"low", "high"}, "uniform": {"low", "high"}, "int": {"low", "high"},
                "pow2": {"low", "high"}, "choice": {"values"}}
-TOP_KEYS = {"name", "description", "base", "cpu_profile", "params", "sampler", "startup_trials", "asha", "trials",
+TOP_KEYS = {"name", "description", "base", "cpu_profile", "params", "sampler", "startup_trials", "asha", "report_budget",
+            "trials",
             "subsets", "resources", "max_concurrent", "include_paper_recipe"}
 ASHA_KEYS = {"grace_period", "reduction_factor", "metric"}
 # What ASHA compares trials by at its rungs, and which way is better. The validation loss by default: on the synthetic
@@ -300,6 +303,10 @@ def load_space(name_or_path: str | Path, paths_relative_to: Path | None = None) 
     if sampler not in SAMPLERS:
         raise _fail(path, "sampler", f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
     trials = int(raw.get("trials", 16))
+    report_budget = raw.get("report_budget")
+    if report_budget is not None and (not isinstance(report_budget, int) or isinstance(report_budget, bool)
+                                      or report_budget < 1):
+        raise _fail(path, "report_budget", f"must be an epoch (an integer >= 1), got {report_budget!r}")
     space = SearchSpace(
         name=str(raw.get("name", path.stem)), path=path, description=str(raw.get("description", "")).strip(),
         base=base, cpu_profile=cpu,

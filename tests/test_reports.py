@@ -17,7 +17,7 @@ from PIL import Image
 from reports import sensitivity
 from reports.build import build, main
 from reports.describe import notes
-from reports.findings import analyse_subset
+from reports.findings import analyse
 from reports.load import load_study
 from reports.scores import NoiseFloor, budgets
 from reports.spreadsheet import EXPERIMENT_COLUMNS, FILENAME, write_workbook
@@ -70,7 +70,7 @@ def test_spreadsheet_rows_equal_the_trials_table(report):
         for _, row in stopped.iterrows():
             assert f"stopped by ASHA at epoch {row['Epochs run']} of {row['Epochs planned']}" in \
                 row["Observations and Notes"]
-        assert sheet["Observations and Notes"].fillna("").str.contains("best of study").sum() == 1
+        assert sheet["Observations and Notes"].fillna("").str.contains("best of the search by its last epoch").sum() == 1
 
 
 def test_spreadsheet_formats_links_and_layout(report):
@@ -88,7 +88,7 @@ def test_spreadsheet_formats_links_and_layout(report):
         assert cell.hyperlink is not None
         assert (out / cell.hyperlink.target).resolve() == (root / "experiments" / cell.value).resolve()
     summary = [[c.value for c in row] for row in book["Summary"].iter_rows()]
-    assert summary[0][0] == "What the data says" and summary[1][0].startswith("kinetics-motion: ")
+    assert summary[0][0] == "What the data says" and summary[1][0].startswith("kinetics-motion at epoch 1 ")
     flat = [v for row in summary for v in row if v is not None]
     assert "Trials by stop reason" in flat and "Best experiment per subset" in flat
     assert "not comparable: synthetic data" in flat
@@ -121,7 +121,7 @@ def analysed(smoke):
     root, _ = smoke
     results = load_study(root)
     levels = budgets(results.trials, results.epochs, results.manifest)
-    found = {s: analyse_subset(results.trials, results.epochs, s, results.searched, levels) for s in results.subsets}
+    found = analyse(results.trials, results.epochs, list(results.subsets), results.searched, levels)
     return results, levels, found
 
 
@@ -146,16 +146,15 @@ def test_the_learning_rate_plot_draws_each_budgets_scores_and_nothing_else(analy
     assert at_bottom[["subset", "x", "y"]].values.tolist() == [[trials.loc[blown, "subset"], trials.loc[blown, "lr"], 0.0]]
 
 
-def test_the_importance_plot_shows_a_ranking_only_where_results_rise_above_noise(analysed, tmp_path):
+def test_the_importance_plot_draws_each_tested_parameter_filled_only_where_its_test_holds(analysed, tmp_path):
     _, levels, found = analysed
     drawn = sensitivity.importance_by_budget(found, levels, tmp_path).points
-    for subset, f in found.items():
-        mine = drawn[drawn["subset"] == subset]
-        if not f.detectable:
-            assert mine.empty
-        for _, point in mine.iterrows():
-            imp = f.importances[point["x"]][point["series"]]
-            assert (point["y"], point["low"], point["high"]) == (imp.value, imp.low, imp.high)
+    expected = [(s, p, b) for s, f in found.items() for b, per in f.tests.items() for p in per]
+    assert sorted(zip(drawn["subset"], drawn["series"], drawn["x"])) == sorted(expected)
+    for _, point in drawn.iterrows():
+        f = found[point["subset"]]
+        assert point["y"] == f.tests[point["x"]][point["series"]].omega2
+        assert point["matters"] == f.verdicts[(point["x"], point["series"])].holds
 
 
 def test_the_learning_curves_are_every_epoch_of_every_trial(analysed, tmp_path):
@@ -166,17 +165,21 @@ def test_the_learning_curves_are_every_epoch_of_every_trial(analysed, tmp_path):
     assert merged["y"].tolist() == pytest.approx(merged["val_top1"].tolist())
 
 
-def test_notes_say_overfitting_near_chance_and_within_the_seed_noise():
+def test_notes_say_overfitting_at_chance_by_a_binomial_test_and_could_be_best_only_with_seed_noise():
     row = pd.Series({"stop_reason": "completed", "epochs_run": 6, "epochs_planned": 6, "retries": 0, "num_classes": 30,
-                     "last_train_top1": 0.95, "last_val_top1": 0.55, "repeat_of": None, "seed": 0})
+                     "val_clips": 180, "last_train_top1": 0.95, "last_val_top1": 0.55, "repeat_of": None, "seed": 0})
     noise = NoiseFloor(0.02, "seeds", 6, 2)
-    assert notes(row, False, noise, 0.57) == "overfitting: train 95.0% vs test 55.0%; within the seed noise of the " \
-                                             "best (2.0 points below; noise 2.0 points)"
-    assert "within the seed noise" not in notes(row, False, noise, 0.65)
+    assert notes(row, False, True, noise) == "overfitting: train 95.0% vs test 55.0%; could be the best config (95% " \
+                                              "set, seed noise 2.0 points)"
+    assert notes(row, False, False, noise) == "overfitting: train 95.0% vs test 55.0%"
     at_chance = row.copy()
-    at_chance[["last_train_top1", "last_val_top1"]] = [0.04, 0.04]
-    assert notes(at_chance, False, noise, 0.65) == "near chance (3.3%)"
-    assert notes(row, True, noise, 0.55).endswith("best of study")
+    at_chance[["last_train_top1", "last_val_top1"]] = [0.04, 0.04]  # 7 of 180 right, chance 3.3%: p = 0.39
+    assert notes(at_chance, False, False, None) == "not above chance (3.3%; binomial p = 0.39 on 180 clips)"
+    learned = at_chance.copy()
+    learned["last_val_top1"] = 0.10  # 18 of 180: far above chance, however small
+    assert notes(learned, False, False, None) == ""
+    assert notes(row, True, False, noise).endswith("best of the search by its last epoch (a single run: the highest "
+                                                   "of many, biased upward)")
 
 
 def test_asha_stopped_trials_get_their_stop_drawn_into_the_reports_copy_of_their_curves(report, tmp_path):

@@ -89,6 +89,7 @@ GOOD = "params:\n  lr: {type: loguniform, low: 1.0e-4, high: 1.0}\n"
      "asha.grace_period: grace period 2 is not below the cpu_profile epochs \\(2\\)"),
     ("asha: {metric: val_top5}\n" + GOOD, "asha.metric: unknown metric 'val_top5'; choose one of val_loss, val_top1"),
     ("sampler: grid\n" + GOOD, "sampler: unknown sampler 'grid'; choose one of tpe, qmc, random"),
+    ("report_budget: last\n" + GOOD, "report_budget: must be an epoch \\(an integer >= 1\\), got 'last'"),
     ("resources: {cpus: 1}\n" + GOOD, "resources: unknown key\\(s\\) cpus; allowed: cpu, paper"),
     ("resources: {paper: {gpus: -1}}\n" + GOOD, "resources.paper.gpus: must be a number > 0"),
     ("resources: {paper: {kinetics-392: {tpus: 1}}}\n" + GOOD, "resources.paper.kinetics-392: unknown key\\(s\\) tpus"),

@@ -186,8 +186,11 @@ def test_a_study_whose_every_trial_fails_exits_non_zero_with_the_first_error(clu
     (["--set", "lr=0.1"], "--set lr: the space smoke.yaml searches this parameter"),
     (["--set", "epochs=1"], "grace period 1 is not below the 1 epochs of this study's trials"),
     (["--address", "ray://head:10001"], "submit the study as a Ray Job instead"),
+    (["--space", "declared.yaml"], "report_budget: epoch 5 is not a budget this study compares trials at (1, 2, 3:"),
 ])
-def test_a_start_that_fails_leaves_no_study_directory(data, tmp_path, capsys, args, message):
+def test_a_start_that_fails_leaves_no_study_directory(data, tmp_path, capsys, monkeypatch, args, message):
+    (tmp_path / "declared.yaml").write_text(SMOKE + "report_budget: 5\n")
+    monkeypatch.chdir(tmp_path)
     assert main(["--space", "smoke", "--data", str(data), "--storage", str(tmp_path / "studies"), "--name", "x",
                  *args]) == 2
     assert message in capsys.readouterr().err

@@ -1,0 +1,264 @@
+"""How often each sentence of the report is wrong, measured on studies drawn from a known truth.
+
+    python -m bench.bench_verdicts [--draws 200] [--workers 2] [--quick]
+
+Each row simulates ``--draws`` studies (bench/simulated_study.py: a chance floor, a window of learning rates with
+edges that are not a bell, 8 points of seed noise that grows as a trial learns, ASHA's asynchronous selection with
+grace 2 and reduction factor 3 over 8 epochs, both subsets drawing the same configs as seeded samplers do), runs the
+report's own analysis on them (reports.findings.analyse, the code the page is written from) and counts:
+
+- false positives under a null: the share of studies whose page makes at least one false claim of that kind
+  (family-wise, over every subset and budget), against the nominal 5%;
+- power: the share of studies that find a planted effect, against 80%;
+- coverage: the share of intervals (or sets) that hold the true value, against their nominal level.
+
+A rate is "ok" when it is within two standard errors of its target on the right side. The README quotes the
+table; tests/test_verdicts.py runs a smaller draw of the same scenarios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import multiprocessing
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from bench.simulated_study import Design, Truth, simulate
+from reports import inference
+from reports.findings import analyse, compare_subsets
+from reports.scaling import batch_exponent
+
+MOTION, K392 = "kinetics-motion", "kinetics-392"
+CHANCE_ONLY = Truth(top=0.0)  # every config at its subset's chance
+NO_LR_EFFECT = Truth(top=0.30, window=None, diverge_above=None)
+WINDOW = Truth()  # lr decides between chance and 60%
+BOTH = {MOTION: WINDOW, K392: replace(WINDOW, classes=32, val_clips=190)}
+
+
+@dataclass(frozen=True)
+class Check:
+    """One row of the table: a rate, its target and direction. ``count``: (trials, epochs, truth, found, design) ->
+    (successes, cases) in one simulated study."""
+    verdict: str
+    count: Callable
+    target: float
+    kind: str  # "false positives" (at most the target), "power" or "coverage" (at least)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A truth and a design, simulated once per draw; every check of it is counted on the same studies."""
+    name: str
+    design: Design
+    checks: tuple[Check, ...]
+
+
+def _found(trials, epochs, design):
+    return analyse(trials, epochs, list(design.subsets), design.parameters, design.levels)
+
+
+def any_learning_claim(trials, epochs, truth, found, design):
+    return int(any(v.holds for f in found.values() for v in f.learning.values())), 1
+
+
+def learns_at_headline(trials, epochs, truth, found, design):
+    return int(all(f.learns() for f in found.values())), 1
+
+
+def any_parameter_claim(parameters):
+    def count(trials, epochs, truth, found, design):
+        claims = [v.holds for f in found.values() for (b, p), v in f.verdicts.items() if p in parameters]
+        return int(any(claims)), 1
+    return count
+
+
+def lr_matters_at_headline(trials, epochs, truth, found, design):
+    return int(all(f.verdicts.get((f.budget, "lr")) is not None and f.verdicts[(f.budget, "lr")].holds
+                   for f in found.values())), 1
+
+
+def false_learned_trial(trials, epochs, truth, found, design):
+    """A page calls a trial 'learned' whose true expected score at the headline budget is at chance (within 0.1
+    point), or one that diverged."""
+    wrong = 0
+    for subset, f in found.items():
+        chance = design.subsets[subset].chance
+        for _, row in f.words.iterrows():
+            at_chance = truth[row["trial_id"]].get(f.budget, chance) - chance < 0.001
+            wrong += row["word"] == "learned" and at_chance
+    return int(wrong > 0), 1
+
+
+def level_interval_coverage(trials, epochs, truth, found, design):
+    """Each value's (bin's) 95% interval against the mean true expected score of the trials in it."""
+    held = cases = 0
+    for f in found.values():
+        test = f.tests.get(f.budget, {}).get("lr")
+        if test is None:
+            continue
+        expected = np.array([truth[t][f.budget] for t in f.scored["trial_id"]])
+        for g, level in enumerate(test.levels):
+            if math.isnan(level.low):
+                continue
+            target = expected[test.groups.codes == g].mean()
+            held += level.low <= target <= level.high
+            cases += 1
+    return held, cases
+
+
+def detectable_difference_power(trials, epochs, truth, found, design):
+    """Planted: Adam scores ``adam_gain`` above SGD where the lr learns. Found at the headline budget?"""
+    return int(all(f.verdicts.get((f.budget, "optimizer")) is not None and f.verdicts[(f.budget, "optimizer")].holds
+                   for f in found.values())), 1
+
+
+def best_set_coverage(trials, epochs, truth, found, design):
+    """The 95% set of configs that could be the best (Gupta, measured seed noise) holds the truly best completed
+    config."""
+    held = cases = 0
+    for f in found.values():
+        if f.budget != f.final or f.noise.source != "seeds" or f.noise.dof < 1:
+            continue
+        done = f.scored[~f.scored["diverged"]]
+        mask = inference.best_set(done["score"].to_numpy(float), f.noise.sd, f.noise.dof)
+        expected = np.array([truth[t][f.final] for t in done["trial_id"]])
+        best = np.flatnonzero(expected == expected.max())
+        held += bool(mask[best].any())
+        cases += 1
+    return held, cases
+
+
+def any_interaction_claim(trials, epochs, truth, found, design):
+    compared = compare_subsets(found, design.parameters)
+    return (int(any(c.holds for c in compared)), 1) if not isinstance(compared, str) else (0, 0)
+
+
+def lr_interaction_found(trials, epochs, truth, found, design):
+    compared = compare_subsets(found, design.parameters)
+    if isinstance(compared, str):
+        return 0, 0
+    return int(any(c.holds and c.parameter == "lr" for c in compared)), 1
+
+
+def exponent_coverage(alpha: float):
+    def count(trials, epochs, truth, found, design):
+        f = found[MOTION]
+        fitted = batch_exponent(f.scored, f.chance)
+        return (int(fitted.low <= alpha <= fitted.high), 1) if not isinstance(fitted, str) else (0, 1)
+    return count
+
+
+def slope_coverage(slope: float):
+    def count(trials, epochs, truth, found, design):
+        from reports.findings import data_budget_slope
+        rows = found[MOTION].scored
+        _, low, high = data_budget_slope(rows[~rows["diverged"]])
+        return int(low <= slope <= high), 1
+    return count
+
+
+def scenarios(quick: bool = False) -> list[Scenario]:
+    """The table's scenarios. ``quick``: the ones the fast test runs, at one trial count each."""
+    null_counts = (10,) if quick else (5, 10, 30, 60)
+    power_counts = (20,) if quick else (5, 8, 12, 20, 40, 80)
+    out = []
+    for n in null_counts:
+        out.append(Scenario("nothing learns", Design(trials=n, subsets={MOTION: CHANCE_ONLY,
+                                                                        K392: replace(CHANCE_ONLY, classes=32)}), (
+            Check("subset learns", any_learning_claim, 0.05, "false positives"),
+            Check("a trial learned", false_learned_trial, 0.05, "false positives"))))
+        out.append(Scenario("no parameter matters (seed noise 8 pts), the same on both subsets",
+                            Design(trials=n, optimizers=("sgd", "adam"), subsets={MOTION: NO_LR_EFFECT,
+                                                                                   K392: NO_LR_EFFECT}), (
+            Check("a parameter matters", any_parameter_claim({"lr", "optimizer", "weight_decay"}), 0.05,
+                  "false positives"),
+            Check("subsets differ", any_interaction_claim, 0.05, "false positives"))))
+    for n in power_counts:
+        window = Design(trials=n, optimizers=("sgd", "adam"), subsets=BOTH)
+        out.append(Scenario("lr window (chance to 60%), optimizer and wd inert, the same on both subsets", window, (
+            Check("subset learns (both, headline)", learns_at_headline, 0.80, "power"),
+            Check("lr matters (both, headline)", lr_matters_at_headline, 0.80, "power"),
+            Check("optimizer or wd matters", any_parameter_claim({"optimizer", "weight_decay"}), 0.05,
+                  "false positives"),
+            Check("a trial at chance learned", false_learned_trial, 0.05, "false positives"),
+            Check("subsets differ", any_interaction_claim, 0.05, "false positives"),
+            Check("value means, 95% t", level_interval_coverage, 0.95, "coverage"))))
+        out.append(Scenario("lr window, 60% on one subset and 25% on the other",
+                            replace(window, subsets={MOTION: WINDOW, K392: replace(WINDOW, classes=32, val_clips=190,
+                                                                                     top=0.25)}), (
+            Check("lr's effect differs", lr_interaction_found, 0.80, "power"),)))
+    if quick:
+        return out
+    out.append(Scenario("lr window, the 2 best configs x 2 repeat seeds", Design(trials=20, subsets=BOTH, repeats=2,
+                                                                                  seeds=2), (
+        Check("could be the best, 95% set", best_set_coverage, 0.95, "coverage"),)))
+    for gain in (0.15, 0.20):
+        out.append(Scenario(f"Adam +{100 * gain:.0f} pts where the lr learns", Design(
+            trials=40, optimizers=("sgd", "adam"), subsets={s: replace(t, adam_gain=gain) for s, t in BOTH.items()}), (
+            Check("optimizer matters (both)", detectable_difference_power, 0.80, "power"),)))
+    for alpha in (0.5, 1.0):
+        out.append(Scenario("a window moving with the batch size, no ASHA", Design(
+            trials=100, reduction=0, lr_range=(-5.0, 0.0), batches=(16, 32, 64, 128, 256),
+            subsets={MOTION: replace(WINDOW, alpha=alpha, window=(-2.2, -1.2), diverge_above=-0.3)}), (
+            Check(f"alpha = {alpha} in its 90% interval", exponent_coverage(alpha), 0.90, "coverage"),)))
+    out.append(Scenario("+6 pts per doubling of the training clips, no ASHA", Design(
+        trials=24, reduction=0, lr_range=(-2.2, -1.6), clip_range=(1.0, 4.6),
+        subsets={MOTION: replace(WINDOW, data_slope=0.06, diverge_above=None)}), (
+        Check("data-budget slope in its 90% interval", slope_coverage(0.06), 0.90, "coverage"),)))
+    return out
+
+
+def run_scenario(scenario: Scenario, draws: int, first_seed: int = 0) -> list[tuple[int, int]]:
+    """(successes, cases) of each check over ``draws`` simulated studies."""
+    totals = [[0, 0] for _ in scenario.checks]
+    for seed in range(first_seed, first_seed + draws):
+        trials, epochs, truth = simulate(scenario.design, seed)
+        found = _found(trials, epochs, scenario.design)
+        for total, check in zip(totals, scenario.checks):
+            hits, cases = check.count(trials, epochs, truth, found, scenario.design)
+            total[0] += hits
+            total[1] += cases
+    return [tuple(t) for t in totals]
+
+
+def verdict(check: Check, hits: int, cases: int) -> tuple[float, float, bool]:
+    rate = hits / cases if cases else math.nan
+    se = math.sqrt(check.target * (1 - check.target) / cases) if cases else math.nan
+    ok = rate <= check.target + 2 * se if check.kind == "false positives" else rate >= check.target - 2 * se
+    return rate, se, bool(ok)
+
+
+def _run(args):
+    scenario, draws = args
+    return run_scenario(scenario, draws)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--draws", type=int, default=200)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--quick", action="store_true", help="only the rows the fast test runs")
+    args = parser.parse_args()
+    chosen = scenarios(args.quick)
+    print(f"machine: {platform.machine()}, {multiprocessing.cpu_count()} cores; {args.draws} simulated studies per "
+          f"scenario; permutations per test: {inference.PERMUTATIONS}")
+    start = time.perf_counter()
+    with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
+        results = pool.map(_run, [(s, args.draws) for s in chosen], chunksize=1)
+    print(f"{'verdict':34} {'kind':16} {'trials':>6} {'rate':>7} {'target':>7}  ok  scenario")
+    for scenario, totals in zip(chosen, results):
+        for check, (hits, cases) in zip(scenario.checks, totals):
+            rate, se, ok = verdict(check, hits, cases)
+            print(f"{check.verdict:34} {check.kind:16} {scenario.design.trials:6d} {100 * rate:6.1f}% "
+                  f"{100 * check.target:6.0f}%  {'yes' if ok else 'NO '} {scenario.name} ({cases} cases, se "
+                  f"{100 * se:.1f})")
+    print(f"{time.perf_counter() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
