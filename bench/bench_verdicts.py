@@ -234,8 +234,9 @@ def verdict(check: Check, hits: int, cases: int) -> tuple[float, float, bool]:
 
 
 def _run(args):
-    scenario, draws = args
-    return run_scenario(scenario, draws)
+    """In a worker: the scenario by its place in the list (checks hold closures, which do not pickle)."""
+    quick, index, draws = args
+    return run_scenario(scenarios(quick)[index], draws)
 
 
 def main() -> None:
@@ -249,7 +250,7 @@ def main() -> None:
           f"scenario; permutations per test: {inference.PERMUTATIONS}")
     start = time.perf_counter()
     with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
-        results = pool.map(_run, [(s, args.draws) for s in chosen], chunksize=1)
+        results = pool.map(_run, [(args.quick, i, args.draws) for i in range(len(chosen))], chunksize=1)
     print(f"{'verdict':34} {'kind':16} {'trials':>6} {'rate':>7} {'target':>7}  ok  scenario")
     for scenario, totals in zip(chosen, results):
         for check, (hits, cases) in zip(scenario.checks, totals):

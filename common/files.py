@@ -13,11 +13,24 @@ from pathlib import Path
 import yaml
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# The process's file-creation mask, read once (reading it means setting it). Files get the permissions any new file
+# of the user gets (0644 under the usual 022, group-readable under 002), not mkstemp's 0600: a study on a shared
+# filesystem must be readable by the user's group.
+FILE_MODE = 0o666 & ~_umask()
+
+
 @contextlib.contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; it is renamed onto ``target`` only if the block succeeds."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+    os.fchmod(fd, FILE_MODE)
     os.close(fd)
     tmp_path = Path(tmp)
     try:

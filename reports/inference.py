@@ -115,9 +115,9 @@ def groups_of(values: pd.Series) -> Groups:
         log = bool((raw > 0).all() and raw.max() / raw.min() > 20)
         x = np.log10(raw) if log else raw
         edges = np.unique(np.quantile(x, np.linspace(0, 1, bin_count(int(present.sum())) + 1))[1:-1])
-        inner = np.searchsorted(edges, x, side="right")
+        used, inner = np.unique(np.searchsorted(edges, x, side="right"), return_inverse=True)  # ties can empty a bin
         codes[present] = inner
-        for g in range(len(edges) + 1):
+        for g in range(len(used)):
             members = raw[inner == g]
             labels.append(f"{_fmt(members.min())} to {_fmt(members.max())}")
             order.append(float(np.median(members)))

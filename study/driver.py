@@ -6,6 +6,7 @@ the study directory, run each subset's Tune experiments, and summarise. ``run_st
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -17,14 +18,14 @@ from kinetics.dataset import ConvertedDataset
 from kinetics.source import resolve_data_dir
 from reports.comparisons import compare_repeats
 from reports.scores import completed, search_trials, seed_noise
-from study import session, study_dir
+from study import faults, session, study_dir
 from study.spaces import SearchSpace, SpaceError, check_grace_period, load_space
 from study.study_dir import StudyDirError, StudyLocation, StudyRequest, driver_lock
 from study.trainable import TrialPlan, run_trial
 from study.tuners import SEARCH, SEEDS, named_trainable, repeat_points, repeat_tuner, restored, search_tuner
 from training.config import SYNTHETIC
 from training.pretrain import resolve_pretrained
-from training.results import EXPERIMENTS, MANIFEST, OPTUNA, SPACE_COPY, TRIALS, read_table
+from training.results import EXPERIMENTS, MANIFEST, SPACE_COPY, TRIALS, read_table
 from training.trainer import subset_spec
 
 
@@ -157,12 +158,59 @@ def _prepare(location: StudyLocation, request: StudyRequest, space: SearchSpace,
     return plans, dataset
 
 
+class StudyInterrupted(Exception):
+    """Ctrl-C stopped the study: Tune saved its state, the study is marked interrupted, --resume continues it."""
+
+
+class StorageIncomplete(Exception):
+    """The study ran to its end, but some driver files could not be copied to the storage URI."""
+
+
+SYNC_TIMEOUT_S = float(os.environ.get("STGCN_STUDY_SYNC_TIMEOUT_S", "600"))
+
+
+class Interrupts:
+    """Ctrl-C during a study. The first asks Tune to stop gracefully (it saves its experiment state and returns from
+    fit; Tune listens to SIGUSR1 for that when its own SIGINT handler is off) and is remembered, so the driver
+    starts nothing after it: no seed repeats chosen from an unfinished search, no report. The second stops at once
+    (KeyboardInterrupt)."""
+
+    def __init__(self, echo: Callable[[str], None]):
+        self.echo, self.interrupted, self.fitting = echo, False, False
+
+    def __enter__(self) -> Interrupts:
+        os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+        self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        signal.signal(signal.SIGINT, self.previous)
+
+    def _handle(self, sig, frame) -> None:
+        if self.interrupted:
+            raise KeyboardInterrupt
+        self.interrupted = True
+        self.echo("interrupted: stopping the trials and saving the study's state (Ctrl-C again stops at once)")
+        if self.fitting:
+            os.kill(os.getpid(), signal.SIGUSR1)
+
+    def fit(self, tuner) -> None:
+        if self.interrupted:
+            return
+        self.fitting = True
+        try:
+            tuner.fit()
+        finally:
+            self.fitting = False
+
+
 def _fit(location: StudyLocation, request: StudyRequest, plans: list[TrialPlan], dataset: ConvertedDataset,
          trainable: Callable, echo: Callable[[str], None]) -> pd.DataFrame:
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's table reporter, trimmed to our columns
     # A checkpoint every epoch with num_to_keep=1 snapshots the experiment state each time, on purpose: a resumed
     # study then loses at most the epoch in flight. Tune warns about that frequency; the warning is not for us.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    faults.install()
     study_dir.update(location.root, data_dir=str(dataset.root), data_source=dataset.source, ray=ray.__version__,
                      optuna=optuna.__version__, status="running", tune_storage=location.tune_storage,
                      resources_per_trial={p.subset: p.resources for p in plans},
@@ -171,21 +219,42 @@ def _fit(location: StudyLocation, request: StudyRequest, plans: list[TrialPlan],
     by_subset = {plan.subset: plan for plan in plans}
     session.activate(session.ActiveStudy(location, by_subset, dataset.source, request.seed, echo))
     wrapped = named_trainable(trainable, by_subset)
-    (restored(location, SEARCH, wrapped, echo) or search_tuner(location, by_subset, request, wrapped)).fit()
-    if request.repeats and request.seeds:
-        tuner = restored(location, SEEDS, wrapped, echo)
-        if tuner is None:
-            searched = read_table(location.root, TRIALS).to_pandas()
-            points = [point for subset in by_subset
-                      for point in repeat_points(searched, subset, request.repeats, request.seeds, request.seed)]
-            echo(f"re-running the best {request.repeats} config(s) of each subset with {request.seeds} more seed(s)")
-            tuner = repeat_tuner(location, by_subset, points, request, wrapped)
-        tuner.fit()
+    with Interrupts(echo) as interrupts:
+        interrupts.fit(restored(location, SEARCH, wrapped, echo) or search_tuner(location, by_subset, request, wrapped))
+        faults.point("driver.search_done")
+        if request.repeats and request.seeds and not interrupts.interrupted:
+            tuner = restored(location, SEEDS, wrapped, echo)
+            if tuner is None:
+                searched = read_table(location.root, TRIALS).to_pandas()
+                points = [point for subset in by_subset
+                          for point in repeat_points(searched, subset, request.repeats, request.seeds, request.seed)]
+                echo(f"re-running the best {request.repeats} config(s) of each subset with {request.seeds} more "
+                     "seed(s)")
+                tuner = repeat_tuner(location, by_subset, points, request, wrapped)
+            faults.point("driver.repeats_chosen")
+            interrupts.fit(tuner)
+    if interrupts.interrupted:
+        mark_interrupted(location)
+        raise StudyInterrupted(f"{location.root}: interrupted; its state is saved")
+    faults.point("driver.finishing")
+    if not location.sync(SYNC_TIMEOUT_S):  # every table up before the storage says finished
+        study_dir.update(location.root, status="finished")
+        raise StorageIncomplete(f"the study finished, but these files could not be copied to {location.tune_storage} "
+                                f"in {SYNC_TIMEOUT_S:.0f} s: {', '.join(map(str, location.mirror.failing))}; the local "
+                                f"copy {location.root} is complete, and --resume copies the rest")
     study_dir.update(location.root, status="finished")
-    location.push(location.root / MANIFEST, location.root / OPTUNA)
+    location.push(location.root / MANIFEST)
+    location.sync(SYNC_TIMEOUT_S)
     trials = read_table(location.root, TRIALS).to_pandas()
     echo(summarize(trials, request.subsets))
     return trials
+
+
+def mark_interrupted(location: StudyLocation) -> None:
+    """Status 'interrupted', locally and, as far as the storage lets within a minute, at the storage URI."""
+    if (location.root / MANIFEST).is_file():
+        study_dir.update(location.root, status="interrupted")
+        location.sync(60)
 
 
 def summarize(trials: pd.DataFrame, order: tuple[str, ...] = ()) -> str:
@@ -200,9 +269,10 @@ def summarize(trials: pd.DataFrame, order: tuple[str, ...] = ()) -> str:
             lines.append(f"{subset}: no trial recorded")
             continue
         counts = group["stop_reason"].value_counts()
-        lines.append(f"{subset}: {len(group)} trials; " + ", ".join(f"{counts.get(r, 0)} {r.replace('_', ' ')}"
-                     for r in ("completed", "stopped_by_asha", "diverged", "errored", "interrupted")
-                     if counts.get(r, 0)))
+        order = ("completed", "stopped_by_asha", "diverged", "errored", "interrupted", "running")
+        reasons = [*(r for r in order if r in counts), *(r for r in counts.index if r not in order)]
+        lines.append(f"{subset}: {len(group)} trials; " + ", ".join(f"{counts[r]} {r.replace('_', ' ')}"
+                                                                      for r in reasons))
         done = completed(group)
         if done.empty:
             lines.append("  no trial completed its planned epochs")

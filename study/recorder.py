@@ -11,9 +11,9 @@ import logging
 
 from ray.tune import Callback
 
-from study import session
+from study import faults, session
 from study.searcher import OPTUNA_NUMBER, SAMPLED_BY
-from study.trainable import INDEX, REPEAT_OF, SUBSET
+from study.trainable import INDEX, REPEAT_OF, RESTORED_HISTORY, SUBSET
 from training.config import ConfigError
 from training.results import TrialRecord, optuna_journal, reload, write_record
 
@@ -66,14 +66,18 @@ class StudyRecorder(Callback):
     def _write(self, record: TrialRecord, ended: bool = False) -> None:
         location = session.active().location
         written = write_record(location.root, record)
+        faults.point("recorder.trial_ended" if ended else "recorder.result_written")
         journal = optuna_journal(location.root, record.subset)
-        location.push(*written, *([journal] if ended and journal.is_file() else []))
+        location.push(*written, *([journal] if journal.is_file() else []))
 
     def on_trial_start(self, iteration, trials, trial, **info):
         self.record_for(trial)  # its start time: the first epoch's row then shows the trial's start-up cost
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         record = self.record_for(trial)
+        for earlier in result.get(RESTORED_HISTORY) or []:  # epochs a killed driver had not recorded
+            if int(earlier["epoch"]) not in record.epochs:
+                record.add_epoch({**result, **earlier})
         record.add_epoch(result)
         record.pretrained_sha256 = result.get("pretrained_sha256")
         if result.get("done") and result["epoch"] < result["epochs_planned"]:  # Tune: the scheduler's STOP
@@ -82,7 +86,7 @@ class StudyRecorder(Callback):
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         record = self.record_for(trial)
-        record.finish(stop_reason(record))
+        record.finish(stop_reason(record), record.error)  # a config the trainer refused keeps its reason
         self._write(record, ended=True)
 
     def on_trial_recover(self, iteration, trials, trial, **info):

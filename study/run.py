@@ -15,12 +15,15 @@ Examples:
   RAY_ADDRESS=auto python -m study.run --space full                  # on a running Ray cluster (or as a Ray Job)
 Search spaces: search_spaces/*.yaml, or a path to your own file. Relative paths (--data, --storage, the space,
 classes_file and pretrained) are taken against the current directory, once, on the driver.
-Exit status: 0 when the study ran (some trials may have failed), 1 when every trial failed, 2 on bad input.
+Exit status: 0 when the study ran (some trials may have failed), 1 when every trial failed or the storage URI did
+not get every file, 2 on bad input, 130 when interrupted (Ctrl-C: the trials stop and the study's state is saved;
+--resume continues it; a second Ctrl-C stops at once).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -32,13 +35,22 @@ from kinetics.source import cache_root
 from kinetics.subsets import SUBSET_NAMES
 from reports.build import build
 from reports.spreadsheet import FILENAME
-from study.driver import run_study
+from study.driver import SYNC_TIMEOUT_S, StorageIncomplete, StudyInterrupted, mark_interrupted, run_study
 from study.mirror import is_uri
 from study.spaces import SearchSpace, SpaceError, load_space
-from study.study_dir import StudyDirError, StudyLocation, StudyRequest, default_name, fetch_request, latest_of
+from study.study_dir import (
+    StudyDirError,
+    StudyLocation,
+    StudyRequest,
+    check_storage,
+    default_name,
+    fetch_request,
+    latest_of,
+)
 from training.config import FIELD_TYPES, SYNTHETIC, ConfigError, absolute_paths
 from training.results import SPACE_COPY
 
+INTERRUPTED = 130  # as a shell reports a process ended by Ctrl-C
 DEFAULTS = {"subset": "both", "data": SYNTHETIC, "profile": "auto", "storage": "studies", "dashboard_host": "127.0.0.1",
             "max_failures": 2, "seed": 0, "set": [], "repeats": 0, "seeds": 0}
 
@@ -154,8 +166,9 @@ def check_resume_options(argv: list[str], location: StudyLocation) -> None:
 
 
 def location_from(args: argparse.Namespace) -> StudyLocation:
-    if args.address and args.address.startswith("ray://"):
-        raise ConfigError(f"--address {args.address}: under Ray Client, Tune's driver loop would run on the head and "
+    address, where = (args.address, "--address") if args.address else (os.environ.get("RAY_ADDRESS"), "RAY_ADDRESS")
+    if address and address.startswith("ray://"):
+        raise ConfigError(f"{where} {address}: under Ray Client, Tune's driver loop would run on the head and "
                           "write the study there; submit the study as a Ray Job instead: ray job submit --address "
                           "http://HEAD:8265 --working-dir . -- python -m study.run ... (README, 'Beyond one machine')")
     remote = args.storage if is_uri(args.storage) else None
@@ -164,6 +177,9 @@ def location_from(args: argparse.Namespace) -> StudyLocation:
     # With remote storage the driver keeps its files under the cache: a path that stays the same across job
     # submissions (each job runs in a fresh working directory).
     storage = (cache_root() / "studies") if remote else Path(args.storage).expanduser().resolve()
+    check_storage(remote or storage, "--storage")
+    if remote:
+        check_storage(storage, "the driver's local copy (STGCN_STUDY_CACHE)")
     if args.resume and not args.name:
         return StudyLocation(storage, latest_of(storage, Path(args.space).stem).name, remote)
     return StudyLocation(storage, args.name or default_name(Path(args.space).stem), remote)
@@ -179,9 +195,15 @@ def all_failed(trials: pd.DataFrame) -> str | None:
     return None
 
 
+def resume_command(args: argparse.Namespace, location: StudyLocation) -> str:
+    storage = f" --storage {args.storage}" if args.storage != DEFAULTS["storage"] else ""
+    return f"python -m study.run --space {Path(args.space).stem} --name {location.name}{storage} --resume"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parser().parse_args(argv)
+    location = None
     try:
         location = location_from(args)
         if args.resume:
@@ -193,10 +215,21 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, DataError, SpaceError, StudyDirError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except (StudyInterrupted, KeyboardInterrupt):
+        if location is not None:
+            mark_interrupted(location)
+            print(f"interrupted: the study's state is saved in {location.root}; continue it with\n  "
+                  f"{resume_command(args, location)}\na report of what is there so far: python -m reports.build "
+                  f"{location.root}", file=sys.stderr)
+        return INTERRUPTED
+    except StorageIncomplete as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     print(f"results: {location.root} ({len(trials)} trials)")
     if not args.no_report:
         report = build(location.root)
         location.push(report)
+        location.sync(SYNC_TIMEOUT_S)
         print(f"report: {report / FILENAME}, {report / 'index.html'}")
     failed = all_failed(trials)
     if failed:

@@ -34,8 +34,8 @@ from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
 from common.files import atomic_path
-from study import session
-from study.trainable import INDEX, SUBSET
+from study import faults, session
+from study.trainable import INDEX, RESTORED_HISTORY, SUBSET
 from training.results import optuna_journal
 
 METRIC, MODE = "val_top1", "max"
@@ -124,13 +124,18 @@ class SubsetSearch:
         trial.set_user_attr("tune_trial_id", trial_id)
         trial.set_user_attr(SAMPLED_BY, label)
         self.trials[trial_id] = trial.number
+        faults.point("searcher.asked")
         return {**trial.params, OPTUNA_NUMBER: trial.number, SAMPLED_BY: label, SUBSET: self.subset,
                 INDEX: trial.number}
 
     def report(self, trial_id: str, result: dict) -> None:
-        if trial_id in self.trials and _finite(result.get(METRIC)):
-            self.storage.set_trial_intermediate_value(self._trial_id(trial_id), int(result["epoch"]),
-                                                      float(result[METRIC]))
+        """Every epoch's score as an intermediate value, those a killed driver had missed (restored_history) too."""
+        if trial_id not in self.trials:
+            return
+        for epoch in [*(result.get(RESTORED_HISTORY) or []), result]:
+            if _finite(epoch.get(METRIC)):
+                self.storage.set_trial_intermediate_value(self._trial_id(trial_id), int(epoch["epoch"]),
+                                                          float(epoch[METRIC]))
 
     def tell(self, trial_id: str, result: dict | None, error: bool) -> None:
         if trial_id not in self.trials or self.storage.get_trial(self._trial_id(trial_id)).state.is_finished():

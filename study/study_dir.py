@@ -24,8 +24,11 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.fs as pafs
+
 from common.files import write_json, write_text
-from study.mirror import Mirror
+from study.mirror import Mirror, is_uri
 from training.results import MANIFEST, SPACE_COPY
 
 LOCK = ".driver.lock"
@@ -85,11 +88,45 @@ class StudyLocation:
 
     @property
     def mirror(self) -> Mirror | None:
-        return Mirror(self.root, self.tune_storage) if self.remote else None
+        return Mirror.of(self.root, self.tune_storage) if self.remote else None
 
     def push(self, *paths: Path) -> None:
+        """Copy these driver files to the storage URI in the background (see study.mirror)."""
         if self.remote:
             self.mirror.push(*paths)
+
+    def sync(self, timeout_s: float | None = None) -> bool:
+        """Copy every driver file to the storage URI and wait until all have landed; whether they did."""
+        if not self.remote:
+            return True
+        self.mirror.push_all()
+        return self.mirror.flush(timeout_s)
+
+
+def check_storage(where: str | Path, option: str) -> None:
+    """An unusable storage is bad input: refused, naming the path and why, before anything (Ray included) starts.
+    A folder is usable when its nearest existing ancestor is a writable directory (a URI's, a directory)."""
+    if isinstance(where, str) and is_uri(where):
+        try:
+            fs, path = pafs.FileSystem.from_uri(where)
+            while True:
+                info = fs.get_file_info(path)
+                if info.type == pafs.FileType.File:
+                    raise StudyDirError(f"{option} {where}: {path} is a file, so no study folder can be made under it")
+                if info.type == pafs.FileType.Directory or "/" not in path.strip("/"):
+                    return
+                path = path.rstrip("/").rsplit("/", 1)[0]
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            raise StudyDirError(f"{option} {where}: the storage cannot be reached or is not a URI pyarrow knows "
+                                f"({exc})") from exc
+    path = Path(where)
+    for parent in (path, *path.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise StudyDirError(f"{option} {where}: {parent} is a file, so no study folder can be made under it")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise StudyDirError(f"{option} {where}: {parent} is not writable by this user")
+            return
 
 
 def default_name(space: str) -> str:

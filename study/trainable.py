@@ -33,6 +33,8 @@ SUBSET, INDEX = "subset", "trial_index"  # every trial's config says its subset 
 TRIAL_KEYS = (REPEAT_OF, INDEX, "optuna_number", "sampled_by")
 # Reported with every epoch, so the progress table shows them also where the search does not vary them.
 REPORTED_CONFIG = ("optimizer", "batch_size", "scheduler")
+# In the first report after a restore: the epochs the checkpoint holds, for the driver to record those it missed.
+RESTORED_HISTORY = "restored_history"
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,11 @@ def trial_epochs(sampled: dict, plans: dict[str, TrialPlan]) -> Iterator[dict]:
     metrics. A wrapper can act between epochs (the fault-tolerance tests raise there) without a hook in here."""
     context = tune.get_context()
     plan, index = plans[sampled[SUBSET]], sampled[INDEX]
-    config = plan.config_for(sampled)
+    try:
+        config = plan.config_for(sampled)
+    except ConfigError as exc:  # a sample the config refuses: errored once (the driver records why), not retried
+        print(f"[{context.get_trial_name()}] refused: {exc}", flush=True)
+        return
     torch.set_num_threads(max(1, int(plan.resources["cpu"])))
     root = Path(plan.experiments_dir or context.get_trial_dir())
     experiment = Experiment(config, open_dataset(config.data), root, index=index,
@@ -106,18 +112,22 @@ def trial_epochs(sampled: dict, plans: dict[str, TrialPlan]) -> Iterator[dict]:
                                       "sampled": sampled, "worker_pid": os.getpid()})
     where = {"node": socket.gethostname(), "node_id": ray.get_runtime_context().get_node_id()}
     checkpoint = tune.get_checkpoint()
+    restored: list[dict] = []
     if checkpoint:
         with checkpoint.as_directory() as directory:
             experiment.restore(Path(directory))
+        restored = list(experiment.trainer.history)  # the driver may not have recorded all of them (study/tuners.py)
     while not experiment.finished:
         metrics = experiment.step()
         with tempfile.TemporaryDirectory() as directory:
             experiment.save_checkpoint(Path(directory))
-            tune.report({**metrics, "epochs_planned": config.epochs, "experiment_id": experiment.experiment_id,
+            tune.report({**metrics, **({RESTORED_HISTORY: restored} if restored else {}),
+                         "epochs_planned": config.epochs, "experiment_id": experiment.experiment_id,
                          "pretrained_sha256": experiment.pretrained_sha256,
                          "folder": experiment.folder.path.name, **{key: getattr(config, key) for key in REPORTED_CONFIG},
                          **where},
                         checkpoint=tune.Checkpoint.from_directory(directory))
+        restored = []
         live_metrics.publish(plan.study, plan.subset, context.get_trial_name(), metrics)
         yield metrics
 

@@ -13,8 +13,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.fs as pafs
 from ray import tune
+from ray.train._internal.session import _TrainingResult
+from ray.train._internal.storage import StorageContext
 from ray.tune.execution.placement_groups import PlacementGroupFactory
+from ray.tune.result import TRAINING_ITERATION
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search import Searcher
 from ray.tune.trainable.function_trainable import wrap_function
@@ -35,6 +40,8 @@ from study.trainable import (
     trial_dirname,
     trial_name,
 )
+from training.experiment import CHECKPOINT
+from training.results import TRIALS, forget, read_table
 
 SEARCH, SEEDS = "search", "seeds"  # the Tune experiments, directories of the study
 # The progress table: what was searched shows as a parameter, the rest as the value the trial reports.
@@ -48,11 +55,51 @@ def named_trainable(trainable: Callable, plans: dict[str, TrialPlan]):
     base = wrap_function(tune.with_parameters(trainable, plans=plans))
 
     class NamedTrial(base):
+        """Also: a trial always continues from its newest checkpoint on storage (see ``newest_checkpoint``)."""
+
         def __repr__(self) -> str:
             return self.trial_name
 
+        def restore(self, checkpoint_path):
+            return super().restore(newest_checkpoint(self._storage, checkpoint_path))
+
+        def step(self):
+            if not self._restored and self.iteration == 0:  # Tune's state may name no checkpoint that storage has
+                found = newest_checkpoint(self._storage, None)
+                if found is not None:
+                    self.restore(found)
+            return super().step()
+
     NamedTrial.__name__ = NamedTrial.__qualname__ = base.__name__
     return tune.with_resources(NamedTrial, functools.partial(_resources, plans))
+
+
+def newest_checkpoint(storage, given):
+    """The checkpoint a trial continues from: the newest one in its directory on storage, whatever Tune's saved
+    experiment state names. That state is saved, and copied to storage, after Tune has registered a checkpoint and
+    deleted the one before it (num_to_keep=1): a driver killed in between leaves a state that names a deleted
+    checkpoint, or none for a trial's first one, while a newer one is on storage. A checkpoint on storage whose epoch
+    the driver never recorded (the epoch in flight) is continued from too: its epochs travel with the trial's next
+    report (``restored_history``). The storage context's index is moved past it, so the next checkpoint gets a new
+    name. ``given``: what Tune would restore (a _TrainingResult), or None."""
+    fs, trial_dir = storage.storage_filesystem, storage.trial_fs_path
+    try:
+        entries = fs.get_file_info(pafs.FileSelector(trial_dir, allow_not_found=True))
+    except (OSError, pa.ArrowException):
+        return given
+    indices = sorted(int(e.base_name.rsplit("_", 1)[1]) for e in entries
+                     if e.type == pafs.FileType.Directory and e.base_name.startswith("checkpoint_")
+                     and e.base_name.rsplit("_", 1)[1].isdigit() and fs.get_file_info(f"{e.path}/{CHECKPOINT}").type
+                     == pafs.FileType.File)
+    if not indices:
+        return given
+    newest = indices[-1]
+    storage.current_checkpoint_index = max(storage.current_checkpoint_index, newest)
+    path = f"{trial_dir}/{StorageContext._make_checkpoint_dir_name(newest)}"
+    if given is not None and given.checkpoint.path.rstrip("/") == path:
+        return given
+    return _TrainingResult(checkpoint=tune.Checkpoint(path, filesystem=fs),
+                           metrics={TRAINING_ITERATION: newest + 1})  # a checkpoint with every report
 
 
 def _resources(plans: dict[str, TrialPlan], config: dict) -> PlacementGroupFactory:
@@ -84,7 +131,29 @@ def restored(location: StudyLocation, name: str, trainable, echo: Callable[[str]
     if not tune.Tuner.can_restore(experiment):
         return None
     echo(f"{name}: resuming Tune experiment {experiment}")
-    return tune.Tuner.restore(experiment, trainable=trainable, resume_unfinished=True)
+    tuner = tune.Tuner.restore(experiment, trainable=trainable, resume_unfinished=True)
+    forget_unknown_trials(location, tuner, repeats=name == SEEDS, echo=echo)
+    return tuner
+
+
+def forget_unknown_trials(location: StudyLocation, tuner: tune.Tuner, repeats: bool,
+                          echo: Callable[[str], None]) -> None:
+    """Rows of trials that the restored experiment does not know are removed. Tune saves its experiment state (and
+    copies it to storage) a moment after it starts a trial: a driver killed in that moment leaves a trial in the
+    tables that Tune will not resume. Its sampler state (the Optuna journal saved with Tune's) does not know it
+    either, so Tune asks for its config again and it starts over under a new id."""
+    try:
+        known = {Path(result.path).name.rsplit("_", 1)[-1] for result in tuner.get_results()}
+    except RuntimeError:  # Tune could not read back its trials: it will not resume them either way, keep the rows
+        return
+    if not (location.root / TRIALS).is_dir():
+        return
+    trials = read_table(location.root, TRIALS).to_pandas()
+    mine = trials[trials["repeat_of"].notna() == repeats]
+    for _, row in mine[~mine["trial_id"].isin(known)].iterrows():
+        echo(f"{row['subset']} trial {row['trial_id']}: started after Tune last saved its state, so it starts over "
+             f"as a new trial ({int(row['epochs_run'])} epoch(s) discarded)")
+        location.push(*forget(location.root, row["subset"], row["trial_id"]))
 
 
 class SubsetsASHA(FIFOScheduler):
@@ -164,29 +233,40 @@ def repeat_points(trials: pd.DataFrame, subset: str, repeats: int, seeds: int, f
 
 
 class FixedPoints(Searcher):
-    """Hands out a fixed list of configs, one per trial, then says it is finished. (Tune's own variant generator
-    wants every point to share one set of keys; a seed repeat of an Adam config has no momentum.)"""
+    """Hands out a fixed list of configs, one per trial, at most ``max_concurrent`` of a subset at a time, then says
+    it is finished. (Tune's own variant generator wants every point to share one set of keys; a seed repeat of an
+    Adam config has no momentum.)"""
 
-    def __init__(self, points: list[dict]):
+    def __init__(self, points: list[dict], max_concurrent: int):
         super().__init__(metric=METRIC, mode=MODE)
-        self.points, self.given = list(points), 0
+        self.points, self.max_concurrent = list(points), max_concurrent
+        self.given: list[int] = []  # indices of the points handed out
+        self.live: dict[str, str] = {}  # trial id -> subset, while it runs
 
-    def suggest(self, trial_id: str) -> dict | str:
-        if self.given >= len(self.points):
+    def suggest(self, trial_id: str) -> dict | str | None:
+        waiting = [i for i in range(len(self.points)) if i not in self.given]
+        if not waiting:
             return Searcher.FINISHED
-        self.given += 1
-        return dict(self.points[self.given - 1])
+        busy = list(self.live.values())
+        ready = [i for i in waiting if busy.count(self.points[i][SUBSET]) < self.max_concurrent]
+        if not ready:
+            return None  # every waiting point's subset is at its limit: Tune asks again later
+        self.given.append(ready[0])
+        self.live[trial_id] = self.points[ready[0]][SUBSET]
+        return dict(self.points[ready[0]])
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        pass
+        self.live.pop(trial_id, None)
 
     def save(self, checkpoint_path: str) -> None:
         """Saved with the experiment, so a resumed study does not hand out the same points twice."""
-        write_json(Path(checkpoint_path), {"points": self.points, "given": self.given})
+        write_json(Path(checkpoint_path), {"points": self.points, "given": self.given, "live": self.live,
+                                           "max_concurrent": self.max_concurrent})
 
     def restore(self, checkpoint_path: str) -> None:
         state = json.loads(Path(checkpoint_path).read_text())
-        self.points, self.given = state["points"], state["given"]
+        self.points, self.given, self.live = state["points"], state["given"], state["live"]
+        self.max_concurrent = state["max_concurrent"]
 
 
 def repeat_tuner(location: StudyLocation, plans: dict[str, TrialPlan], points: list[dict], request: StudyRequest,
@@ -195,7 +275,7 @@ def repeat_tuner(location: StudyLocation, plans: dict[str, TrialPlan], points: l
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
-            search_alg=FixedPoints(points), max_concurrent_trials=request.max_concurrent * len(plans),
-            num_samples=len(points), reuse_actors=request.reuse_actors,
+            search_alg=FixedPoints(points, request.max_concurrent), num_samples=len(points),
+            reuse_actors=request.reuse_actors,
             trial_name_creator=functools.partial(trial_name, location.name), trial_dirname_creator=trial_dirname),
         run_config=_run_config(location, plans, SEEDS, request))

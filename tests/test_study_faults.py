@@ -4,7 +4,6 @@ second driver, starts that fail."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -13,46 +12,17 @@ import sys
 import time
 from pathlib import Path
 
-import optuna
 import pandas as pd
 import pytest
-from optuna.storages import JournalStorage
-from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
+from bench.bench_faults import check_optuna_agrees, optuna_trials
 from study.run import main
 from study.study_dir import driver_lock
-from training.results import EPOCHS, TRIALS, optuna_journal, read_table
+from training.results import EPOCHS, TRIALS, read_table
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = (ROOT / "search_spaces" / "smoke.yaml").read_text()
-STATE_OF = {"completed": TrialState.COMPLETE, "stopped_by_asha": TrialState.PRUNED, "diverged": TrialState.FAIL,
-            "errored": TrialState.FAIL}
-
-
-def optuna_trials(root: Path, subset: str = "kinetics-motion") -> list:
-    storage = JournalStorage(JournalFileBackend(str(optuna_journal(root, subset))))
-    return optuna.load_study(study_name=subset, storage=storage).trials
-
-
-def check_optuna_agrees(root: Path) -> None:
-    """One Optuna trial per trials.parquet row, joined on the recorded number: same parameters, the state its stop
-    reason means, the last score as value of a completed trial, every epoch's score as intermediate values."""
-    trials = read_table(root, TRIALS).to_pandas()
-    epochs = read_table(root, EPOCHS).to_pandas()
-    for subset, rows in trials.groupby("subset"):
-        recorded = {t.number: t for t in optuna_trials(root, subset)}
-        assert sorted(recorded) == sorted(rows["optuna_number"]), "one Optuna trial per Tune trial"
-        for _, row in rows.iterrows():
-            trial = recorded[row["optuna_number"]]
-            assert trial.user_attrs["tune_trial_id"] == row["trial_id"]
-            sampled = json.loads(row["sampled"])
-            assert trial.params == {k: v for k, v in sampled.items() if k in trial.params} and trial.params
-            assert trial.state == STATE_OF[row["stop_reason"]], row["stop_reason"]
-            scores = epochs[epochs["trial_id"] == row["trial_id"]].set_index("epoch")["val_top1"].dropna()
-            assert trial.intermediate_values == pytest.approx(scores.to_dict())
-            if trial.state == TrialState.COMPLETE:
-                assert trial.value == pytest.approx(row["last_val_top1"])
 
 
 def _driver(args: list[str], cwd: Path, **env) -> subprocess.Popen:

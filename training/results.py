@@ -164,7 +164,7 @@ def _write(path: Path, rows: Iterable[dict], schema: pa.Schema) -> None:
 
 
 def part_name(record: TrialRecord) -> str:
-    return f"{record.subset}__{record.trial_id}.parquet"
+    return f"{record.subset}__{record.trial_id}.parquet"  # as ``forget`` removes it
 
 
 def write_record(study_dir: Path, record: TrialRecord) -> tuple[Path, Path]:
@@ -172,6 +172,14 @@ def write_record(study_dir: Path, record: TrialRecord) -> tuple[Path, Path]:
     paths = study_dir / EPOCHS / part_name(record), study_dir / TRIALS / part_name(record)
     _write(paths[0], (record.epochs[e] for e in sorted(record.epochs)), EPOCH_SCHEMA)
     _write(paths[1], [record.summary()], TRIAL_SCHEMA)
+    return paths
+
+
+def forget(study_dir: Path, subset: str, trial_id: str) -> tuple[Path, Path]:
+    """Remove a trial's rows from both datasets (a trial the resumed experiment does not know); the two paths."""
+    paths = tuple(Path(study_dir) / name / f"{subset}__{trial_id}.parquet" for name in (EPOCHS, TRIALS))
+    for path in paths:
+        path.unlink(missing_ok=True)
     return paths
 
 
