@@ -43,7 +43,10 @@ def place_frames(x: torch.Tensor, offset: torch.Tensor, length: int) -> torch.Te
     return out
 
 
-def _choose_offset(batch: int, frames: int, window: int, gen: torch.Generator) -> torch.Tensor:
+def choose_offset(batch: int, frames: int, window: int, gen: torch.Generator) -> torch.Tensor:
+    """Random choose's draw: where each clip's window starts (negative: where a shorter clip starts in the zero
+    padding). The first draw ``augment`` makes without shift, so a loader can make it before reading and read only
+    the window's frames (kinetics/dataset.py), then hand ``augment`` the rest of the same generator."""
     begin = _randint_upto(torch.full((batch,), abs(frames - window)), gen)
     return begin if frames > window else -begin
 
@@ -52,7 +55,7 @@ def random_choose(x: torch.Tensor, window: int, gen: torch.Generator) -> torch.T
     """A random ``window``-frame crop per clip; shorter clips are zero-padded at a random position."""
     if x.shape[2] == window:
         return x
-    return place_frames(x, _choose_offset(x.shape[0], x.shape[2], window, gen), window)
+    return place_frames(x, choose_offset(x.shape[0], x.shape[2], window, gen), window)
 
 
 def _shift_offset(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -108,7 +111,7 @@ def augment(x: torch.Tensor, window: int, gen: torch.Generator, choose: bool = T
     if shift:
         offset += _shift_offset(x, gen)
     if choose and t != window:
-        offset, length = offset + _choose_offset(b, t, window, gen), window
+        offset, length = offset + choose_offset(b, t, window, gen), window
     elif not choose and 0 < window and t < window:
         length = window
     if length != t or bool(offset.any()):

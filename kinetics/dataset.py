@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from kinetics.augment import augment
+from kinetics.augment import augment, choose_offset
 from kinetics.errors import DataError
 from kinetics.layout import CHANNELS, NUM_JOINTS, class_names_file, data_file, label_file, provenance_file
 from kinetics.subsets import SubsetIndex, SubsetSpec, build_index, select_classes
@@ -133,12 +133,17 @@ class SkeletonBatches(Dataset):
     """Serves whole batches: ``dataset[(seed, positions)]`` -> (x (B, C, T, V, M), y (B,)).
 
     Positions index the subset; rows are read from the memmap in ascending order (sequential I/O).
-    ``frame_stride`` > 1 keeps every n-th frame: the labelled temporal downscale of CPU-sized runs.
+    ``frame_stride`` > 1 keeps every n-th frame: the labelled temporal downscale of CPU-sized runs. With random
+    choose (and no random shift, the default) only the frames of each clip's window are read: the window's start is
+    drawn first, from the batch's own generator, exactly as ``augment`` would draw it, so the batch is the same as
+    reading whole clips and cropping them, for half the bytes at the paper's window of 150 of 300 frames.
+    ``frames_read`` counts the frames read from the array (per clip: the span a clip's read covers).
     """
 
     def __init__(self, split: Split, index: SubsetIndex, augmentation: Augmentation | None, frame_stride: int = 1):
         self.split, self.index, self.augmentation = split, index, augmentation
         self.frame_stride = frame_stride
+        self.frames_read = 0
         self._array: np.memmap | None = None
 
     def __getstate__(self):
@@ -153,22 +158,47 @@ class SkeletonBatches(Dataset):
             self._array = open_array(self.split.data_path)
         return self._array
 
-    def __getitems__(self, key: tuple[int, list[int]]):
-        seed, positions = key
-        rows = self.index.rows[positions]
+    @property
+    def frames(self) -> int:
+        """Frames of a clip after the stride."""
+        return len(range(0, self.array.shape[2], self.frame_stride))
+
+    def _read(self, rows: np.ndarray, starts: np.ndarray | None = None, length: int | None = None) -> np.ndarray:
+        """The clips of ``rows`` (strided), or of each its ``length`` frames from strided frame ``starts[i]``."""
         order = np.argsort(rows, kind="stable")
-        x = np.empty((len(rows), *self.array.shape[1:]), dtype=np.float32)
-        x[order] = self.array[rows[order]]
+        stride = self.frame_stride
+        if starts is None:
+            x = np.empty((len(rows), *self.array.shape[1:]), dtype=np.float32)
+            x[order] = self.array[rows[order]]
+            x = x[:, :, ::stride]
+            self.frames_read += len(rows) * self.array.shape[2]
+        else:
+            c, _, v, m = self.array.shape[1:]
+            x = np.empty((len(rows), c, length, v, m), dtype=np.float32)
+            for i in order:
+                first = int(starts[i]) * stride
+                x[i] = self.array[rows[i], :, first:first + length * stride:stride]
+            self.frames_read += len(rows) * ((length - 1) * stride + 1)
         if not np.isfinite(x).all():
             bad = rows[~np.isfinite(x).reshape(len(rows), -1).all(axis=1)]
             raise DataError(f"{self.split.data_path}: NaN or infinite values in clip row(s) {bad[:5].tolist()} "
                             f"({', '.join(self.split.clip_names[r] for r in bad[:5])})")
-        batch = torch.from_numpy(np.ascontiguousarray(x[:, :, ::self.frame_stride]))
-        if self.augmentation is not None:
-            gen = torch.Generator().manual_seed(seed)
-            a = self.augmentation
-            batch = augment(batch, a.window, gen, choose=a.choose, shift=a.shift, move=a.move)
-        return batch, torch.from_numpy(self.index.labels[positions])
+        return x
+
+    def __getitems__(self, key: tuple[int, list[int]]):
+        seed, positions = key
+        rows = self.index.rows[positions]
+        a = self.augmentation
+        labels = torch.from_numpy(self.index.labels[positions])
+        if a is None:
+            return torch.from_numpy(np.ascontiguousarray(self._read(rows))), labels
+        gen = torch.Generator().manual_seed(seed)
+        if a.choose and not a.shift and self.frames > a.window:
+            starts = choose_offset(len(rows), self.frames, a.window, gen).numpy()
+            batch = torch.from_numpy(self._read(rows, starts, a.window))
+            return augment(batch, a.window, gen, choose=False, shift=False, move=a.move), labels
+        batch = torch.from_numpy(np.ascontiguousarray(self._read(rows)))
+        return augment(batch, a.window, gen, choose=a.choose, shift=a.shift, move=a.move), labels
 
     def __getitem__(self, key):
         return self.__getitems__(key)
@@ -199,10 +229,29 @@ def _whole_batch(batch):
     return batch
 
 
+PREFETCH_BATCHES = 4  # per loader worker: batches ready ahead of the step, so a GPU step never waits for a batch
+
+
+class Loader:
+    """One split's batches for a whole run, one DataLoader kept across epochs: its worker processes start once
+    (persistent), not twice per epoch (training and evaluation), and on CUDA it pins the batches in page-locked
+    memory, which is what lets the trainer's non-blocking copy overlap the step. The batch plan is drawn in this
+    process, so setting its epoch before iterating is all a new epoch needs."""
+
+    def __init__(self, dataset: SkeletonBatches, batch_size: int, seed: int, shuffle: bool, workers: int = 0,
+                 pin_memory: bool = False):
+        drop_last = shuffle and len(dataset) % batch_size == 1  # BatchNorm cannot train on a batch of one clip
+        self.plan = BatchPlan(len(dataset), batch_size, seed, 0, shuffle, drop_last)
+        self.loader = DataLoader(dataset, batch_sampler=self.plan, collate_fn=_whole_batch, num_workers=workers,
+                                 persistent_workers=workers > 0, pin_memory=pin_memory,
+                                 prefetch_factor=PREFETCH_BATCHES if workers else None)
+
+    def epoch(self, epoch: int) -> DataLoader:
+        self.plan.epoch = epoch
+        return self.loader
+
+
 def batches(dataset: SkeletonBatches, batch_size: int, seed: int, epoch: int, shuffle: bool,
             workers: int = 0) -> DataLoader:
-    """A loader of one epoch. Training drops a last batch of one clip (BatchNorm cannot train on it)."""
-    drop_last = shuffle and len(dataset) % batch_size == 1
-    plan = BatchPlan(len(dataset), batch_size, seed, epoch, shuffle, drop_last)
-    return DataLoader(dataset, batch_sampler=plan, collate_fn=_whole_batch, num_workers=workers,
-                      persistent_workers=False, prefetch_factor=2 if workers else None)
+    """A loader of one epoch (for one-off reads: benchmarks, tests)."""
+    return Loader(dataset, batch_size, seed, shuffle, workers).epoch(epoch)

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from kinetics.dataset import Augmentation, ConvertedDataset, SkeletonBatches, batches
+from kinetics.dataset import Augmentation, ConvertedDataset, Loader, SkeletonBatches
 from kinetics.subsets import KINETICS_MOTION, SubsetSpec
 from model import STGCN, CheckpointError, ModelConfig, load_original_checkpoint
 from training.config import ConfigError, TrainConfig
@@ -74,6 +74,9 @@ class Trainer:
         window = Augmentation(window=config.window, shift=config.random_shift, move=config.random_move)
         self.train_set = SkeletonBatches(dataset.splits["train"], index["train"], window, config.frame_stride)
         self.val_set = SkeletonBatches(dataset.splits["val"], index["val"], None, config.frame_stride)
+        pin = self.device.type == "cuda"
+        self.train_loader = Loader(self.train_set, config.batch_size, config.seed, True, self.loader_workers, pin)
+        self.val_loader = Loader(self.val_set, config.eval_batch_size, 0, False, self.loader_workers, pin)
         # Channels-last weights match the channels-last activations the graph conv produces (no reorders).
         self.model = self._build_model(weights).to(self.device, memory_format=torch.channels_last)
         cuda = self.device.type == "cuda"
@@ -164,8 +167,7 @@ class Trainer:
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         correct = torch.zeros((), dtype=torch.long, device=self.device)
         seen = 0
-        for step, (x, y) in enumerate(batches(self.train_set, self.config.batch_size, self.config.seed, epoch,
-                                              shuffle=True, workers=self.loader_workers), start=1):
+        for step, (x, y) in enumerate(self.train_loader.epoch(epoch), start=1):
             x, y = self._to_device(x), y.to(self.device, non_blocking=True)
             with self._autocast():
                 logits = self.train_model(x)
@@ -192,8 +194,7 @@ class Trainer:
         loss_sum, top5, forward_s = 0.0, 0, 0.0
         predicted, truth = [], []
         k = min(5, self.num_classes)
-        for x, y in batches(self.val_set, self.config.eval_batch_size, 0, 0, shuffle=False,
-                            workers=self.loader_workers):
+        for x, y in self.val_loader.epoch(0):
             x, y = self._to_device(x), y.to(self.device)
             start = time.perf_counter()
             with self._autocast():
