@@ -16,9 +16,11 @@ import ray
 
 from kinetics.dataset import ConvertedDataset
 from kinetics.source import resolve_data_dir
+from model.memory import step_memory
 from reports.comparisons import compare_repeats
 from reports.scores import completed, search_trials, seed_noise
 from study import faults, session, study_dir
+from study.plan import largest_batch, share_on_cluster
 from study.spaces import SearchSpace, SpaceError, check_grace_period, load_space
 from study.study_dir import StudyDirError, StudyLocation, StudyRequest, driver_lock
 from study.trainable import TrialPlan, run_trial
@@ -108,6 +110,24 @@ def prepare_pretrained(plans: list[TrialPlan], echo: Callable[[str], None]) -> N
             resolve_pretrained(plan.config_for({"pretrained": SYNTHETIC}), echo=echo)
 
 
+def sized_gpu_shares(plans: list[TrialPlan], echo: Callable[[str], None]) -> list[TrialPlan]:
+    """A GPU share of 'auto' (the paper profile's default) chosen from the memory a step needs at the space's largest
+    batch and the cards the cluster shows (study/plan.py)."""
+    accelerators = sorted({key.split(":", 1)[1] for node in ray.nodes() if node.get("Alive")
+                           for key in node.get("Resources", {}) if key.startswith("accelerator_type:")})
+    sized = []
+    for plan in plans:
+        if plan.resources["gpu"] is None:
+            config = plan.config_for({})
+            needed = step_memory(config.width, config.window, 400, config.amp, config.optimizer).total(
+                largest_batch(plan.space, plan.cpu_profile))
+            share, why = share_on_cluster(needed, accelerators)
+            echo(f"{plan.subset}: {why}")
+            plan = replace(plan, resources={**plan.resources, "gpu": share})
+        sized.append(plan)
+    return sized
+
+
 def without_gpus_here(plans: list[TrialPlan], echo: Callable[[str], None]) -> list[TrialPlan]:
     """A Ray this driver started has exactly this machine's GPUs: trials asking for GPUs on a machine without any
     would wait for ever, so they train on the CPU, and the driver says so."""
@@ -153,7 +173,9 @@ def _prepare(location: StudyLocation, request: StudyRequest, space: SearchSpace,
     echo(f"study {location.name}: space {space.name} ({space.sampler}), {request.num_samples} trials per subset on "
          f"{', '.join(request.subsets)}; data {dataset.root} ({dataset.source}); model "
          f"{plans[0].config_for({}).model_variant}; results in {location.root}")
-    if connect(address, echo, dashboard_host):
+    started_here = connect(address, echo, dashboard_host)
+    plans = sized_gpu_shares(plans, echo)
+    if started_here:
         plans = without_gpus_here(plans, echo)
     return plans, dataset
 

@@ -13,6 +13,7 @@ Examples:
   python -m study.run --space sgd_lr --name lr-study --resume        # continue an interrupted study
   python -m study.run --space sgd_lr --repeats 2 --seeds 3           # plus the seed-noise floor
   RAY_ADDRESS=auto python -m study.run --space full                  # on a running Ray cluster (or as a Ray Job)
+  python -m study.run --space full --data /data/kinetics-converted --plan cluster.yaml   # its cost, before it starts
 Search spaces: search_spaces/*.yaml, or a path to your own file. Relative paths (--data, --storage, the space,
 classes_file and pretrained) are taken against the current directory, once, on the driver.
 Exit status: 0 when the study ran (some trials may have failed), 1 when every trial failed or the storage URI did
@@ -37,6 +38,7 @@ from reports.build import build
 from reports.spreadsheet import FILENAME
 from study.driver import SYNC_TIMEOUT_S, StorageIncomplete, StudyInterrupted, mark_interrupted, run_study
 from study.mirror import is_uri
+from study.plan import PlanError, plan_study
 from study.spaces import SearchSpace, SpaceError, load_space
 from study.study_dir import (
     StudyDirError,
@@ -111,6 +113,10 @@ def parser(defaults: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, metavar="N",
                    help="seeds per repeated config (beyond the search's own), for the seed-noise floor")
     p.add_argument("--no-report", action="store_true", help="skip building the report at the end")
+    p.add_argument("--plan", type=Path, metavar="CLUSTER_YAML",
+                   help="print what the study would cost on the node types of a Ray cluster-launcher file (per subset: "
+                        "node type, trials per node, trials at once, expected epochs under ASHA, GPU-hours) and exit; "
+                        "starts nothing")
     if defaults:
         p.set_defaults(**DEFAULTS)
     return p
@@ -204,6 +210,14 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parser().parse_args(argv)
     location = None
+    if args.plan:
+        try:
+            request = request_from(args)
+            print("\n".join(plan_study(request, load_space(request.space), args.plan)))
+        except (ConfigError, DataError, SpaceError, PlanError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        return 0
     try:
         location = location_from(args)
         if args.resume:

@@ -17,7 +17,7 @@ A space file:
     trials: 24
     subsets: [kinetics-motion, kinetics-392]
     resources:                          # per trial, by network profile, with per-subset overrides
-      paper: {cpus: 4, gpus: 0.5, kinetics-392: {gpus: 1}}
+      paper: {cpus: 4, gpus: auto, kinetics-392: {gpus: 1}}   # auto: from the step's memory and the card
       cpu: {cpus: 1, gpus: 0}
     max_concurrent: 2
     include_paper_recipe: true
@@ -53,9 +53,9 @@ ASHA_KEYS = {"grace_period", "reduction_factor", "metric"}
 ASHA_METRICS = {"val_loss": "min", "val_top1": "max"}
 SAMPLERS = ("tpe", "qmc", "random")
 RESOURCE_KEYS = {"cpus", "gpus"}
-# Per trial, when the space does not say. The GPU shares are placeholders until measured on a GPU (bench/README.md):
-# kinetics-392 at the paper's batch 256 is given a whole GPU, kinetics-motion half of one.
-DEFAULT_RESOURCES = {"paper": {"cpus": 4, "gpus": 0.5, "kinetics-392": {"gpus": 1}}, "cpu": {"cpus": 1, "gpus": 0}}
+# Per trial, when the space does not say. "auto": the share of a GPU is chosen from the memory a step needs at the
+# space's largest batch (model/memory.py) and the cluster's cards (study/plan.py: gpu_share), not fixed.
+DEFAULT_RESOURCES = {"paper": {"cpus": 4, "gpus": "auto"}, "cpu": {"cpus": 1, "gpus": 0}}
 PAPER_BATCH = 256
 SWITCHES = {"linear_scaling"}
 
@@ -152,11 +152,12 @@ class SearchSpace:
             point[param.name] = value
         return point
 
-    def trial_resources(self, cpu: bool, subset: str) -> dict[str, float]:
-        """Ray resources of one trial of ``subset`` with the CPU-sized (``cpu``) or the paper-shape network."""
+    def trial_resources(self, cpu: bool, subset: str) -> dict[str, float | None]:
+        """Ray resources of one trial of ``subset`` with the CPU-sized (``cpu``) or the paper-shape network; a GPU
+        share of None is 'auto' (chosen from the memory a step needs and the cluster's cards)."""
         profile = self.resources["cpu" if cpu else "paper"]
         chosen = {**{k: profile[k] for k in RESOURCE_KEYS}, **profile.get(subset, {})}
-        return {"cpu": float(chosen["cpus"]), "gpu": float(chosen["gpus"])}
+        return {"cpu": float(chosen["cpus"]), "gpu": None if chosen["gpus"] == "auto" else float(chosen["gpus"])}
 
     def dump(self) -> str:
         return (f"# search space '{self.name}' as the study started it, from {self.path}; relative paths made "
@@ -247,9 +248,11 @@ def _resources(path: Path, raw: Any) -> dict:
                 _check_known(path, scope, values, RESOURCE_KEYS)
             for key in RESOURCE_KEYS & set(values):
                 value = values[key]
+                if key == "gpus" and value == "auto":
+                    continue
                 if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0 or \
                         (key == "cpus" and value == 0):
-                    raise _fail(path, f"{scope}.{key}", f"must be a number > 0 (gpus may be 0), got {value!r}")
+                    raise _fail(path, f"{scope}.{key}", f"must be a number > 0 (gpus may be 0 or auto), got {value!r}")
         resolved[profile] = merged
     return resolved
 
