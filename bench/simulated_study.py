@@ -78,7 +78,7 @@ class Design:
         return varied
 
 
-def _curve(epochs: int) -> np.ndarray:
+def learning_curve(epochs: int) -> np.ndarray:
     """Share of its final accuracy a trial has at each epoch 1..E (a third of it by E/3, all at E)."""
     e = np.arange(1, epochs + 1)
     return (1 - np.exp(-e / (epochs / 3))) / (1 - math.exp(-3))
@@ -135,7 +135,7 @@ def _trial(design: Design, t: Truth, config: dict, rng: np.random.Generator, run
     if sd > 0:  # what an interval should cover: the config's expected score over seeds, floored at chance as `own` is
         d = (final - t.chance) / sd
         final = t.chance + (final - t.chance) * stats.norm.cdf(d) + sd * stats.norm.pdf(d)
-    curve = _curve(design.epochs)
+    curve = learning_curve(design.epochs)
     expected = {e: t.chance + (final - t.chance) * curve[e - 1] for e in range(1, design.epochs + 1)}
     if t.diverge_above is not None and log_lr - t.alpha * log_batch > t.diverge_above:
         return [(1, math.nan)], {e: t.chance for e in expected}

@@ -115,8 +115,9 @@ def verdict_tables(found: dict[str, SubsetFindings]) -> list[Table]:
         Column("values or bins", "int"), Column("omega squared", "ratio"), Column("permutation p", "ratio"),
         Column("p, Holm", "ratio"), Column("verdict"), Column("best - worst value", "points"),
         Column("detectable (80% power)", "points")],
-        note="Permutation test of the spread of scores between the parameter's values (numbers in quantile bins), Holm "
-             "over every parameter, budget and subset in this table (family-wise error 5%). Omega squared: the share of "
+        note="Permutation test of the spread of scores between the parameter's values (numbers in quantile bins, and "
+             "their order), Holm over every parameter and subset at the headline budget (family-wise error 5%); at the "
+             "other budgets the p-values are exploratory. Omega squared: the share of "
              "the score's variance the values explain, descriptive. Detectable: the difference between the best and the "
              "worst value the test would find with 80% probability at its corrected level.")
     levels = Table("Mean val top-1 per value (by budget)", [
@@ -131,7 +132,11 @@ def verdict_tables(found: dict[str, SubsetFindings]) -> list[Table]:
         family = f.family_sizes.get("parameters", 0)
         for budget, per in sorted(f.tests.items()):
             for parameter, test in per.items():
-                verdict = f.verdicts[(budget, parameter)]
+                verdict = f.verdicts.get((budget, parameter))
+                if verdict is None:  # a deeper budget: ASHA's survivors, no claim
+                    tests.add(subset, budget, name(parameter), test.trials, test.groups.count, test.omega2, test.p,
+                              None, "exploratory (ASHA's survivors, not a claim)", test.effect, None)
+                    continue
                 detectable = math.nan if verdict.holds else inference.detectable_difference(
                     [lv.trials for lv in test.levels], test.within_sd, ALPHA / max(family, 1))
                 tests.add(subset, budget, name(parameter), test.trials, test.groups.count, test.omega2, test.p,

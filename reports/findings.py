@@ -115,7 +115,7 @@ class SubsetFindings:
 
     def mattering(self, budget: int | None = None) -> dict[str, ParameterTest]:
         b = self.budget if budget is None else budget
-        return {p: t for p, t in self.tests.get(b, {}).items() if self.verdicts[(b, p)].holds}
+        return {p: t for p, t in self.tests.get(b, {}).items() if (b, p) in self.verdicts and self.verdicts[(b, p)].holds}
 
     def where(self, budget: int | None = None) -> str:
         b = self.budget if budget is None else budget
@@ -172,7 +172,8 @@ def analyse(trials: pd.DataFrame, epochs: pd.DataFrame, subsets: list[str], para
             if len(rows) >= MIN_TESTED:
                 tested = {p: inference.parameter_test(rows, p) for p in parameters}
                 f.tests[b] = {p: t for p, t in tested.items() if t is not None}
-                f.verdicts.update({(b, p): Verdict("parameters", t.p) for p, t in f.tests[b].items()})
+                if b == budget:  # claims at the headline only; deeper budgets hold the trials ASHA kept
+                    f.verdicts.update({(b, p): Verdict("parameters", t.p) for p, t in f.tests[b].items()})
     _adjust([v for f in found.values() for v in f.learning.values()])
     _adjust([v for f in found.values() for v in f.verdicts.values()])
     sizes = {"learning": sum(len(f.learning) for f in found.values()),
@@ -320,11 +321,6 @@ def budget_summary(f: SubsetFindings, budget: int) -> str:
     said = f"epoch {budget} ({len(rows)} trials, {_pct(rows['score'].min())} to {_pct(rows['score'].max())})"
     if learning is not None:
         said += ": learns" if learning.holds else ": not shown above chance"
-    mattering = [name(p) for p in f.mattering(budget)]
-    if mattering:
-        said += f", {' and '.join(mattering)} {'matters' if len(mattering) == 1 else 'matter'}"
-    elif budget in f.tests:
-        said += ", no parameter shown to matter"
     return said
 
 
@@ -399,9 +395,11 @@ def exponent_sentence(f: SubsetFindings) -> str:
     inside = [rule for rule, ok in e.rules().items() if ok]
     verdict = f"consistent with the {' and the '.join(inside)} rule" if inside else \
         "consistent with neither the linear (alpha = 1) nor the square-root (alpha = 0.5) rule"
-    bounds = f"[{e.low:.2f}, {e.high:.2f}]" if e.bounded else f"[{e.low:.2f}, {e.high:.2f}] (not bounded by the data)"
-    return (f"At epoch {f.budget}, the best learning rate scales as batch^{e.alpha:.2f} {bounds} (90% profile interval "
-            f"of a window on the chance floor, {e.trials} trials): {verdict}.")
+    left = f"; batch {', '.join(map(str, e.without_window))} left out, no window above chance" if e.without_window \
+        else ""
+    return (f"At epoch {f.budget}, the best learning rate scales as batch^{e.alpha:.2f} [{e.low:.2f}, {e.high:.2f}] "
+            f"(90% t interval of log lr* on log batch over {e.sizes} batch sizes, each lr* from a curve on the chance "
+            f"floor; {e.trials} trials{left}): {verdict}.")
 
 
 @dataclass(frozen=True)
@@ -439,8 +437,9 @@ def compare_subsets(found: dict[str, SubsetFindings], parameters: list[str]) -> 
         second = both["_second"].to_numpy()
         y = both["score"].to_numpy(float)
         if paired is not None:  # the same configs on both subsets: does their difference depend on the parameter?
-            test = inference.parameter_test(paired, parameter, score="difference")
-            p = test.p if test is not None else math.nan
+            diff_groups = inference.groups_of(paired[parameter])
+            p = inference.sign_flip_p(diff_groups.codes, paired["difference"].to_numpy(float), diff_groups.count) \
+                if diff_groups.count > 1 else math.nan
         else:
             p = inference.interaction_p(groups.codes, second, y)
         if not math.isnan(p):
@@ -453,7 +452,9 @@ def compare_subsets(found: dict[str, SubsetFindings], parameters: list[str]) -> 
 def _paired(rows_a: pd.DataFrame, rows_b: pd.DataFrame, parameters: list[str]) -> pd.DataFrame | None:
     """When both subsets trained exactly the same configs (a seeded Sobol or random sampler draws the same points for
     each subset), one row per config with the difference of its two scores; else None. Under no interaction the
-    differences do not depend on any parameter, so shuffling them is an exact test."""
+    differences do not depend on any parameter (only their spread may: a config that learns has seed noise on both
+    subsets, one at chance has none), which a sign-flip test keeps apart (inference.sign_flip_p); its error rate is
+    measured in bench_verdicts."""
     keys = [p for p in parameters if p in rows_a and p in rows_b]
     if not keys or len(rows_a) != len(rows_b):
         return None

@@ -13,7 +13,8 @@ family-wise error rate) at ALPHA, whatever the dependence between the tests:
   values explain (the between-group sum of squares over P's values, or quantile bins of a number), exact whatever
   the scores' shape (a chance floor, a few learners); for a number, also whether trials adjacent along it score
   alike (a window of learning rates splits across bins, but not across neighbours), the smaller p-value doubled.
-  One test per parameter, budget and subset.
+  One test per parameter and subset, at the headline budget: deeper budgets hold only the trials ASHA kept, and
+  their p-values are shown as exploratory, never as a claim.
 - **subsets**: "P's effect differs between the subsets at budget B": the subset x P interaction, a permutation test
   of the residuals of the additive model (Freedman and Lane, 1983). One test per parameter.
 
@@ -151,6 +152,19 @@ def permutation_p(codes: np.ndarray, y: np.ndarray, count: int, seed: int = 0) -
     observed = between_sum_of_squares(codes, y, count)[0]
     null = between_sum_of_squares(codes, shuffled, count)
     return float((1 + (null >= observed - 1e-12 * max(1.0, abs(observed))).sum()) / (PERMUTATIONS + 1))
+
+
+def sign_flip_p(codes: np.ndarray, differences: np.ndarray, count: int, seed: int = 0) -> float:
+    """Whether paired differences (a config's score on one subset less its score on the other) depend on the
+    group: their between-group sum of squares against the same with each centred difference's sign flipped at
+    random. Flipping keeps each config's own spread, so configs at chance (no seed noise) and configs that learn
+    (seed noise on both subsets) do not pass for an effect, which shuffling them among the groups would let them."""
+    centred = differences - differences.mean()
+    rng = np.random.default_rng(seed)
+    flipped = centred * rng.choice([-1.0, 1.0], size=(PERMUTATIONS, len(centred)))
+    observed = between_sum_of_squares(codes, centred, count)[0]
+    null = between_sum_of_squares(codes, flipped, count)
+    return float((1 + (null >= observed * (1 - 1e-9)).sum()) / (PERMUTATIONS + 1))
 
 
 def ordering_p(x: np.ndarray, y: np.ndarray, seed: int = 0) -> float:

@@ -1,15 +1,14 @@
 """How the best learning rate moves with the batch size: lr* proportional to batch^alpha.
 
 A trial far from its batch size's best learning rate does not score a little worse in a quadratic way: it sits at
-chance (too small a learning rate learns nothing in the budget, too large a one diverges or thrashes). So the
-model has a floor at chance: score = chance + height * exp(-(log lr - log lr*(batch))^2 / (2 width^2)), with
-log lr*(batch) = log lr*_256 + alpha * log(batch / 256) shared by all batch sizes; every trial informs alpha, and
-trials at chance inform it too (they say where the window is not). Diverged trials count at chance. Even where the
-real window is not this bell (a slow rise, a cliff where training diverges), a window that keeps its shape and
-moves with the batch size moves the bell's centre by the same amount, so alpha is still what is estimated.
-
-The 90% interval is the profile-likelihood interval of alpha: the exponents whose best fit is not significantly
-worse than the best fit overall (F test, 1 and n - 4 degrees of freedom). Its coverage is measured in
+chance (too small a learning rate learns nothing in the budget, too large a one diverges or thrashes). So each
+batch size's best learning rate comes from a curve with a floor at chance, fitted to that batch size's trials:
+score = chance + height * exp(-(log lr - log lr*)^2 / (2 width^2)), started from several centres so it does not
+settle in a local optimum. Diverged trials count at chance. Then alpha is the slope of log lr* on log batch, with
+the t interval of that regression (as many degrees of freedom as batch sizes less two). Where the real window is
+not this bell (a slow rise, a cliff where training diverges), a window that keeps its shape and moves with the
+batch size moves the bell's centre by the same amount, so the slope is still alpha; and the interval is sized by
+how the centres actually scatter about the line, misfit included, not by a noise model. Its coverage is measured in
 bench_verdicts on windows that are not this bell. The linear scaling rule (Goyal et al.) is alpha = 1, the
 square-root rule alpha = 0.5.
 """
@@ -25,8 +24,8 @@ from scipy import optimize, stats
 
 PAPER_BATCH = 256
 LEVEL = 0.90
-ALPHA_GRID = np.round(np.arange(-1.0, 2.5001, 0.05), 3)  # the exponents profiled; the interval's ends interpolate
 MIN_TRIALS, MIN_BATCH_SIZES = 12, 3
+MIN_HEIGHT = 0.02  # a batch size whose best curve rises less than this above chance shows no window to place
 
 
 @dataclass(frozen=True)
@@ -34,9 +33,10 @@ class Exponent:
     alpha: float
     low: float
     high: float
-    lr_at_paper_batch: float  # lr* at batch 256 of the fitted window
+    lr_at_paper_batch: float  # lr* at batch 256 on the fitted line
     trials: int
-    bounded: bool = True  # False: the interval reaches the end of the profiled exponents
+    sizes: int  # batch sizes whose window was placed
+    without_window: tuple[int, ...] = ()  # batch sizes left out: no window above chance
 
     def rules(self) -> dict[str, bool]:
         """Whether each rule's exponent is inside the interval."""
@@ -47,63 +47,38 @@ class Exponent:
         return self.lr_at_paper_batch * (np.asarray(batch, float) / PAPER_BATCH) ** self.alpha
 
 
-def _window(params: np.ndarray, alpha: float, log_lr: np.ndarray, log_batch: np.ndarray, floor: float) -> np.ndarray:
-    height, centre, width = params
-    return floor + height * np.exp(-((log_lr - centre - alpha * log_batch) ** 2) / (2 * width ** 2))
-
-
-def _fit_at(alpha: float, log_lr, log_batch, y, floor, starts) -> tuple[float, np.ndarray]:
-    """The best fit of height, centre and width with ``alpha`` fixed: (residual sum of squares, parameters)."""
-    best = (math.inf, np.array(starts[0]))
-    span = (log_lr.min() - 2, log_lr.max() + 2)
-    for start in starts:
+def best_log_lr(log_lr: np.ndarray, y: np.ndarray, floor: float) -> float | None:
+    """The centre of the bell on a chance floor that fits these trials best, or None without a window."""
+    best = None
+    for centre in np.linspace(log_lr.min(), log_lr.max(), 7):
         fit = optimize.least_squares(
-            lambda p: _window(p, alpha, log_lr, log_batch, floor) - y, start,
-            bounds=([0.0, span[0] - 3, 0.05], [1.0, span[1] + 3, 5.0]))
-        rss = float((fit.fun ** 2).sum())
-        if rss < best[0]:
-            best = (rss, fit.x)
-    return best
+            lambda p: floor + p[0] * np.exp(-((log_lr - p[1]) ** 2) / (2 * p[2] ** 2)) - y,
+            [max(y.max() - floor, 1e-3), centre, 0.5],
+            bounds=([0.0, log_lr.min() - 2, 0.05], [1.0, log_lr.max() + 2, 5.0]))
+        cost = float((fit.fun ** 2).sum())
+        if best is None or cost < best[0]:
+            best = (cost, fit.x)
+    return float(best[1][1]) if best[1][0] >= MIN_HEIGHT else None
 
 
 def batch_exponent(frame: pd.DataFrame, chance: float, score: str = "score") -> Exponent | str:
-    """The fitted exponent, or why it cannot be fitted (too few trials or batch sizes, no window above chance)."""
+    """The fitted exponent, or why it cannot be fitted (too few trials or batch sizes with a window)."""
     rows = frame.dropna(subset=["lr", "batch_size", score])
     if rows["batch_size"].nunique() < MIN_BATCH_SIZES or len(rows) < MIN_TRIALS:
         return (f"{len(rows)} scored trials over {rows['batch_size'].nunique()} batch sizes: the exponent needs at least "
                 f"{MIN_TRIALS} trials over {MIN_BATCH_SIZES} batch sizes")
-    log_lr = np.log10(rows["lr"].to_numpy(float))
-    log_batch = np.log10(rows["batch_size"].to_numpy(float) / PAPER_BATCH)
-    y = rows[score].to_numpy(float)
-    if y.max() <= chance:
-        return "no trial scored above chance, so there is no window of learning rates to follow the batch size"
-    top = int(np.argmax(y))
-    fresh = lambda alpha: [[y.max() - chance, log_lr[top] - alpha * log_batch[top], w] for w in (0.3, 0.8)]  # noqa: E731
-    profile, previous = [], None
-    for alpha in ALPHA_GRID:  # each exponent starts from the bell at the best trial and from its neighbour's optimum
-        profile.append(_fit_at(alpha, log_lr, log_batch, y, chance, fresh(alpha) + ([previous] if previous is not None
-                                                                                     else [])))
-        previous = profile[-1][1]
-    rss = np.array([p[0] for p in profile])
-    best = int(np.argmin(rss))
-    dof = len(y) - 4
-    sigma2 = rss[best] / dof
-    height, centre, _ = profile[best][1]
-    if not sigma2 > 0 or height < 1e-3:
-        return "the scores show no window above chance, so there is no best lr to follow the batch size"
-    excess = (rss - rss[best]) / sigma2 - stats.f.ppf(LEVEL, 1, dof)  # <= 0 inside the interval
-    low, high = _crossing(excess, best, -1), _crossing(excess, best, +1)
-    return Exponent(float(ALPHA_GRID[best]), low, high, float(10 ** centre), len(y),
-                    bounded=not (math.isinf(low) or math.isinf(high)))
-
-
-def _crossing(excess: np.ndarray, start: int, step: int) -> float:
-    """Where the profile leaves the interval, walking from the best exponent by ``step``, interpolated between
-    grid points; infinite when it never leaves within the grid."""
-    i = start
-    while 0 <= i + step < len(excess):
-        if excess[i + step] > 0:
-            a, b = excess[i], excess[i + step]
-            return float(ALPHA_GRID[i] + (ALPHA_GRID[i + step] - ALPHA_GRID[i]) * (-a) / (b - a))
-        i += step
-    return -math.inf if step < 0 else math.inf
+    sizes, centres, empty = [], [], []
+    for batch, group in rows.groupby("batch_size"):
+        centre = best_log_lr(np.log10(group["lr"].to_numpy(float)), group[score].to_numpy(float), chance)
+        if centre is None:
+            empty.append(int(batch))
+        else:
+            sizes.append(math.log10(batch / PAPER_BATCH))
+            centres.append(centre)
+    if len(sizes) < MIN_BATCH_SIZES:
+        return (f"only {len(sizes)} batch size(s) show a window of learning rates above chance (none at "
+                f"{', '.join(map(str, empty))}); the exponent needs {MIN_BATCH_SIZES}")
+    fit = stats.linregress(sizes, centres)
+    half = float(stats.t.ppf((1 + LEVEL) / 2, len(sizes) - 2) * fit.stderr) if len(sizes) > 2 else math.inf
+    return Exponent(float(fit.slope), float(fit.slope - half), float(fit.slope + half), float(10 ** fit.intercept),
+                    len(rows), len(sizes), tuple(empty))

@@ -85,8 +85,8 @@ def importance_by_budget(found: dict[str, SubsetFindings], levels: list[int], ou
     """Each parameter's share of the score's variance (omega squared) at each budget: filled where the permutation
     test says it matters (Holm over parameters, budgets and subsets), hollow where no effect was detected."""
     subsets = list(found) or ["kinetics-motion"]
-    fig, axes = _panels(subsets, "Does each parameter matter, by budget? (filled: yes, Holm-corrected; hollow: not "
-                                 "detected)")
+    fig, axes = _panels(subsets, "Share of variance each parameter explains, by budget (filled: it matters at the "
+                                 "headline budget, Holm-corrected)")
     points = []
     for ax, subset in zip(axes, subsets):
         f = found.get(subset)
@@ -97,7 +97,7 @@ def importance_by_budget(found: dict[str, SubsetFindings], levels: list[int], ou
         for parameter in parameters:
             budgets = [b for b in sorted(f.tests) if parameter in f.tests[b]]
             values = [f.tests[b][parameter].omega2 for b in budgets]
-            matters = [f.verdicts[(b, parameter)].holds for b in budgets]
+            matters = [(b, parameter) in f.verdicts and f.verdicts[(b, parameter)].holds for b in budgets]
             line, = ax.plot(budgets, values, label=name(parameter))
             ax.scatter(budgets, values, s=50, color=line.get_color(), zorder=3,
                        facecolors=[line.get_color() if m else "white" for m in matters])
