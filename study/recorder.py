@@ -71,7 +71,8 @@ class StudyRecorder(Callback):
         location.push(*written, *([journal] if journal.is_file() else []))
 
     def on_trial_start(self, iteration, trials, trial, **info):
-        self.record_for(trial)  # its start time: the first epoch's row then shows the trial's start-up cost
+        if self.record_for(trial).error:  # its start time: the first epoch's row then shows the start-up cost
+            trial.max_failures = 0  # a sample the config refuses fails the same way every time: error once
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         record = self.record_for(trial)

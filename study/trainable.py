@@ -97,11 +97,7 @@ def trial_epochs(sampled: dict, plans: dict[str, TrialPlan]) -> Iterator[dict]:
     metrics. A wrapper can act between epochs (the fault-tolerance tests raise there) without a hook in here."""
     context = tune.get_context()
     plan, index = plans[sampled[SUBSET]], sampled[INDEX]
-    try:
-        config = plan.config_for(sampled)
-    except ConfigError as exc:  # a sample the config refuses: errored once (the driver records why), not retried
-        print(f"[{context.get_trial_name()}] refused: {exc}", flush=True)
-        return
+    config = plan.config_for(sampled)  # a sample the config refuses raises once: its trial is not retried
     torch.set_num_threads(max(1, int(plan.resources["cpu"])))
     root = Path(plan.experiments_dir or context.get_trial_dir())
     experiment = Experiment(config, open_dataset(config.data), root, index=index,

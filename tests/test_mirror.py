@@ -1,13 +1,16 @@
-"""Copies to a storage URI (file:// here, a real pyarrow filesystem): a failing copy is retried with back-off and,
-when it keeps failing, logged and reported, never raised, so a storage hiccup does not end a study."""
+"""Copies to a storage URI (file:// here, a real pyarrow filesystem): ``push`` never waits for the storage, a
+failing copy is logged and retried until it lands, ``flush`` says whether everything marked has landed, and a file
+removed locally is removed there too."""
 
 from __future__ import annotations
 
 import logging
-import threading
+import time
 
 from study import mirror
 from study.mirror import Mirror
+
+PATIENCE_S = 120  # generous: the copier runs on a busy machine
 
 
 def _local_study(tmp_path):
@@ -18,21 +21,46 @@ def _local_study(tmp_path):
     return local
 
 
-def test_a_copy_that_fails_for_a_moment_is_retried_until_it_lands(tmp_path, monkeypatch):
-    monkeypatch.setattr(mirror, "FIRST_BACKOFF_S", 0.2)  # attempts at about 0, 0.2, 0.6 and 1.4 s
+def _until(condition) -> None:
+    deadline = time.monotonic() + PATIENCE_S
+    while not condition():
+        assert time.monotonic() < deadline, "the copier did not get there"
+        time.sleep(0.02)
+
+
+def test_push_returns_while_the_storage_fails_and_the_copy_lands_once_it_is_back(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(mirror, "FIRST_BACKOFF_S", 0.01)
+    monkeypatch.setattr(mirror, "MAX_BACKOFF_S", 0.05)
     local, bucket = _local_study(tmp_path), tmp_path / "bucket"
     bucket.write_text("a file where the study's folder must go")  # every copy fails while it is there
-    threading.Timer(0.4, bucket.unlink).start()
-    assert Mirror(local, f"file://{bucket}").push(local / "study.json", local / "trials.parquet")
-    assert (bucket / "study.json").read_text() == "{}"
-    assert (bucket / "trials.parquet" / "t1.parquet").read_bytes() == b"rows"
-
-
-def test_a_copy_that_keeps_failing_is_logged_and_reported_not_raised(tmp_path, monkeypatch, caplog):
-    monkeypatch.setattr(mirror, "FIRST_BACKOFF_S", 0.01)
-    local, bucket = _local_study(tmp_path), tmp_path / "bucket"
-    bucket.write_text("in the way for good")
+    copies = Mirror(local, f"file://{bucket}")
     with caplog.at_level(logging.WARNING, logger="study.mirror"):
-        assert not Mirror(local, f"file://{bucket}").push(local / "study.json")
-    assert f"could not copy {local / 'study.json'} to file://{bucket} after {mirror.PUSH_ATTEMPTS} attempts" in \
-        caplog.text
+        copies.push(local / "study.json", local / "trials.parquet")  # returns although nothing can land
+        _until(lambda: local / "study.json" in copies.failing)
+        assert not copies.flush(timeout_s=0.05)
+        assert f"could not copy {local / 'study.json'} to file://{bucket}" in caplog.text
+        (local / "study.json").write_text('{"status": "finished"}')  # changed while it waits: copied as it is now
+        copies.push(local / "study.json")
+        bucket.unlink()
+        assert copies.flush(timeout_s=PATIENCE_S)
+    assert (bucket / "study.json").read_text() == '{"status": "finished"}'
+    assert (bucket / "trials.parquet" / "t1.parquet").read_bytes() == b"rows"
+    assert copies.failing == {}
+    assert "after earlier failures" in caplog.text
+
+
+def test_a_file_removed_locally_is_removed_from_the_storage(tmp_path):
+    local, bucket = _local_study(tmp_path), tmp_path / "bucket"
+    copies = Mirror(local, f"file://{bucket}")
+    copies.push(local / "trials.parquet")
+    assert copies.flush(timeout_s=PATIENCE_S)
+    assert (bucket / "trials.parquet" / "t1.parquet").exists()
+    (local / "trials.parquet" / "t1.parquet").unlink()
+    copies.push(local / "trials.parquet" / "t1.parquet")
+    assert copies.flush(timeout_s=PATIENCE_S)
+    assert not (bucket / "trials.parquet" / "t1.parquet").exists()
+
+
+def test_one_copier_per_study_and_process(tmp_path):
+    local = _local_study(tmp_path)
+    assert Mirror.of(local, f"file://{tmp_path}/b/") is Mirror.of(local, f"file://{tmp_path}/b")

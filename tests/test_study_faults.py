@@ -126,13 +126,14 @@ def test_a_sample_the_config_refuses_errors_its_trial_only_and_optuna_is_told_ho
     (tmp_path / "bad.yaml").write_text(BAD_SAMPLES)
     monkeypatch.chdir(tmp_path)
     assert main(["--space", "bad.yaml", "--data", str(data), "--storage", "studies", "--name", "bad",
-                 "--max-failures", "0", "--no-report", "--address", cluster]) == 0
+                 "--max-failures", "2", "--no-report", "--address", cluster]) == 0
     study = tmp_path / "studies" / "bad"
     trials = read_table(study, TRIALS).to_pandas()
     assert len(trials) == 4  # the paper recipe first, then three samples
     assert {"errored", "diverged", "completed"} <= set(trials["stop_reason"])
     errored = trials[trials["stop_reason"] == "errored"]
     assert errored["error"].str.contains("warmup_epochs").all() and errored["lr"].isna().all()
+    assert (errored["retries"] == 0).all()  # refused once, although --max-failures allowed two retries
     assert (trials.loc[trials["stop_reason"] == "diverged", "lr"] == 1e4).all()
     for folder in trials.loc[trials["stop_reason"] == "completed", "folder"]:
         assert (study / "experiments" / folder / "save_values_csv" / "epochs.csv").is_file()
