@@ -101,8 +101,9 @@ def _driver(args: list[str], env: dict, cwd: Path) -> subprocess.Popen:
 
 
 def _tables(root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    if not (root / TRIALS).is_dir():
-        return pd.DataFrame(columns=["trial_id"]), pd.DataFrame(columns=["trial_id", "epoch"])
+    if not (root / TRIALS).is_dir():  # killed before any result: empty tables with the columns checked
+        return (pd.DataFrame(columns=["trial_id", "stop_reason", "epochs_run", "last_val_top1", "updated_at"]),
+                pd.DataFrame(columns=["trial_id", "epoch", "recorded_at"]))
     return read_table(root, TRIALS).to_pandas(), read_table(root, EPOCHS).to_pandas()
 
 

@@ -171,9 +171,10 @@ def build(study: Path, out: Path | None = None) -> Path:
              "measured its seed noise: the scores that could belong to the best config at the headline budget (95%)."),
             (sensitivity.importance_by_budget(found, levels, plots).path,
              "How much of the spread of scores each searched parameter explains (omega squared) at each budget, filled "
-             "where the permutation test finds that it matters after Holm's correction over every parameter, budget "
-             "and subset, hollow where no effect was detected; the table 'Does each parameter matter?' has the "
-             "p-values and each value's mean in points."),
+             "at the headline budget (dotted line) where the permutation test finds that it matters after Holm's "
+             "correction over every parameter and subset, hollow where no effect was detected; at the other budgets "
+             "the points are descriptive. The table 'Does each parameter matter?' has the p-values and each value's "
+             "mean in points."),
             (sensitivity.lr_batch(found, plots).path,
              "Learning rate against batch size, coloured by val top-1 at the headline budget; dashed: the linear scaling "
              "rule through the paper's recipe (lr 0.1 at batch 256); solid: the fitted lr* ~ batch^alpha where "

@@ -83,7 +83,8 @@ def lr_sensitivity(trials: pd.DataFrame, epochs: pd.DataFrame, found: dict[str, 
 
 def importance_by_budget(found: dict[str, SubsetFindings], levels: list[int], out: Path) -> Plot:
     """Each parameter's share of the score's variance (omega squared) at each budget: filled where the permutation
-    test says it matters (Holm over parameters, budgets and subsets), hollow where no effect was detected."""
+    test says it matters at the headline budget (Holm over parameters and subsets), hollow elsewhere: the deeper
+    budgets hold only ASHA's survivors and are descriptive."""
     subsets = list(found) or ["kinetics-motion"]
     fig, axes = _panels(subsets, "Share of variance each parameter explains, by budget (filled: it matters at the "
                                  "headline budget, Holm-corrected)")

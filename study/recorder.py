@@ -13,7 +13,7 @@ from ray.tune import Callback
 
 from study import faults, session
 from study.searcher import OPTUNA_NUMBER, SAMPLED_BY
-from study.trainable import INDEX, REPEAT_OF, RESTORED_HISTORY, SUBSET
+from study.trainable import INDEX, REPEAT_OF, REPLAYED, RESTORED_HISTORY, SUBSET
 from training.config import ConfigError
 from training.results import TrialRecord, optuna_journal, reload, write_record
 
@@ -79,7 +79,8 @@ class StudyRecorder(Callback):
         for earlier in result.get(RESTORED_HISTORY) or []:  # epochs a killed driver had not recorded
             if int(earlier["epoch"]) not in record.epochs:
                 record.add_epoch({**result, **earlier})
-        record.add_epoch(result)
+        if not result.get(REPLAYED):  # a replayed last epoch was recorded just above, or before the kill
+            record.add_epoch(result)
         record.pretrained_sha256 = result.get("pretrained_sha256")
         if result.get("done") and result["epoch"] < result["epochs_planned"]:  # Tune: the scheduler's STOP
             record.stopped_by_scheduler = True

@@ -35,6 +35,8 @@ TRIAL_KEYS = (REPEAT_OF, INDEX, "optuna_number", "sampled_by")
 REPORTED_CONFIG = ("optimizer", "batch_size", "scheduler")
 # In the first report after a restore: the epochs the checkpoint holds, for the driver to record those it missed.
 RESTORED_HISTORY = "restored_history"
+# Marks that report when the restored checkpoint is the last epoch's: no new epoch, the last one sent again.
+REPLAYED = "replayed"
 
 
 @dataclass(frozen=True)
@@ -107,22 +109,26 @@ def trial_epochs(sampled: dict, plans: dict[str, TrialPlan]) -> Iterator[dict]:
                             run_info={"study": plan.study, "subset": plan.subset, "trial_id": context.get_trial_id(),
                                       "sampled": sampled, "worker_pid": os.getpid()})
     where = {"node": socket.gethostname(), "node_id": ray.get_runtime_context().get_node_id()}
-    checkpoint = tune.get_checkpoint()
+
+    def report(metrics: dict, restored: list[dict], checkpoint: tune.Checkpoint | None) -> None:
+        tune.report({**metrics, **({RESTORED_HISTORY: restored} if restored else {}),
+                     "epochs_planned": config.epochs, "experiment_id": experiment.experiment_id,
+                     "pretrained_sha256": experiment.pretrained_sha256,
+                     "folder": experiment.folder.path.name, **{key: getattr(config, key) for key in REPORTED_CONFIG},
+                     **where}, checkpoint=checkpoint)
+
     restored: list[dict] = []
-    if checkpoint:
-        with checkpoint.as_directory() as directory:
+    if tune.get_checkpoint():
+        with tune.get_checkpoint().as_directory() as directory:
             experiment.restore(Path(directory))
         restored = list(experiment.trainer.history)  # the driver may not have recorded all of them (study/tuners.py)
+        if experiment.finished:  # its last epoch's checkpoint is on storage, the driver died before its result
+            report({**restored[-1], REPLAYED: True}, restored, None)  # so the driver records those epochs now
     while not experiment.finished:
         metrics = experiment.step()
         with tempfile.TemporaryDirectory() as directory:
             experiment.save_checkpoint(Path(directory))
-            tune.report({**metrics, **({RESTORED_HISTORY: restored} if restored else {}),
-                         "epochs_planned": config.epochs, "experiment_id": experiment.experiment_id,
-                         "pretrained_sha256": experiment.pretrained_sha256,
-                         "folder": experiment.folder.path.name, **{key: getattr(config, key) for key in REPORTED_CONFIG},
-                         **where},
-                        checkpoint=tune.Checkpoint.from_directory(directory))
+            report(metrics, restored, tune.Checkpoint.from_directory(directory))
         restored = []
         live_metrics.publish(plan.study, plan.subset, context.get_trial_name(), metrics)
         yield metrics
