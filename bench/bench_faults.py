@@ -10,8 +10,12 @@ knows it, the search done before the repeats are chosen, ...), or after a drawn 
 the study, on the same head or on a new one (an empty driver cache), and checks:
 
 - the first run's exit: -9 for SIGKILL, 130 and status "interrupted" for SIGINT (0 when the study finished first);
-- every trial has each epoch 1..n once; no epoch recorded before the kill was run again (its row is unchanged);
+- what the resuming head can know is the storage (a new head) or its own disk (the same head); against that:
+- every trial has each epoch 1..n once; no epoch recorded before the kill was trained again (its row keeps the
+  epoch's time; a trial that Tune forgot may start over only with the resume saying so);
 - no row of a trial that had ended changed;
+- a study killed before its study.json reached that place: the resume says there is nothing to resume, and no
+  trial ran;
 - one Optuna trial per table row, in the state its stop reason means, none left RUNNING;
 - the resume exits 0, the study is "finished", the report builds, and the storage holds the driver's files as they
   are locally (tables, journals, manifest).
@@ -103,7 +107,7 @@ def _driver(args: list[str], env: dict, cwd: Path) -> subprocess.Popen:
 def _tables(root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     if not (root / TRIALS).is_dir():  # killed before any result: empty tables with the columns checked
         return (pd.DataFrame(columns=["trial_id", "stop_reason", "epochs_run", "last_val_top1", "updated_at"]),
-                pd.DataFrame(columns=["trial_id", "epoch", "recorded_at"]))
+                pd.DataFrame(columns=["trial_id", "epoch", "epoch_time_s"]))
     return read_table(root, TRIALS).to_pandas(), read_table(root, EPOCHS).to_pandas()
 
 
@@ -169,10 +173,17 @@ def run_point(point: KillPoint, work: Path, data: str, address: str, timeout_s: 
         failures.append(f"Ctrl-C: status {manifest.get('status')!r}, expected 'interrupted'")
     if point.signal == "KILL" and not finished_first and first not in (-9, 0):
         failures.append(f"SIGKILL: exit {first}")
-    trials_before, epochs_before = _tables(local_a)
+    known = bucket / name if point.new_head else local_a  # what the resuming head can know: the storage, or its disk
+    trials_before, epochs_before = _tables(known)
     second = subprocess.run([sys.executable, "-m", "study.run", *common, "--resume"], cwd=work, timeout=timeout_s,
                             capture_output=True, text=True,
                             env={**os.environ, "PYTHONPATH": str(ROOT), "STGCN_STUDY_CACHE": str(second_head)})
+    if not (known / "study.json").is_file():  # killed before the study existed there: nothing to resume, nothing ran
+        if second.returncode != 2 or "nothing to resume" not in second.stderr:
+            failures.append(f"a study that never reached {known}: resume exited {second.returncode}")
+        if (bucket / name / "search").exists():
+            failures.append("Tune's experiment is at the storage, the study's study.json is not")
+        return failures
     if second.returncode != 0:
         return failures + [f"resume exited {second.returncode}: {second.stderr.strip().splitlines()[-1:]}"]
     local = second_head / "studies" / name
@@ -195,7 +206,9 @@ def check(local: Path, remote: Path, trials_before: pd.DataFrame, epochs_before:
     forgotten = set(trials_before["trial_id"]) - set(trials["trial_id"])
     kept = epochs_before[~epochs_before["trial_id"].isin(forgotten)]
     merged = kept.merge(epochs, on=["trial_id", "epoch"], how="left", suffixes=("", "_after"))
-    rerun = merged[merged["recorded_at"] != merged["recorded_at_after"]]
+    # An epoch trained again takes another time; one only recorded again (sent with a trial's restored history)
+    # keeps the time it took. Training is deterministic, so the scores would not tell.
+    rerun = merged[merged["epoch_time_s"] != merged["epoch_time_s_after"]]
     if len(rerun):
         failures.append(f"epochs recorded before the kill were run again: {rerun[['trial_id', 'epoch']].values.tolist()}")
     if forgotten and not all(f"trial {t}: started after Tune last saved its state" in output for t in forgotten):

@@ -158,7 +158,10 @@ def run_study(location: StudyLocation, request: StudyRequest | None, resume: boo
     study_dir.refuse_existing(location.root)
     prepared = _prepare(location, request, space, address, echo, dashboard_host)
     study_dir.create(location.root, request, space.dump())
-    location.push(location.root / MANIFEST, location.root / SPACE_COPY)
+    if not location.sync(SYNC_TIMEOUT_S):  # no trial starts before the storage knows the study: a new head resumes it
+        raise StorageIncomplete(f"{location.tune_storage}: study.json could not be copied there in "
+                                f"{SYNC_TIMEOUT_S:.0f} s ({', '.join(location.mirror.failing.values())}); no trial "
+                                "was started")
     with driver_lock(location.root):
         return _fit(location, request, *prepared, trainable, echo)
 

@@ -88,6 +88,8 @@ class StudyRecorder(Callback):
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         record = self.record_for(trial)
+        if record.ended:  # it ended after Tune last saved its state; the resume stopped it (study/tuners.py)
+            return
         record.finish(stop_reason(record), record.error)  # a config the trainer refused keeps its reason
         self._write(record, ended=True)
 
@@ -99,6 +101,8 @@ class StudyRecorder(Callback):
 
     def on_trial_error(self, iteration, trials, trial, **info):
         record = self.record_for(trial)
+        if record.ended:
+            return
         error = str(trial.get_error() or record.error or "unknown error").strip().splitlines()
         record.finish("errored", error[-1] if error else "unknown error")
         self._write(record, ended=True)

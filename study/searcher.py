@@ -36,7 +36,7 @@ from ray.tune.search import Searcher
 from common.files import atomic_path
 from study import faults, session
 from study.trainable import INDEX, RESTORED_HISTORY, SUBSET
-from training.results import optuna_journal
+from training.results import optuna_journal, recorded
 
 METRIC, MODE = "val_top1", "max"
 # Keys of a Tune trial's config that are not TrainConfig fields: what the search adds about the trial itself.
@@ -140,6 +140,8 @@ class SubsetSearch:
     def tell(self, trial_id: str, result: dict | None, error: bool) -> None:
         if trial_id not in self.trials or self.storage.get_trial(self._trial_id(trial_id)).state.is_finished():
             return  # not ours, or told already (Tune may report a completion twice around a restore)
+        if not result and not error:  # a trial the resume stopped as the tables say it ended (study/tuners.py)
+            result = self._as_recorded(trial_id)
         if result:
             self.report(trial_id, result)
             if result.get("diverged"):
@@ -147,6 +149,14 @@ class SubsetSearch:
         state = final_state(result, error)
         self.study.tell(self.trials[trial_id], float(result[METRIC]) if state == TrialState.COMPLETE else None,
                         state=state)
+
+    def _as_recorded(self, trial_id: str) -> dict | None:
+        """The trial's last epoch as the tables hold it, with every epoch before it, as a last result; None for an
+        errored trial (FAIL)."""
+        row, epochs = recorded(session.active().location.root, self.subset, trial_id)
+        if row is None or not epochs or row["stop_reason"] == "errored":
+            return None
+        return {**epochs[-1], "epochs_planned": row["epochs_planned"], RESTORED_HISTORY: epochs}
 
     def journal_bytes(self) -> bytes:
         return self.journal.read_bytes() if self.journal.is_file() else b""

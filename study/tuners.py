@@ -25,6 +25,7 @@ from ray.tune.search import Searcher
 from ray.tune.trainable.function_trainable import wrap_function
 
 from common.files import atomic_path, write_json
+from study import session
 from study.recorder import StudyRecorder
 from study.searcher import METRIC, MODE, StudySearcher
 from study.spaces import ASHA_METRICS
@@ -41,7 +42,7 @@ from study.trainable import (
     trial_name,
 )
 from training.experiment import CHECKPOINT
-from training.results import TRIALS, forget, read_table
+from training.results import ENDED, TRIALS, forget, read_table, recorded
 
 SEARCH, SEEDS = "search", "seeds"  # the Tune experiments, directories of the study
 # The progress table: what was searched shows as a parameter, the rest as the value the trial reports.
@@ -156,7 +157,28 @@ def forget_unknown_trials(location: StudyLocation, tuner: tune.Tuner, repeats: b
         location.push(*forget(location.root, row["subset"], row["trial_id"]))
 
 
-class SubsetsASHA(FIFOScheduler):
+class KeepsEndedTrials(FIFOScheduler):
+    """A trial can end (completed, stopped by ASHA, diverged, errored: recorded so in the tables, Optuna told) after
+    Tune last saved its experiment state, which then still calls it running. A resumed Tune would start it again:
+    a completed one only to report its last epoch again, but an ASHA-stopped one would train on past the rung that
+    stopped it. So a restored trial whose row says it ended is stopped before it starts, as it ended."""
+
+    def __init__(self):
+        super().__init__()
+        self.ended: list = []  # restored trials to stop, once Tune has added them
+
+    def on_trial_add(self, tune_controller, trial):
+        row, _ = recorded(session.active().location.root, trial.config[SUBSET], trial.trial_id)
+        if row is not None and row["stop_reason"] in ENDED:
+            self.ended.append(trial)
+
+    def choose_trial_to_run(self, tune_controller):
+        while self.ended:  # Tune cannot stop a trial while it adds it; it can before it starts any
+            tune_controller.stop_trial(self.ended.pop())
+        return super().choose_trial_to_run(tune_controller)
+
+
+class SubsetsASHA(KeepsEndedTrials):
     """ASHA within each subset: a subset's trials are compared with each other only (the scores of a 30- and a
     52-class problem are not on one scale)."""
 
@@ -173,6 +195,7 @@ class SubsetsASHA(FIFOScheduler):
 
     def on_trial_add(self, tune_controller, trial):
         self._of(trial).on_trial_add(tune_controller, trial)
+        super().on_trial_add(tune_controller, trial)
 
     def on_trial_result(self, tune_controller, trial, result):
         return self._of(trial).on_trial_result(tune_controller, trial, result)
@@ -213,7 +236,7 @@ def search_tuner(location: StudyLocation, plans: dict[str, TrialPlan], request: 
         trainable,
         tune_config=tune.TuneConfig(
             search_alg=StudySearcher(tuple(plans), request.num_samples, request.max_concurrent),
-            scheduler=asha(plans) if request.early_stopping else None, num_samples=-1,
+            scheduler=asha(plans) if request.early_stopping else KeepsEndedTrials(), num_samples=-1,
             reuse_actors=request.reuse_actors, trial_name_creator=functools.partial(trial_name, location.name),
             trial_dirname_creator=trial_dirname),
         run_config=_run_config(location, plans, SEARCH, request))
@@ -275,7 +298,7 @@ def repeat_tuner(location: StudyLocation, plans: dict[str, TrialPlan], points: l
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
-            search_alg=FixedPoints(points, request.max_concurrent), num_samples=len(points),
-            reuse_actors=request.reuse_actors,
+            search_alg=FixedPoints(points, request.max_concurrent), scheduler=KeepsEndedTrials(),
+            num_samples=len(points), reuse_actors=request.reuse_actors,
             trial_name_creator=functools.partial(trial_name, location.name), trial_dirname_creator=trial_dirname),
         run_config=_run_config(location, plans, SEEDS, request))

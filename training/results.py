@@ -29,6 +29,8 @@ OPTUNA = "optuna"  # the Optuna studies: optuna/<subset>.journal
 EXPERIMENTS = "experiments"  # one folder per trial (training.folder)
 EPOCHS = "epochs.parquet"
 TRIALS = "trials.parquet"
+# Stop reasons of a trial that is over (the others: running, and interrupted: stopped short by Ctrl-C, resumable).
+ENDED = ("completed", "stopped_by_asha", "diverged", "errored")
 
 METRIC_TYPES = {"train_loss": pa.float64(), "train_top1": pa.float64(), "val_loss": pa.float64(),
                 "val_top1": pa.float64(), "val_top5": pa.float64(), "inference_ms_per_clip": pa.float64(),
@@ -115,6 +117,10 @@ class TrialRecord:
     updated_at: float = field(default_factory=time.time)
     stopped_by_scheduler: bool = False  # Tune's scheduler (ASHA) ended it; not a column: stop_reason says it
 
+    @property
+    def ended(self) -> bool:
+        return self.stop_reason in ENDED
+
     def identity(self) -> dict:
         return {"study": self.study, "subset": self.subset, "trial_id": self.trial_id,
                 "experiment_id": self.experiment_id, "folder": self.folder}
@@ -164,7 +170,7 @@ def _write(path: Path, rows: Iterable[dict], schema: pa.Schema) -> None:
 
 
 def part_name(record: TrialRecord) -> str:
-    return f"{record.subset}__{record.trial_id}.parquet"  # as ``forget`` removes it
+    return f"{record.subset}__{record.trial_id}.parquet"  # as ``forget`` removes it and ``recorded`` reads it
 
 
 def write_record(study_dir: Path, record: TrialRecord) -> tuple[Path, Path]:
@@ -183,15 +189,27 @@ def forget(study_dir: Path, subset: str, trial_id: str) -> tuple[Path, Path]:
     return paths
 
 
+def recorded(study_dir: Path, subset: str, trial_id: str) -> tuple[dict | None, list[dict]]:
+    """A trial's row in trials.parquet and its rows in epochs.parquet, epoch by epoch (None and [] when it has
+    written none)."""
+    part = f"{subset}__{trial_id}.parquet"  # as part_name names it
+    summary = study_dir / TRIALS / part
+    epochs = study_dir / EPOCHS / part
+    return (pq.read_table(summary, schema=TRIAL_SCHEMA).to_pylist()[0] if summary.is_file() else None,
+            sorted(pq.read_table(epochs, schema=EPOCH_SCHEMA).to_pylist(), key=lambda row: row["epoch"])
+            if epochs.is_file() else [])
+
+
 def reload(study_dir: Path, record: TrialRecord) -> None:
-    """After a driver restart: keep what this trial already recorded (epochs, folder, retries, start time)."""
-    part = part_name(record)
-    if (study_dir / EPOCHS / part).is_file():
-        rows = pq.read_table(study_dir / EPOCHS / part, schema=EPOCH_SCHEMA).to_pylist()
-        record.epochs.update({row["epoch"]: row for row in rows})
-    if (study_dir / TRIALS / part).is_file():
-        row = pq.read_table(study_dir / TRIALS / part, schema=TRIAL_SCHEMA).to_pylist()[0]
+    """After a driver restart: keep what this trial already recorded (epochs, folder, retries, start time, and how
+    it ended if it did: a trial can end after Tune last saved its state, which then still calls it running)."""
+    row, epochs = recorded(study_dir, record.subset, record.trial_id)
+    record.epochs.update({epoch["epoch"]: epoch for epoch in epochs})
+    if row is not None:
         record.folder, record.retries, record.started_at = row["folder"], row["retries"], row["started_at"]
+        if row["stop_reason"] in ENDED:
+            record.status, record.stop_reason, record.error = row["status"], row["stop_reason"], row["error"]
+            record.updated_at = row["updated_at"]
 
 
 def read_table(study_dir: Path, name: str, skipped: list[str] | None = None) -> pa.Table:
