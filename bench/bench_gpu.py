@@ -195,7 +195,8 @@ def loader_section(data: Path, batch: int, step_rate: float, quick: bool) -> dic
     return out
 
 
-def shared_trial(device: str, batch: int, steps: int, start, results) -> None:
+def shared_trial(device: str, batch: int, steps: int, frames: int, start, results) -> None:
+    FRAMES[0] = frames  # a spawned process imports this module afresh
     torch.set_num_threads(1)
     model = network(torch.device(device), True, False)
     start.wait()
@@ -205,7 +206,8 @@ def shared_trial(device: str, batch: int, steps: int, start, results) -> None:
 def sharing_rate(device: str, trials: int, batch: int, steps: int) -> dict:
     context = mp.get_context("spawn")
     start, results = context.Barrier(trials), context.Queue()
-    workers = [context.Process(target=shared_trial, args=(device, batch, steps, start, results)) for _ in range(trials)]
+    workers = [context.Process(target=shared_trial, args=(device, batch, steps, FRAMES[0], start, results))
+               for _ in range(trials)]
     for worker in workers:
         worker.start()
     rates = [results.get() for _ in workers]
@@ -276,8 +278,8 @@ def main() -> None:
     compiled = [rows.get("torch.compile on") for rows in figures["steps"].values()]
     figures["compile_s"] = next((row["first_step_s"] for row in compiled if row), None)
     with tempfile.TemporaryDirectory() as directory:
-        clips = 96 if quick else args.clips
-        data = make_set(Path(directory), clips, max(64, clips // 10))
+        clips = 160 if quick else args.clips  # quick: enough batches to drain the prefetch and time 4
+        data = make_set(Path(directory), clips, 16 if quick else clips // 10)
         print(f"2. a whole Trainer epoch, {clips} Kinetics-shaped clips made here, batch {batches[-1]}", flush=True)
         figures["epoch"] = epoch_section(device, data, batches[-1])
         step_rate = figures["train_clips_per_s"][str(batches[-1])]
