@@ -161,6 +161,15 @@ class SubsetSearch:
     def journal_bytes(self) -> bytes:
         return self.journal.read_bytes() if self.journal.is_file() else b""
 
+    def rebuild(self) -> set[str]:
+        """This subset's state from its journal alone (see ``StudySearcher.restore``): the Tune trials it asked, the
+        paper recipe still queued unless it was asked; returns the Tune ids of its trials still running."""
+        asked = [t for t in self.study.get_trials(deepcopy=False) if "tune_trial_id" in t.user_attrs]
+        self.trials = {t.user_attrs["tune_trial_id"]: t.number for t in asked}
+        if any(t.user_attrs.get(SAMPLED_BY) == PAPER_RECIPE for t in asked):
+            self.queued = []
+        return {t.user_attrs["tune_trial_id"] for t in asked if t.state == TrialState.RUNNING}
+
     def restore_journal(self, content: bytes) -> None:
         """Trials asked after the saved state (a driver that died in between) are not in Tune's state either, and
         would otherwise stay RUNNING with no Tune trial: the journal goes back to what was saved with it."""
@@ -209,8 +218,20 @@ class StudySearcher(Searcher):
             pickle.dump(state, handle)
 
     def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as handle:
-            state = pickle.load(handle)
+        """Tune's copy of this state can be cut short (a driver killed while Tune copied it to the storage), and
+        Tune answers a restore that raises by starting the whole experiment over. The journals the driver copied
+        hold the same facts (each trial's Tune id, how it was sampled, whether it still runs): the search goes on
+        from them."""
+        try:
+            with open(checkpoint_path, "rb") as handle:
+                state = pickle.load(handle)
+        except (EOFError, pickle.UnpicklingError) as exc:
+            session.active().echo(f"{checkpoint_path}: unreadable ({exc!r}); the search continues from the Optuna "
+                                  "journals")
+            for subset, search in self.searches.items():
+                self.live[subset] = search.rebuild()
+                self.owner.update({trial_id: subset for trial_id in search.trials})
+            return
         self.owner, self.live = state["owner"], state["live"]
         for subset, (own, journal) in state["searches"].items():
             search = self.searches[subset]

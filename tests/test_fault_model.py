@@ -75,3 +75,24 @@ def test_an_interrupted_runs_summary_counts_every_trial():
 ], ids=lambda point: point.describe())
 def test_the_fault_harness_holds_its_invariants(cluster, data, tmp_path, point):
     assert run_point(point, tmp_path, str(data), cluster) == []
+
+
+def test_a_searcher_state_cut_short_at_the_storage_resumes_from_the_journals_instead_of_starting_over(
+        cluster, data, tmp_path, capsys):
+    """A driver killed while Tune copied its searcher state leaves an empty file; Tune answers a restore that raises
+    by starting the experiment over. The searcher continues from the Optuna journals instead: nothing runs again."""
+    from bench.bench_faults import check_optuna_agrees
+    from training.results import TRIALS, read_table
+    args = ["--space", "smoke", "--subset", "kinetics-motion", "--num-samples", "2", "--data", str(data),
+            "--storage", str(tmp_path), "--name", "cut", "--no-report", "--address", cluster]
+    assert main(args) == 0
+    before = read_table(tmp_path / "cut", TRIALS).to_pandas().sort_values("trial_id")
+    for state in (tmp_path / "cut" / "search").glob("searcher-state-*.pkl"):
+        state.write_bytes(b"")
+    capsys.readouterr()
+    assert main([*args, "--resume"]) == 0
+    assert "unreadable (EOFError" in capsys.readouterr().out
+    after = read_table(tmp_path / "cut", TRIALS).to_pandas().sort_values("trial_id")
+    assert after["trial_id"].tolist() == before["trial_id"].tolist()
+    assert after["updated_at"].tolist() == before["updated_at"].tolist()
+    check_optuna_agrees(tmp_path / "cut")
