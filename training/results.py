@@ -169,13 +169,15 @@ def _write(path: Path, rows: Iterable[dict], schema: pa.Schema) -> None:
         pq.write_table(table, tmp)
 
 
-def part_name(record: TrialRecord) -> str:
-    return f"{record.subset}__{record.trial_id}.parquet"  # as ``forget`` removes it and ``recorded`` reads it
+def part_name(subset: str, trial_id: str) -> str:
+    """A trial's file in each of the two datasets."""
+    return f"{subset}__{trial_id}.parquet"
 
 
 def write_record(study_dir: Path, record: TrialRecord) -> tuple[Path, Path]:
     """Replace this trial's file in both datasets (its epochs, then its one summary row); returns both paths."""
-    paths = study_dir / EPOCHS / part_name(record), study_dir / TRIALS / part_name(record)
+    part = part_name(record.subset, record.trial_id)
+    paths = study_dir / EPOCHS / part, study_dir / TRIALS / part
     _write(paths[0], (record.epochs[e] for e in sorted(record.epochs)), EPOCH_SCHEMA)
     _write(paths[1], [record.summary()], TRIAL_SCHEMA)
     return paths
@@ -183,7 +185,7 @@ def write_record(study_dir: Path, record: TrialRecord) -> tuple[Path, Path]:
 
 def forget(study_dir: Path, subset: str, trial_id: str) -> tuple[Path, Path]:
     """Remove a trial's rows from both datasets (a trial the resumed experiment does not know); the two paths."""
-    paths = tuple(Path(study_dir) / name / f"{subset}__{trial_id}.parquet" for name in (EPOCHS, TRIALS))
+    paths = tuple(Path(study_dir) / name / part_name(subset, trial_id) for name in (EPOCHS, TRIALS))
     for path in paths:
         path.unlink(missing_ok=True)
     return paths
@@ -192,7 +194,7 @@ def forget(study_dir: Path, subset: str, trial_id: str) -> tuple[Path, Path]:
 def recorded(study_dir: Path, subset: str, trial_id: str) -> tuple[dict | None, list[dict]]:
     """A trial's row in trials.parquet and its rows in epochs.parquet, epoch by epoch (None and [] when it has
     written none)."""
-    part = f"{subset}__{trial_id}.parquet"  # as part_name names it
+    part = part_name(subset, trial_id)
     summary = study_dir / TRIALS / part
     epochs = study_dir / EPOCHS / part
     return (pq.read_table(summary, schema=TRIAL_SCHEMA).to_pylist()[0] if summary.is_file() else None,
