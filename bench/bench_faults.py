@@ -6,8 +6,9 @@ Each kill runs a small study (the smoke space on kinetics-motion, 3 trials of 3 
 re-run with one more seed) on file:// storage, and ends its driver one of two ways, drawn from the seed: SIGKILL or
 SIGINT (Ctrl-C), either the N-th time the driver passes a named window (study/faults.py: a checkpoint registered
 before the experiment state is saved, a result written but not copied to storage, a trial asked of Optuna before Tune
-knows it, the search done before the repeats are chosen, ...), or after a drawn number of seconds. Then it resumes
-the study, on the same head or on a new one (an empty driver cache), and checks:
+knows it, Tune's upload of its experiment state cut inside a file, the search done before the repeats are chosen,
+...), or after a drawn number of seconds. Then it resumes the study, on the same head or on a new one (an empty
+driver cache), and checks:
 
 - the first run's exit: -9 for SIGKILL, 130 and status "interrupted" for SIGINT (0 when the study finished first);
 - what the resuming head can know is the storage (a new head) or its own disk (the same head); against that:
@@ -67,8 +68,8 @@ STATE_OF = {"completed": TrialState.COMPLETE, "stopped_by_asha": TrialState.PRUN
             "errored": TrialState.FAIL}
 # Windows and how many times a study of this size passes each (at most), to draw the occurrence from.
 WINDOWS = {"searcher.asked": 3, "recorder.result_written": 8, "recorder.trial_ended": 4,
-           "tune.checkpoint_registered": 8, "mirror.copied_one": 30, "driver.search_done": 1,
-           "driver.repeats_chosen": 1, "driver.finishing": 1}
+           "tune.checkpoint_registered": 8, "tune.state_upload_cut": 6, "mirror.copied_one": 30,
+           "driver.search_done": 1, "driver.repeats_chosen": 1, "driver.finishing": 1}
 
 
 @dataclass(frozen=True)
@@ -118,12 +119,16 @@ def optuna_trials(root: Path, subset: str = "kinetics-motion") -> list:
 
 def check_optuna_agrees(root: Path) -> None:
     """One Optuna trial per trials.parquet row, joined on the recorded number: same parameters, the state its stop
-    reason means, the last score as value of a completed trial, every epoch's score as intermediate values."""
+    reason means, the last score as value of a completed trial, every epoch's score as intermediate values; besides
+    those only trials marked abandoned, failed."""
     trials = read_table(root, TRIALS).to_pandas()
     trials = trials[trials["repeat_of"].isna()]  # seed repeats are not Optuna's
     epochs = read_table(root, EPOCHS).to_pandas()
     for subset, rows in trials.groupby("subset"):
-        recorded = {t.number: t for t in optuna_trials(root, subset)}
+        every = optuna_trials(root, subset)
+        # asked after Tune last saved its state and matched away on resume (study/searcher.py): failed, no row
+        assert all(t.state == TrialState.FAIL for t in every if "abandoned" in t.user_attrs)
+        recorded = {t.number: t for t in every if "abandoned" not in t.user_attrs}
         assert sorted(recorded) == sorted(rows["optuna_number"]), "one Optuna trial per Tune trial"
         for _, row in rows.iterrows():
             trial = recorded[row["optuna_number"]]
@@ -178,6 +183,7 @@ def run_point(point: KillPoint, work: Path, data: str, address: str, timeout_s: 
     second = subprocess.run([sys.executable, "-m", "study.run", *common, "--resume"], cwd=work, timeout=timeout_s,
                             capture_output=True, text=True,
                             env={**os.environ, "PYTHONPATH": str(ROOT), "STGCN_STUDY_CACHE": str(second_head)})
+    (work / "resume.log").write_text(second.stdout + second.stderr)  # kept with --keep, for a failure's story
     if not (known / "study.json").is_file():  # killed before the study existed there: nothing to resume, nothing ran
         if second.returncode != 2 or "nothing to resume" not in second.stderr:
             failures.append(f"a study that never reached {known}: resume exited {second.returncode}")

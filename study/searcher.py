@@ -36,7 +36,7 @@ from ray.tune.search import Searcher
 from common.files import atomic_path
 from study import faults, session
 from study.trainable import INDEX, RESTORED_HISTORY, SUBSET
-from training.results import optuna_journal, recorded
+from training.results import ENDED, optuna_journal, recorded
 
 METRIC, MODE = "val_top1", "max"
 # Keys of a Tune trial's config that are not TrainConfig fields: what the search adds about the trial itself.
@@ -161,14 +161,37 @@ class SubsetSearch:
     def journal_bytes(self) -> bytes:
         return self.journal.read_bytes() if self.journal.is_file() else b""
 
-    def rebuild(self) -> set[str]:
-        """This subset's state from its journal alone (see ``StudySearcher.restore``): the Tune trials it asked, the
-        paper recipe still queued unless it was asked; returns the Tune ids of its trials still running."""
-        asked = [t for t in self.study.get_trials(deepcopy=False) if "tune_trial_id" in t.user_attrs]
-        self.trials = {t.user_attrs["tune_trial_id"]: t.number for t in asked}
-        if any(t.user_attrs.get(SAMPLED_BY) == PAPER_RECIPE for t in asked):
+    def match(self, tune_trials: dict[str, int]) -> set[str]:
+        """This subset's state from its journal, matched to the trials Tune resumes (Tune trial id -> Optuna number;
+        see ``StudySearcher.restore``): an Optuna trial Tune does not know was asked after Tune's state was saved
+        and will never run, so it is marked abandoned and failed; a trial whose row says it ended after Tune's state
+        was saved is told as it ended; the paper recipe stays queued unless it was asked. Returns the Tune ids of the
+        trials still running."""
+        by_number = {t.number: t for t in self.study.get_trials(deepcopy=False)}
+        self.trials = {tid: n for tid, n in tune_trials.items() if n in by_number}
+        for tid in set(tune_trials) - set(self.trials):
+            session.active().echo(f"{self.subset} trial {tid}: Optuna trial {tune_trials[tid]} is not in the journal; "
+                                  "its result will not reach Optuna")
+        for trial in by_number.values():
+            tune_id = trial.user_attrs.get("tune_trial_id")
+            if tune_id is not None and tune_id not in self.trials and trial.state == TrialState.RUNNING:
+                self.storage.set_trial_user_attr(trial._trial_id, "abandoned", "asked after Tune last saved its "
+                                                 "state; no Tune trial runs it")
+                self.study.tell(trial.number, state=TrialState.FAIL)
+        for tid, number in self.trials.items():
+            row, _ = recorded(session.active().location.root, self.subset, tid)
+            if by_number[number].state == TrialState.RUNNING and row is not None and row["stop_reason"] in ENDED:
+                self.tell(tid, None, row["stop_reason"] == "errored")
+        if any(by_number[n].user_attrs.get(SAMPLED_BY) == PAPER_RECIPE for n in self.trials.values()):
             self.queued = []
-        return {t.user_attrs["tune_trial_id"] for t in asked if t.state == TrialState.RUNNING}
+        return {tid for tid, n in self.trials.items()
+                if self.storage.get_trial(by_number[n]._trial_id).state == TrialState.RUNNING}
+
+    def adopt_longer_journal(self, saved: bytes) -> None:
+        """The journal saved with Tune's state or the one here, whichever holds more: both are beginnings of the
+        same log (a new head's copy from the storage can lag the one Tune saved)."""
+        if len(saved) > len(self.journal_bytes()):
+            self.restore_journal(saved)
 
     def restore_journal(self, content: bytes) -> None:
         """Trials asked after the saved state (a driver that died in between) are not in Tune's state either, and
@@ -218,22 +241,32 @@ class StudySearcher(Searcher):
             pickle.dump(state, handle)
 
     def restore(self, checkpoint_path: str) -> None:
-        """Tune's copy of this state can be cut short (a driver killed while Tune copied it to the storage), and
-        Tune answers a restore that raises by starting the whole experiment over. The journals the driver copied
-        hold the same facts (each trial's Tune id, how it was sampled, whether it still runs): the search goes on
-        from them."""
+        """Tune copies its trials' state and this one to the storage one after the other, so a driver killed while
+        it copied leaves them from different saves, or this one cut short (and Tune answers a restore that raises by
+        starting the whole experiment over). When this state names exactly the trials Tune resumes, it is put back
+        as saved, its journals too (trials asked after that save are not in Tune's state either: the journal goes
+        back to before them). Otherwise the search is matched to Tune's trials from the journals, which hold the
+        same facts (each trial's Tune id, how it was sampled, whether it still runs)."""
         try:
             with open(checkpoint_path, "rb") as handle:
                 state = pickle.load(handle)
         except (EOFError, pickle.UnpicklingError) as exc:
-            session.active().echo(f"{checkpoint_path}: unreadable ({exc!r}); the search continues from the Optuna "
-                                  "journals")
-            for subset, search in self.searches.items():
-                self.live[subset] = search.rebuild()
-                self.owner.update({trial_id: subset for trial_id in search.trials})
+            state, why = None, f"{checkpoint_path}: unreadable ({exc!r})"
+        tune_trials = session.active().tune_trials
+        if state is not None and (not tune_trials or set(state["owner"]) == set(tune_trials)):
+            self.owner, self.live = state["owner"], state["live"]
+            for subset, (own, journal) in state["searches"].items():
+                search = self.searches[subset]
+                search.trials, search.queued = own["trials"], own["queued"]
+                search.restore_journal(journal)
             return
-        self.owner, self.live = state["owner"], state["live"]
-        for subset, (own, journal) in state["searches"].items():
-            search = self.searches[subset]
-            search.trials, search.queued = own["trials"], own["queued"]
-            search.restore_journal(journal)
+        if state is not None:
+            why = (f"{checkpoint_path}: saved with {len(state['owner'])} trials, Tune resumes {len(tune_trials)} (a "
+                   "driver killed while Tune copied its state)")
+        session.active().echo(f"{why}; the search is matched to Tune's trials from the Optuna journals")
+        for subset, search in self.searches.items():
+            if state is not None:
+                search.adopt_longer_journal(state["searches"][subset][1])
+            mine = {tid: number for tid, (owner, number) in tune_trials.items() if owner == subset}
+            self.live[subset] = search.match(mine)
+            self.owner.update({trial_id: subset for trial_id in search.trials})

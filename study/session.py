@@ -9,7 +9,7 @@ and look the study up here; the driver activates the study before it creates or 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from study.study_dir import StudyLocation
 from study.trainable import TrialPlan
@@ -22,6 +22,9 @@ class ActiveStudy:
     data_source: str  # synthetic or real
     seed: int  # the study seed: samplers and training
     echo: Callable[[str], None] = print
+    # After a restore: the search trials Tune's saved state holds, Tune trial id -> (subset, Optuna number), for the
+    # searcher to match its own state against (Tune copies the two to the storage one after the other).
+    tune_trials: dict[str, tuple[str, int]] = field(default_factory=dict)
 
     def plan(self, subset: str) -> TrialPlan:
         return self.plans[subset]

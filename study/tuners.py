@@ -144,9 +144,13 @@ def forget_unknown_trials(location: StudyLocation, tuner: tune.Tuner, repeats: b
     tables that Tune will not resume. Its sampler state (the Optuna journal saved with Tune's) does not know it
     either, so Tune asks for its config again and it starts over under a new id."""
     try:
-        known = {Path(result.path).name.rsplit("_", 1)[-1] for result in tuner.get_results()}
+        results = list(tuner.get_results())
     except RuntimeError:  # Tune could not read back its trials: it will not resume them either way, keep the rows
         return
+    named = [Path(result.path).name.rsplit("_", 2) for result in results]  # trial_dirname: subset, index, id
+    known = {trial_id for _, _, trial_id in named}
+    if not repeats:  # a search trial's index is its Optuna number
+        session.active().tune_trials.update({trial_id: (subset, int(index)) for subset, index, trial_id in named})
     if not (location.root / TRIALS).is_dir():
         return
     trials = read_table(location.root, TRIALS).to_pandas()

@@ -77,10 +77,14 @@ def test_the_fault_harness_holds_its_invariants(cluster, data, tmp_path, point):
     assert run_point(point, tmp_path, str(data), cluster) == []
 
 
-def test_a_searcher_state_cut_short_at_the_storage_resumes_from_the_journals_instead_of_starting_over(
-        cluster, data, tmp_path, capsys):
-    """A driver killed while Tune copied its searcher state leaves an empty file; Tune answers a restore that raises
-    by starting the experiment over. The searcher continues from the Optuna journals instead: nothing runs again."""
+def test_a_searcher_state_cut_short_or_older_than_tunes_trials_resumes_from_the_journals(cluster, data, tmp_path,
+                                                                                         capsys):
+    """A driver killed while Tune copied its state to the storage leaves the searcher state cut short (Tune answers a
+    restore that raises by starting the experiment over), or older than the trials Tune resumes (the files were
+    copied one after the other). Either way the searcher is matched to Tune's trials from the Optuna journals:
+    nothing runs again, no trial is asked twice, Optuna agrees with the tables."""
+    import pickle
+
     from bench.bench_faults import check_optuna_agrees
     from training.results import TRIALS, read_table
     args = ["--space", "smoke", "--subset", "kinetics-motion", "--num-samples", "2", "--data", str(data),
@@ -92,7 +96,43 @@ def test_a_searcher_state_cut_short_at_the_storage_resumes_from_the_journals_ins
     capsys.readouterr()
     assert main([*args, "--resume"]) == 0
     assert "unreadable (EOFError" in capsys.readouterr().out
+    for state in (tmp_path / "cut" / "search").glob("searcher-state-*.pkl"):  # as saved before the last trial
+        if not state.stat().st_size:
+            continue
+        older = pickle.loads(state.read_bytes())
+        last = max(older["searches"]["kinetics-motion"][0]["trials"].items(), key=lambda item: item[1])[0]
+        del older["owner"][last], older["searches"]["kinetics-motion"][0]["trials"][last]
+        older["live"]["kinetics-motion"].discard(last)
+        state.write_bytes(pickle.dumps(older))
+    assert main([*args, "--resume"]) == 0
+    assert "saved with 1 trials, Tune resumes 2" in capsys.readouterr().out
     after = read_table(tmp_path / "cut", TRIALS).to_pandas().sort_values("trial_id")
     assert after["trial_id"].tolist() == before["trial_id"].tolist()
     assert after["updated_at"].tolist() == before["updated_at"].tolist()
     check_optuna_agrees(tmp_path / "cut")
+
+
+def test_the_state_upload_window_copies_the_files_before_one_half_of_it_and_none_after(tmp_path, monkeypatch):
+    """The harness's cut inside Tune's upload of its experiment state: what a driver killed mid-copy leaves."""
+    import pyarrow.fs
+    from ray.train._internal import storage
+
+    from study import faults
+    staged = tmp_path / "staged"
+    staged.mkdir()
+    for name in ("a.json", "b.pkl", "c.json"):
+        (staged / name).write_bytes(name.encode() * 100)
+    monkeypatch.setattr(storage, "_upload_to_fs_path", storage._upload_to_fs_path)  # undone after the test
+    monkeypatch.setattr(faults, "_counts", {})
+    monkeypatch.setenv(faults.ENV, "tune.state_upload_cut:4:INT")  # the 4th passage cuts the 2nd file (4 mod 3)
+    faults.install()
+    fs = pyarrow.fs.LocalFileSystem()
+    for passage in range(3):  # ordinary copies
+        storage._upload_to_fs_path(str(staged), fs, str(tmp_path / "ordinary"))
+        assert sorted(p.name for p in (tmp_path / "ordinary").iterdir()) == ["a.json", "b.pkl", "c.json"]
+    with pytest.raises(KeyboardInterrupt):  # the planned passage (SIGINT here is Ctrl-C in this thread)
+        storage._upload_to_fs_path(str(staged), fs, str(tmp_path / "cut"))
+    cut = tmp_path / "cut"
+    assert (cut / "a.json").read_bytes() == (staged / "a.json").read_bytes()
+    assert (cut / "b.pkl").read_bytes() == (staged / "b.pkl").read_bytes()[:len(b"b.pkl") * 50]
+    assert not (cut / "c.json").exists()
