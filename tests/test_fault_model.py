@@ -127,7 +127,7 @@ def test_the_state_upload_window_copies_the_files_before_one_half_of_it_and_none
     monkeypatch.setenv(faults.ENV, "tune.state_upload_cut:4:INT")  # the 4th passage cuts the 2nd file (4 mod 3)
     faults.install()
     fs = pyarrow.fs.LocalFileSystem()
-    for passage in range(3):  # ordinary copies
+    for _ in range(3):  # ordinary copies
         storage._upload_to_fs_path(str(staged), fs, str(tmp_path / "ordinary"))
         assert sorted(p.name for p in (tmp_path / "ordinary").iterdir()) == ["a.json", "b.pkl", "c.json"]
     with pytest.raises(KeyboardInterrupt):  # the planned passage (SIGINT here is Ctrl-C in this thread)
