@@ -38,7 +38,7 @@ from study.run import parser as run_parser  # noqa: E402
 from study.run import request_from  # noqa: E402
 from study.spaces import load_space  # noqa: E402
 from study.study_dir import StudyLocation  # noqa: E402
-from training.results import EPOCHS, TRIALS, read_table  # noqa: E402
+from training.results import EPOCHS, TRIALS, read_frame  # noqa: E402
 
 STUDIES = (("no early stopping", ["--no-early-stopping"]), ("ASHA", []))
 TARGET_POINTS, TARGET_SHARE = -1.0, 0.35  # issue 6: within 1 point of val top-1, at most 35% of the epochs
@@ -103,8 +103,8 @@ def run_pair(storage: Path, args, seed: int) -> dict:
                 ["--space", args.space, "--subset", args.subset, "--num-samples", str(args.trials), "--seed",
                  str(seed), *extra, *(f"--set={item}" for item in args.set)]))
             run_study(location, request, echo=lambda line: None)
-        trials = read_table(location.root, TRIALS).to_pandas()
-        epochs = read_table(location.root, EPOCHS).to_pandas()
+        trials = read_frame(location.root, TRIALS)
+        epochs = read_frame(location.root, EPOCHS)
         pair[label] = {"curve": best_so_far(epochs), "best": trials["best_val_top1"].max(),
                        "epochs": int(trials["epochs_run"].sum()), "trials": trials, "epoch_rows": epochs}
     full, asha = pair["no early stopping"], pair["ASHA"]

@@ -47,7 +47,7 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
-from training.results import EPOCHS, TRIALS, optuna_journal, read_table
+from training.results import EPOCHS, TRIALS, optuna_journal, read_frame
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACE = """
@@ -109,7 +109,7 @@ def _tables(root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     if not (root / TRIALS).is_dir():  # killed before any result: empty tables with the columns checked
         return (pd.DataFrame(columns=["trial_id", "stop_reason", "epochs_run", "last_val_top1", "updated_at"]),
                 pd.DataFrame(columns=["trial_id", "epoch", "epoch_time_s"]))
-    return read_table(root, TRIALS).to_pandas(), read_table(root, EPOCHS).to_pandas()
+    return read_frame(root, TRIALS), read_frame(root, EPOCHS)
 
 
 def optuna_trials(root: Path, subset: str = "kinetics-motion") -> list:
@@ -121,9 +121,9 @@ def check_optuna_agrees(root: Path) -> None:
     """One Optuna trial per trials.parquet row, joined on the recorded number: same parameters, the state its stop
     reason means, the last score as value of a completed trial, every epoch's score as intermediate values; besides
     those only trials marked abandoned, failed."""
-    trials = read_table(root, TRIALS).to_pandas()
+    trials = read_frame(root, TRIALS)
     trials = trials[trials["repeat_of"].isna()]  # seed repeats are not Optuna's
-    epochs = read_table(root, EPOCHS).to_pandas()
+    epochs = read_frame(root, EPOCHS)
     for subset, rows in trials.groupby("subset"):
         every = optuna_trials(root, subset)
         # asked after Tune last saved its state and matched away on resume (study/searcher.py): failed, no row

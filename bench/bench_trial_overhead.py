@@ -23,14 +23,14 @@ from study.driver import run_study
 from study.run import parser as run_parser
 from study.run import request_from
 from study.study_dir import StudyLocation
-from training.results import EPOCHS, TRIALS, read_table
+from training.results import EPOCHS, TRIALS, read_frame
 
 
 def overheads(root: Path) -> list[float]:
-    epochs = read_table(root, EPOCHS).to_pandas()
-    trials = read_table(root, TRIALS).to_pandas().set_index("trial_id")
+    epochs = read_frame(root, EPOCHS)
+    trials = read_frame(root, TRIALS).set_index("trial_id")
     first = epochs[epochs["epoch"] == 1].set_index("trial_id")
-    gaps = first["recorded_at"] - trials.loc[first.index, "started_at"] - first["epoch_time_s"]
+    gaps = (first["recorded_at"] - trials.loc[first.index, "started_at"]).dt.total_seconds() - first["epoch_time_s"]
     return gaps.loc[trials.sort_values("started_at").index.intersection(gaps.index)].tolist()
 
 

@@ -1,4 +1,5 @@
-"""python -m reports.build STUDY_DIR [--out DIR]: the study's findings, spreadsheet, sensitivity plots and page.
+"""python -m reports.build STUDY_DIR [--out DIR]: the study's findings, spreadsheet, sensitivity plots, page and
+summary.json (the answers for programs, which the page and the spreadsheet are rendered from).
 
 Reads only the study's files (study.json, space.yaml, trials.parquet, epochs.parquet, experiments/), so
 it runs on a laptop after the results were copied off a cluster, and on a study that is still running; it writes
@@ -9,12 +10,15 @@ the spreadsheet's summary and on the page.
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
 
+from common import logs
 from reports import inference, sensitivity
 from reports.comparisons import seed_comparisons
 from reports.describe import notes
@@ -25,6 +29,8 @@ from reports.load import NotAStudyError, StudyResults, load_study
 from reports.reproduction import reproduction_table
 from reports.scores import budgets, completed, search_trials
 from reports.spreadsheet import FILENAME, write_workbook
+from reports.summary import FILENAME as SUMMARY
+from reports.summary import facts_of, summarize, tables_of, write_summary
 from reports.table import Column, Table
 from training.plots import plot_curves
 
@@ -76,7 +82,7 @@ def summary_tables(per_subset: dict[str, pd.DataFrame], found: dict[str, SubsetF
              "val top-1 of a completed trial), at an ASHA rung the val top-1 at that epoch of every trial that reached "
              "it. A single run chosen as the highest of many, so biased upward (its seed repeats, where run, are in "
              "the seed comparison). The best epoch's top-1 is the maximum over epochs of the reported split, so it is "
-             "optimistic.")
+             "optimistic.", key="best")
     for subset, f in found.items():
         if f.best is not None:
             b = f.best
@@ -87,14 +93,15 @@ def summary_tables(per_subset: dict[str, pd.DataFrame], found: dict[str, SubsetF
         table = Table(f"Best and median per {title}", [Column("Subset"), Column(title.capitalize()),
                                                        Column("trials", "int"), Column("budget (epochs)", "int"),
                                                        Column("best", "percent"), Column("median", "percent")],
-                      note="At each subset's headline budget (matched: the same epoch for every trial).")
+                      note="At each subset's headline budget (matched: the same epoch for every trial).",
+                      key=f"by_{column}")
         for subset, f in found.items():
             for value, group in f.scored.groupby(column) if len(f.scored) else []:
                 table.add(subset, value, len(group), f.budget, group["score"].max(), group["score"].median())
         tables.append(table)
     tables += verdict_tables(found)
     counts = Table("Trials by stop reason", [Column("Subset"), *(Column(h, "int") for h in (
-        "trials", "completed", "stopped_by_asha", "diverged", "errored", "running"))])
+        "trials", "completed", "stopped_by_asha", "diverged", "errored", "running"))], key="stop_reasons")
     for subset, rows in per_subset.items():
         reasons = rows["stop_reason"].value_counts()
         counts.add(subset, len(rows), *(int(reasons.get(c.header, 0)) for c in counts.columns[2:]))
@@ -109,7 +116,7 @@ def verdict_tables(found: dict[str, SubsetFindings]) -> list[Table]:
         Column("chance", "percent"), Column("validation clips", "int"), Column("p (best of N)", "ratio"),
         Column("p, Holm", "ratio"), Column("verdict")],
         note="The best trial's correct count against chance: one-sided binomial test, Bonferroni over the trials "
-             "looked at, then Holm over every subset and budget in this table (family-wise error 5%).")
+             "looked at, then Holm over every subset and budget in this table (family-wise error 5%).", key="learning")
     tests = Table("Does each parameter matter? (by budget)", [
         Column("Subset"), Column("Budget (epochs)", "int"), Column("Parameter"), Column("trials", "int"),
         Column("values or bins", "int"), Column("omega squared", "ratio"), Column("permutation p", "ratio"),
@@ -119,11 +126,11 @@ def verdict_tables(found: dict[str, SubsetFindings]) -> list[Table]:
              "their order), Holm over every parameter and subset at the headline budget (family-wise error 5%); at the "
              "other budgets the p-values are exploratory. Omega squared: the share of "
              "the score's variance the values explain, descriptive. Detectable: the difference between the best and the "
-             "worst value the test would find with 80% probability at its corrected level.")
+             "worst value the test would find with 80% probability at its corrected level.", key="parameters")
     levels = Table("Mean val top-1 per value (by budget)", [
         Column("Subset"), Column("Budget (epochs)", "int"), Column("Parameter"), Column("value"), Column("trials", "int"),
         Column("mean", "percent"), Column("95% low", "percent"), Column("95% high", "percent")],
-        note="Each value's (or bin's) trials at that budget; t interval from those trials alone.")
+        note="Each value's (or bin's) trials at that budget; t interval from those trials alone.", key="levels")
     for subset, f in found.items():
         for budget, verdict in sorted(f.learning.items()):
             rows = f.scored_at[budget]
@@ -147,8 +154,22 @@ def verdict_tables(found: dict[str, SubsetFindings]) -> list[Table]:
     return [learning, tests, levels]
 
 
+class Steps:
+    """Progress of a build, said at info level on a large study (tens of seconds at 1,000 trials), else at debug."""
+    LARGE = 200  # trials
+
+    def __init__(self, trials: int):
+        self.level = logging.INFO if trials >= self.LARGE else logging.DEBUG
+        self.start = time.monotonic()
+
+    def __call__(self, what: str) -> None:
+        logs.get("report").log(self.level, f"report: {what} ({time.monotonic() - self.start:.0f} s)")
+
+
 def build(study: Path, out: Path | None = None) -> Path:
     results = load_study(study)
+    step = Steps(len(results.trials))
+    step(f"read {len(results.trials)} trials and {len(results.epochs)} epochs")
     out = Path(out) if out else results.root / "report"
     plots = out / "plots"
     plots.mkdir(parents=True, exist_ok=True)
@@ -156,6 +177,7 @@ def build(study: Path, out: Path | None = None) -> Path:
     levels = budgets(trials, epochs, results.manifest) if len(trials) else []
     found = analyse(trials, epochs, list(results.subsets), results.searched, levels,
                     results.space.get("report_budget")) if len(trials) else {}
+    step(f"verdicts at budgets {levels}")
     per_subset = annotate(results, found)
     if per_subset:
         mark_stops(results, pd.concat(per_subset.values()), out)
@@ -197,16 +219,13 @@ def build(study: Path, out: Path | None = None) -> Path:
             figures.append((sensitivity.pretraining(epochs, trials, subsets, plots).path,
                             "Validation top-1 per epoch from scratch (grey) and fine-tuned from the checkpoint (red): "
                             "each search trial thin, the mean over trials per epoch thick."))
-    facts = [["Study", results.name], ["Data", results.data_source], ["Space", results.space_name],
-             ["Status", results.manifest.get("status", "unknown")], ["Trials", len(trials)],
-             ["Budgets (epochs)", ", ".join(map(str, levels))],
-             *([["Headline budget", f"epoch {next(iter(found.values())).budget}: {next(iter(found.values())).why}"]]
-               if found else []),
-             *[[f"Noise floor ({s})", f.noise.describe()] for s, f in found.items()],
-             *[["Missing", line] for line in results.missing]]
+    step(f"{len(figures)} figures drawn")
     tables = summary_tables(per_subset, found) + [reproduction_table(trials, found), seed_comparisons(trials)]
-    workbook = write_workbook(out / FILENAME, per_subset, findings, facts, tables, results.experiment_dir)
-    write_page(out / "index.html", results, findings, figures, facts, tables, workbook)
+    summary = write_summary(out / SUMMARY, summarize(results, found, levels, findings, tables))
+    facts, tables = facts_of(summary), tables_of(summary)
+    workbook = write_workbook(out / FILENAME, per_subset, summary["findings"], facts, tables, results.experiment_dir)
+    write_page(out / "index.html", results, summary["findings"], figures, facts, tables, workbook)
+    step(f"written to {out}")
     return out
 
 
@@ -215,13 +234,15 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("study", type=Path, help="the study directory (STORAGE/NAME)")
     parser.add_argument("--out", type=Path, help="where the report goes (default STUDY/report)")
+    logs.add_options(parser)
     args = parser.parse_args(argv)
+    logs.configure(args.log_level)
     try:
         out = build(args.study, args.out)
     except NotAStudyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"report: {out / FILENAME}, {out / 'index.html'}")
+    logs.get("report").info(f"report: {out / FILENAME}, {out / 'index.html'}, {out / SUMMARY}")
     return 0
 
 

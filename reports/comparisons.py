@@ -86,7 +86,7 @@ def seed_comparisons(trials: pd.DataFrame) -> Table:
         Column("A search-phase score", "percent"), Column("B search-phase score", "percent")],
         note="A is the config the search ranked first. Only the repeat runs (new seeds, to the last epoch) are compared: "
              "the search-phase score of A was selected for being the highest, so it is shown apart, not pooled. "
-             "Scores are the last epoch's val top-1; the interval is Welch's t.")
+             "Scores are the last epoch's val top-1; the interval is Welch's t.", key="seed_comparisons")
     for c in compare_repeats(trials):
         table.add(c.subset, c.best["experiment_id"], c.other["experiment_id"], len(c.runs_best), len(c.runs_other),
                   c.runs_best.mean(), c.runs_other.mean(), c.diff, c.low, c.high, c.verdict, c.best[SCORE],

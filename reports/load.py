@@ -14,7 +14,7 @@ import pandas as pd
 import yaml
 
 from kinetics.subsets import SUBSET_NAMES
-from training.results import EPOCHS, EXPERIMENTS, MANIFEST, SPACE_COPY, TRIALS, read_table
+from training.results import EPOCHS, EXPERIMENTS, MANIFEST, SPACE_COPY, TRIALS, read_frame
 
 
 class NotAStudyError(ValueError):
@@ -61,7 +61,7 @@ def _read_dataset(root: Path, name: str, missing: list[str]) -> pd.DataFrame:
     """The table with its declared columns (no rows when no trial has reported)."""
     if not any((root / name).glob("*.parquet")):
         missing.append(f"{name}: no rows yet (no trial has reported)")
-    return read_table(root, name, skipped=missing).to_pandas()
+    return read_frame(root, name, skipped=missing)
 
 
 def _read_space(root: Path, missing: list[str]) -> dict:

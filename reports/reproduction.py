@@ -30,7 +30,7 @@ def reproduction_table(trials: pd.DataFrame, found: dict[str, SubsetFindings]) -
         note="The published figures are final results, so the study's are its last epochs: the search's best completed "
              "trial, by the mean of its seed repeats when it has them (new seeds, chosen by nothing), else its own "
              "single run, which was picked as the highest of many and so is biased upward. Kinetics-Motion as "
-             "published: trained on all Kinetics classes, tested on the 30 motion classes.")
+             "published: trained on all Kinetics classes, tested on the 30 motion classes.", key="reproduction")
     for subset in found:
         done = completed(search_trials(trials, subset))
         if done.empty:

@@ -1,6 +1,7 @@
 """The experiment spreadsheet, ``[kinetics-skeleton]implem_details_ST-GCN.xlsx``: a summary sheet that opens with
-what the data says, and one sheet per subset with a row per experiment, in the columns researchers kept by hand,
-with links to the folders. Every number is formatted by the unit its column declares (reports/table.py)."""
+what the data says, one sheet per report table (named after its key in summary.json, also a named range), and one
+sheet per subset with a row per experiment, in the columns researchers kept by hand, with links to the folders.
+Every number is formatted by the unit its column declares (reports/table.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import pandas as pd
 from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
+from openpyxl.workbook.defined_name import DefinedName
+from openpyxl.worksheet.hyperlink import Hyperlink
 
 from common.files import atomic_path
 from reports.describe import dataset_text, optimizer_text, pretrained_text, scheduler_text
@@ -101,12 +104,12 @@ def subset_sheet(book: Workbook, subset: str, rows: pd.DataFrame, link_base: Pat
 
 
 def summary_sheet(book: Workbook, findings: list[str], facts: list[list], tables: list[Table]) -> None:
-    """What the data says first, then the study's facts, then the tables, each with its note."""
+    """What the data says first, then the study's facts, then the tables: each on its own sheet (its key), linked
+    from here with its note."""
     sheet = book.active
     sheet.title = "Summary"
     sheet.column_dimensions["A"].width = 34
-    for letter in "BCDEFGHIJKLM":
-        sheet.column_dimensions[letter].width = 16
+    sheet.column_dimensions["B"].width = 60
     sheet.append(["What the data says"])
     sheet.cell(row=sheet.max_row, column=1).font = Font(bold=True, size=12)
     for line in findings:
@@ -115,15 +118,29 @@ def summary_sheet(book: Workbook, findings: list[str], facts: list[list], tables
     for key, value in facts:
         sheet.append([key, value])
         sheet.cell(row=sheet.max_row, column=1).font = Font(bold=True)
-    for table in tables:
+    shown = [table for table in tables if table.rows]
+    if shown:
         sheet.append([])
-        sheet.append([table.title])
+        sheet.append(["Tables (one sheet each, also a named range of the same name)"])
         sheet.cell(row=sheet.max_row, column=1).font = Font(bold=True, size=12)
-        if table.note:
-            sheet.append([table.note])
-        _header(sheet, [c.header for c in table.columns], [0] * len(table.columns), sheet.max_row + 1)
-        for values in table.rows:
-            _row(sheet, values, table.columns, sheet.max_row + 1)
+    for table in shown:
+        sheet.append([table.title, table.key, table.note])
+        cell = sheet.cell(row=sheet.max_row, column=2)
+        cell.hyperlink, cell.font = Hyperlink(ref=cell.coordinate, location=f"'{table.key}'!A1"), LINK_FONT
+        table_sheet(book, table)
+
+
+def table_sheet(book: Workbook, table: Table) -> None:
+    """One table as pandas and Excel's filters read it: the header in row 1, a row per record, nothing else; the
+    range is named after the table's key."""
+    sheet = book.create_sheet(table.key)
+    _header(sheet, [c.header for c in table.columns], [max(12, min(40, len(c.header) + 2)) for c in table.columns], 1)
+    sheet.freeze_panes = "A2"
+    for values in table.rows:
+        _row(sheet, values, table.columns, sheet.max_row + 1)
+    sheet.auto_filter.ref = sheet.dimensions
+    last = f"${get_column_letter(len(table.columns))}${sheet.max_row}"
+    book.defined_names[table.key] = DefinedName(table.key, attr_text=f"'{table.key}'!$A$1:{last}")
 
 
 def write_workbook(target: Path, per_subset: dict[str, pd.DataFrame], findings: list[str], facts: list[list],

@@ -4,6 +4,7 @@ by its unit, never by guessing from a value (a positive difference is not a perc
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
 # unit -> (Excel number format, how the page writes a number of that unit)
@@ -28,6 +29,11 @@ class Column:
             raise ValueError(f"column {self.header!r}: unknown unit {self.unit!r}; one of {', '.join(UNITS)}")
 
     @property
+    def key(self) -> str:
+        """The column's name for programs (report/summary.json): its header in lower snake case."""
+        return slug(self.header)
+
+    @property
     def number_format(self) -> str | None:
         return UNITS[self.unit][0]
 
@@ -46,11 +52,30 @@ class Table:
     columns: list[Column]
     rows: list[list] = field(default_factory=list)
     note: str = ""  # a sentence under the title: what the numbers are and where they come from
+    key: str = ""  # its name for programs: the key in report/summary.json, its sheet and named range in the workbook
+
+    def __post_init__(self):
+        self.key = self.key or slug(self.title)[:31]
 
     def add(self, *values) -> None:
         if len(values) != len(self.columns):
             raise ValueError(f"table {self.title!r}: {len(values)} values for {len(self.columns)} columns")
         self.rows.append([plain(v) for v in values])
+
+    def to_json(self) -> dict:
+        """As report/summary.json holds it: each row an object keyed by the columns' keys, each column's unit said."""
+        return {"title": self.title, "note": self.note,
+                "columns": [{"key": c.key, "header": c.header, "unit": c.unit} for c in self.columns],
+                "rows": [{c.key: v for c, v in zip(self.columns, row)} for row in self.rows]}
+
+    @classmethod
+    def from_json(cls, key: str, data: dict) -> Table:
+        columns = [Column(c["header"], c["unit"]) for c in data["columns"]]
+        return cls(data["title"], columns, [[row[c.key] for c in columns] for row in data["rows"]], data["note"], key)
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
 
 
 def plain(value):

@@ -14,6 +14,7 @@ import optuna
 import pandas as pd
 import ray
 
+from common import logs
 from kinetics.dataset import ConvertedDataset
 from kinetics.source import resolve_data_dir
 from model.memory import step_memory
@@ -27,7 +28,7 @@ from study.trainable import TrialPlan, run_trial
 from study.tuners import SEARCH, SEEDS, named_trainable, repeat_points, repeat_tuner, restored, search_tuner
 from training.config import SYNTHETIC
 from training.pretrain import resolve_pretrained
-from training.results import EXPERIMENTS, MANIFEST, SPACE_COPY, TRIALS, read_table
+from training.results import EXPERIMENTS, MANIFEST, SPACE_COPY, TRIALS, read_frame
 from training.trainer import subset_spec
 
 
@@ -46,8 +47,9 @@ def connect(address: str | None, echo: Callable[[str], None], dashboard_host: st
         context = ray.init(address=address)
     else:
         if dashboard_host not in ("127.0.0.1", "localhost", "::1"):
-            echo(f"warning: the Ray dashboard will listen on {dashboard_host}: anyone who can reach this machine can "
-                 "see the study and submit jobs to it; prefer an SSH tunnel to 127.0.0.1:8265")
+            logs.get("driver").warning(
+                f"warning: the Ray dashboard will listen on {dashboard_host}: anyone who can reach this machine can "
+                "see the study and submit jobs to it; prefer an SSH tunnel to 127.0.0.1:8265")
         context = ray.init(address="local", include_dashboard=True, dashboard_host=dashboard_host)
     url = getattr(context, "dashboard_url", None)
     echo(f"ray: {'joined ' + address if address else 'local cluster'}; "
@@ -74,7 +76,7 @@ def make_plan(location: StudyLocation, space: SearchSpace, request: StudyRequest
                      # remote storage: each trial writes its folder in its own directory, synced by Tune
                      experiments_dir="" if location.remote else str(location.root / EXPERIMENTS),
                      overrides={**request.overrides, "data": request.data, "seed": request.seed},
-                     resources=trial_resources(space, request, subset, cpu))
+                     resources=trial_resources(space, request, subset, cpu), log_level=logs.level())
 
 
 def comparable_budgets(plan: TrialPlan, early_stopping: bool) -> list[int]:
@@ -139,9 +141,11 @@ def without_gpus_here(plans: list[TrialPlan], echo: Callable[[str], None]) -> li
 
 def run_study(location: StudyLocation, request: StudyRequest | None, resume: bool = False,
               address: str | None = None, trainable: Callable = run_trial,
-              echo: Callable[[str], None] = print, dashboard_host: str = "127.0.0.1") -> pd.DataFrame:
+              echo: Callable[[str], None] | None = None, dashboard_host: str = "127.0.0.1") -> pd.DataFrame:
     """Run (or resume) a study and return its trials table. ``trainable`` is replaceable for fault tests. A new
-    study's directory is created only once every check has passed, so a failed start leaves nothing behind."""
+    study's directory is created only once every check has passed, so a failed start leaves nothing behind.
+    ``echo`` says the progress (default: the ``stgcn.driver`` logger)."""
+    echo = echo or logs.get("driver").info
     if resume:
         study_dir.fetch_request(location)  # a clear error when there is no study to resume
         with driver_lock(location.root):
@@ -250,7 +254,7 @@ def _fit(location: StudyLocation, request: StudyRequest, plans: list[TrialPlan],
         if request.repeats and request.seeds and not interrupts.interrupted:
             tuner = restored(location, SEEDS, wrapped, echo)
             if tuner is None:
-                searched = read_table(location.root, TRIALS).to_pandas()
+                searched = read_frame(location.root, TRIALS)
                 points = [point for subset in by_subset
                           for point in repeat_points(searched, subset, request.repeats, request.seeds, request.seed)]
                 echo(f"re-running the best {request.repeats} config(s) of each subset with {request.seeds} more "
@@ -270,7 +274,7 @@ def _fit(location: StudyLocation, request: StudyRequest, plans: list[TrialPlan],
     study_dir.update(location.root, status="finished")
     location.push(location.root / MANIFEST)
     location.sync(SYNC_TIMEOUT_S)
-    trials = read_table(location.root, TRIALS).to_pandas()
+    trials = read_frame(location.root, TRIALS)
     echo(summarize(trials, request.subsets))
     return trials
 

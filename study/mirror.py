@@ -12,7 +12,6 @@ it calls the study finished, so a study the storage says is finished has all its
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.fs as pafs
 
+from common import logs
 from study import faults
 from training.results import EPOCHS, MANIFEST, OPTUNA, SPACE_COPY, TRIALS
 
@@ -27,7 +27,7 @@ from training.results import EPOCHS, MANIFEST, OPTUNA, SPACE_COPY, TRIALS
 DRIVER_FILES = (MANIFEST, SPACE_COPY, EPOCHS, TRIALS, OPTUNA)
 FIRST_BACKOFF_S, MAX_BACKOFF_S = 1.0, 30.0
 
-log = logging.getLogger(__name__)
+log = logs.get("mirror")
 
 
 def is_uri(storage: str) -> bool:

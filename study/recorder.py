@@ -7,17 +7,16 @@ done: its scheduler said STOP there; the study sets no other stopper), or comple
 
 from __future__ import annotations
 
-import logging
-
 from ray.tune import Callback
 
+from common import logs
 from study import faults, session
 from study.searcher import OPTUNA_NUMBER, SAMPLED_BY
 from study.trainable import INDEX, REPEAT_OF, REPLAYED, RESTORED_HISTORY, SUBSET
 from training.config import ConfigError
 from training.results import TrialRecord, optuna_journal, reload, write_record
 
-log = logging.getLogger(__name__)
+log = logs.get("recorder")
 
 
 def stop_reason(record: TrialRecord) -> str:
@@ -66,6 +65,8 @@ class StudyRecorder(Callback):
     def _write(self, record: TrialRecord, ended: bool = False) -> None:
         location = session.active().location
         written = write_record(location.root, record)
+        log.debug(f"{record.subset} trial {record.trial_id}: {len(record.epochs)} epoch(s) recorded"
+                  f"{', ' + record.stop_reason if ended else ''}")
         faults.point("recorder.trial_ended" if ended else "recorder.result_written")
         journal = optuna_journal(location.root, record.subset)
         location.push(*written, *([journal] if journal.is_file() else []))

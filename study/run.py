@@ -31,12 +31,15 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from common import logs
 from kinetics.errors import DataError
 from kinetics.source import cache_root
 from kinetics.subsets import SUBSET_NAMES
 from reports.build import build
 from reports.spreadsheet import FILENAME
+from reports.summary import FILENAME as SUMMARY
 from study.driver import SYNC_TIMEOUT_S, StorageIncomplete, StudyInterrupted, mark_interrupted, run_study
+from study.live_report import LiveReport
 from study.mirror import is_uri
 from study.plan import PlanError, plan_study
 from study.spaces import SearchSpace, SpaceError, load_space
@@ -113,10 +116,14 @@ def parser(defaults: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, metavar="N",
                    help="seeds per repeated config (beyond the search's own), for the seed-noise floor")
     p.add_argument("--no-report", action="store_true", help="skip building the report at the end")
+    p.add_argument("--report-every", type=float, metavar="MINUTES",
+                   help="also rebuild the report every MINUTES while the study runs (a child process, one at a time), "
+                        "so STORAGE/NAME/report/index.html is a live page; allowed with --resume")
     p.add_argument("--plan", type=Path, metavar="CLUSTER_YAML",
                    help="print what the study would cost on the node types of a Ray cluster-launcher file (per subset: "
                         "node type, trials per node, trials at once, expected epochs under ASHA, GPU-hours) and exit; "
                         "starts nothing")
+    logs.add_options(p)
     if defaults:
         p.set_defaults(**DEFAULTS)
     return p
@@ -209,6 +216,8 @@ def resume_command(args: argparse.Namespace, location: StudyLocation) -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parser().parse_args(argv)
+    logs.configure(args.log_level)
+    say = logs.get("driver").info
     location = None
     if args.plan:
         try:
@@ -218,13 +227,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         return 0
+    if args.report_every is not None and args.report_every <= 0:
+        print(f"error: --report-every {args.report_every}: give a number of minutes above 0", file=sys.stderr)
+        return 2
     try:
         location = location_from(args)
         if args.resume:
             check_resume_options(argv, location)
-            trials = run_study(location, None, resume=True, address=args.address, dashboard_host=args.dashboard_host)
-        else:
-            trials = run_study(location, request_from(args), address=args.address,
+        request = None if args.resume else request_from(args)
+        with LiveReport(location, args.report_every, logs.get("report").info):
+            trials = run_study(location, request, resume=args.resume, address=args.address,
                                dashboard_host=args.dashboard_host)
     except (ConfigError, DataError, SpaceError, StudyDirError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -239,12 +251,12 @@ def main(argv: list[str] | None = None) -> int:
     except StorageIncomplete as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"results: {location.root} ({len(trials)} trials)")
+    say(f"results: {location.root} ({len(trials)} trials)")
     if not args.no_report:
         report = build(location.root)
         location.push(report)
         location.sync(SYNC_TIMEOUT_S)
-        print(f"report: {report / FILENAME}, {report / 'index.html'}")
+        say(f"report: {report / FILENAME}, {report / 'index.html'}, {report / SUMMARY}")
     failed = all_failed(trials)
     if failed:
         print(f"error: every trial failed; the first: {failed}", file=sys.stderr)

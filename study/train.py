@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from common import logs
 from kinetics.errors import DataError
 from kinetics.source import open_data
 from training.config import CPU_PROFILE, FIELD_TYPES, ConfigError, from_dict, load
@@ -53,24 +54,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("runs"), help="where experiment folders go (default runs/)")
     parser.add_argument("--index", type=int, default=0, help="experiment index, the folder name's first field")
     parser.add_argument("--resume", type=Path, metavar="FOLDER", help="continue the run in this experiment folder")
+    logs.add_options(parser)
     args = parser.parse_args(argv)
+    logs.configure(args.log_level)
+    say = logs.get("trainer").info
     try:
         overrides = _overrides(args)
         config = load(args.config, overrides) if args.config else from_dict(overrides, source="command line")
         dataset = open_data(config.data)
-        print(f"data: {dataset.root} ({dataset.source}); model: {config.model_variant}", flush=True)
+        say(f"data: {dataset.root} ({dataset.source}); model: {config.model_variant}")
         if args.resume:
             experiment = Experiment.resumed(config, dataset, args.resume)
         else:
             experiment = Experiment(config, dataset, args.out, index=args.index)
-        print(f"experiment folder: {experiment.folder.path}", flush=True)
+        say(f"experiment folder: {experiment.folder.path}")
         while not experiment.finished:
             experiment.step()
             experiment.save_checkpoint(experiment.folder.path)
         history = experiment.trainer.history
         outcome = "diverged" if experiment.trainer.diverged else "completed"
-        print(f"{outcome}: best val top-1 {100 * best(history):.1f}% over {len(history)} epochs; "
-              f"results in {experiment.folder.path}")
+        say(f"{outcome}: best val top-1 {100 * best(history):.1f}% over {len(history)} epochs; "
+            f"results in {experiment.folder.path}")
     except (ConfigError, DataError, ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -8,6 +8,7 @@ page cache by every trial on the node); nothing is converted or copied per trial
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import socket
 import tempfile
@@ -19,6 +20,7 @@ import ray
 import torch
 from ray import tune
 
+from common import logs
 from kinetics.dataset import ConvertedDataset
 from kinetics.source import resolve_data_dir
 from study import live_metrics
@@ -50,6 +52,7 @@ class TrialPlan:
     experiments_dir: str  # "" = inside the trial's own directory (synced to remote storage by Tune)
     overrides: dict = field(default_factory=dict)
     resources: dict = field(default_factory=lambda: {"cpu": 1.0, "gpu": 0.0})  # Ray resources of each trial
+    log_level: int = logging.INFO  # the driver's (--quiet, -v), for the trainer's lines in the trial's process
 
     def config_for(self, sampled: dict) -> TrainConfig:
         """A seed repeat's sample carries its own seed; the search adds keys about the trial (TRIAL_KEYS)."""
@@ -101,11 +104,13 @@ def trial_epochs(sampled: dict, plans: dict[str, TrialPlan]) -> Iterator[dict]:
     plan, index = plans[sampled[SUBSET]], sampled[INDEX]
     config = plan.config_for(sampled)  # a sample the config refuses raises once: its trial is not retried
     torch.set_num_threads(max(1, int(plan.resources["cpu"])))
+    logs.configure(plan.log_level)
+    said = logs.get("trainer")
     root = Path(plan.experiments_dir or context.get_trial_dir())
     experiment = Experiment(config, open_dataset(config.data), root, index=index,
                             device=trial_device(config.device, ray.get_gpu_ids()),
                             experiment_id=plan.experiment_id(index),
-                            echo=lambda line: print(f"[{context.get_trial_name()}] {line}", flush=True),
+                            echo=lambda line: said.info(f"[{context.get_trial_name()}] {line}"),
                             run_info={"study": plan.study, "subset": plan.subset, "trial_id": context.get_trial_id(),
                                       "sampled": sampled, "worker_pid": os.getpid()})
     where = {"node": socket.gethostname(), "node_id": ray.get_runtime_context().get_node_id()}

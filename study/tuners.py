@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import pickle
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +25,7 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search import Searcher
 from ray.tune.trainable.function_trainable import wrap_function
 
+from common import logs
 from common.files import atomic_path, write_json
 from study import session
 from study.recorder import StudyRecorder
@@ -42,12 +44,15 @@ from study.trainable import (
     trial_name,
 )
 from training.experiment import CHECKPOINT
-from training.results import ENDED, TRIALS, forget, read_table, recorded
+from training.results import ENDED, TRIALS, forget, read_frame, recorded
 
 SEARCH, SEEDS = "search", "seeds"  # the Tune experiments, directories of the study
 # The progress table: what was searched shows as a parameter, the rest as the value the trial reports.
 KEY_COLUMNS = {"optimizer": "optimizer", "lr": "lr", "batch_size": "batch", "scheduler": "scheduler"}
 METRIC_COLUMNS = {"epoch": "epoch", "epoch_lr": "lr now", "val_top1": "val top-1", "train_loss": "train loss"}
+
+# Tune's own output by the driver's level: none when quiet, its status table, each result's line with -v
+TUNE_VERBOSITY = {logging.WARNING: 0, logging.INFO: 1, logging.DEBUG: 2}
 
 
 def named_trainable(trainable: Callable, plans: dict[str, TrialPlan]):
@@ -119,7 +124,8 @@ def _reporter(plans: dict[str, TrialPlan]) -> tune.CLIReporter:
 def _run_config(location: StudyLocation, plans: dict[str, TrialPlan], name: str,
                 request: StudyRequest) -> tune.RunConfig:
     return tune.RunConfig(
-        name=name, storage_path=location.tune_storage, verbose=1, progress_reporter=_reporter(plans),
+        name=name, storage_path=location.tune_storage, verbose=TUNE_VERBOSITY.get(logs.level(), 1),
+        progress_reporter=_reporter(plans),
         callbacks=[StudyRecorder()], sync_config=tune.SyncConfig(sync_artifacts=bool(location.remote)),
         failure_config=tune.FailureConfig(max_failures=request.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1))
@@ -153,7 +159,7 @@ def forget_unknown_trials(location: StudyLocation, tuner: tune.Tuner, repeats: b
         session.active().tune_trials.update({trial_id: (subset, int(index)) for subset, index, trial_id in named})
     if not (location.root / TRIALS).is_dir():
         return
-    trials = read_table(location.root, TRIALS).to_pandas()
+    trials = read_frame(location.root, TRIALS)
     mine = trials[trials["repeat_of"].notna() == repeats]
     for _, row in mine[~mine["trial_id"].isin(known)].iterrows():
         echo(f"{row['subset']} trial {row['trial_id']}: started after Tune last saved its state, so it starts over "

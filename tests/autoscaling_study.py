@@ -23,7 +23,7 @@ from pathlib import Path
 import ray
 
 from study.run import main as study_main
-from training.results import EPOCHS, read_table
+from training.results import EPOCHS, read_frame
 
 RAY = str(Path(sys.executable).parent / "ray")
 WORKER_TYPES = {"cpu_worker": {"resources": {"CPU": 2}, "node_config": {}, "min_workers": 0, "max_workers": 1},
@@ -76,7 +76,7 @@ def main(data: str, storage: str, space: str) -> None:
         code = study_main(["--space", space, "--data", data, "--storage", storage, "--name", "gpus",
                            "--address", address, "--no-report"])
         nodes = {n["NodeID"]: n["Resources"] for n in ray.nodes()}
-        epochs = read_table(Path(storage) / "gpus", EPOCHS).to_pandas()
+        epochs = read_frame(Path(storage) / "gpus", EPOCHS)
         print(json.dumps({"exit": code, "gpus_at_start": gpus_at_start,
                           "epoch_nodes": epochs["node_id"].tolist(),
                           "node_resources": {n: nodes.get(n, {}) for n in set(epochs["node_id"])}}))

@@ -17,6 +17,14 @@ if str(ROOT) not in sys.path:
 SYNTH = {"classes": 40, "clips_per_class": 12, "val_clips_per_class": 4, "seed": 5}
 
 
+@pytest.fixture(autouse=True)
+def progress_said():
+    """A test that runs a command with --quiet or -v leaves the next one the default level."""
+    from common import logs
+    yield
+    logs.configure(None)
+
+
 @pytest.fixture(scope="session")
 def synthetic(tmp_path_factory) -> Path:
     """The session's one generated set: the raw release (raw/) and its conversion (converted/), 40 classes with 12

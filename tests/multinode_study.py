@@ -17,7 +17,7 @@ from ray.cluster_utils import Cluster
 from study.driver import run_study
 from study.run import parser, request_from
 from study.study_dir import StudyLocation
-from training.results import EPOCHS, read_table
+from training.results import EPOCHS, read_frame
 
 PLANNED = 2  # epochs per trial: without early stopping every trial runs them all
 
@@ -38,7 +38,7 @@ def main(data: str, storage: str) -> None:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             if (location.root / EPOCHS).is_dir():
-                epochs = read_table(location.root, EPOCHS).to_pandas()
+                epochs = read_frame(location.root, EPOCHS)
                 latest = epochs.sort_values("epoch").groupby("trial_id").last()
                 busy = set(latest.loc[latest["epoch"] < PLANNED, "node_id"])
                 if epochs["node_id"].nunique() >= 2 and busy:
@@ -53,7 +53,7 @@ def main(data: str, storage: str) -> None:
     killer.start()
     trials = run_study(location, request, echo=lambda line: None)
     killer.join(timeout=5)
-    epochs = read_table(location.root, EPOCHS).to_pandas()
+    epochs = read_frame(location.root, EPOCHS)
     print(json.dumps({
         "killed_node": killed.get("node_id"),
         "nodes_before_kill": sorted({r["node_id"] for r in killed.get("rows_before", [])}),

@@ -86,11 +86,11 @@ def test_a_searcher_state_cut_short_or_older_than_tunes_trials_resumes_from_the_
     import pickle
 
     from bench.bench_faults import check_optuna_agrees
-    from training.results import TRIALS, read_table
+    from training.results import TRIALS, read_frame
     args = ["--space", "smoke", "--subset", "kinetics-motion", "--num-samples", "2", "--data", str(data),
             "--storage", str(tmp_path), "--name", "cut", "--no-report", "--address", cluster]
     assert main(args) == 0
-    before = read_table(tmp_path / "cut", TRIALS).to_pandas().sort_values("trial_id")
+    before = read_frame(tmp_path / "cut", TRIALS).sort_values("trial_id")
     for state in (tmp_path / "cut" / "search").glob("searcher-state-*.pkl"):
         state.write_bytes(b"")
     capsys.readouterr()
@@ -106,7 +106,7 @@ def test_a_searcher_state_cut_short_or_older_than_tunes_trials_resumes_from_the_
         state.write_bytes(pickle.dumps(older))
     assert main([*args, "--resume"]) == 0
     assert "saved with 1 trials, Tune resumes 2" in capsys.readouterr().out
-    after = read_table(tmp_path / "cut", TRIALS).to_pandas().sort_values("trial_id")
+    after = read_frame(tmp_path / "cut", TRIALS).sort_values("trial_id")
     assert after["trial_id"].tolist() == before["trial_id"].tolist()
     assert after["updated_at"].tolist() == before["updated_at"].tolist()
     check_optuna_agrees(tmp_path / "cut")

@@ -35,11 +35,11 @@ def parse_lock(text: str) -> dict[str, tuple[str, set[str]]]:
 
 
 def declared() -> list[tuple[Requirement, str]]:
-    """(requirement, where) for the dependencies, the dev extra and the build requirements."""
+    """(requirement, where) for the dependencies, every extra (dev, watch) and the build requirements."""
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     project = pyproject["project"]
     found = [(Requirement(r), PROJECT) for r in project["dependencies"]]
-    found += [(Requirement(r), PROJECT) for r in project["optional-dependencies"]["dev"]]
+    found += [(Requirement(r), PROJECT) for extra in project["optional-dependencies"].values() for r in extra]
     found += [(Requirement(r), "stgcn-study (pyproject.toml::build-system.requires)")
               for r in pyproject["build-system"]["requires"]]
     return found

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import html
 import json
+import logging
 import math
 import shutil
 import subprocess
 from pathlib import Path
 
+import jsonschema
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from openpyxl import load_workbook
 from PIL import Image
 
+from common import logs
 from reports import sensitivity
-from reports.build import build, main
+from reports.build import Steps, build, main
 from reports.describe import notes
 from reports.findings import analyse
 from reports.load import load_study
@@ -25,6 +29,7 @@ from reports.table import Column, Table
 from training.plots import plot_curves
 from training.results import TRIALS
 
+ROOT = Path(__file__).resolve().parents[1]
 PLOTS = ("lr_sensitivity.png", "lr_batch.png", "scheduler_comparison.png", "learning_curves.png", "importance.png",
          "expected_max.png")
 
@@ -39,7 +44,7 @@ def report(smoke, tmp_path_factory):
 def test_spreadsheet_rows_equal_the_trials_table(report):
     root, trials, out = report
     sheets = pd.read_excel(out / FILENAME, sheet_name=None)
-    assert list(sheets) == ["Summary", "kinetics-motion", "kinetics-392"]
+    assert list(sheets)[0] == "Summary" and list(sheets)[-2:] == ["kinetics-motion", "kinetics-392"]
     for subset in ("kinetics-motion", "kinetics-392"):
         sheet = sheets[subset]
         assert list(sheet.columns) == [c.column.header for c in EXPERIMENT_COLUMNS]
@@ -90,8 +95,11 @@ def test_spreadsheet_formats_links_and_layout(report):
     summary = [[c.value for c in row] for row in book["Summary"].iter_rows()]
     assert summary[0][0] == "What the data says" and summary[1][0].startswith("kinetics-motion at epoch 1 ")
     flat = [v for row in summary for v in row if v is not None]
-    assert "Trials by stop reason" in flat and "Best experiment per subset" in flat
-    assert "not comparable: synthetic data" in flat
+    assert "Trials by stop reason" in flat and "Best experiment per subset" in flat  # the index of the table sheets
+    link = next(row[1] for row in book["Summary"].iter_rows() if row[0].value == "Trials by stop reason")
+    assert link.value == "stop_reasons" and link.hyperlink.location == "'stop_reasons'!A1"
+    reproduction = [c.value for row in book["reproduction"].iter_rows() for c in row]
+    assert "not comparable: synthetic data" in reproduction
 
 
 def test_numbers_are_formatted_by_the_unit_their_column_declares_in_the_page_and_the_sheet(tmp_path):
@@ -100,9 +108,58 @@ def test_numbers_are_formatted_by_the_unit_their_column_declares_in_the_page_and
     table.add(0.02, -0.013, 0.5, 0.1, 4)
     assert [c.text(v) for c, v in zip(table.columns, table.rows[0])] == ["+2.0 pts", "-1.3 pts", "50.0%", "0.1", "4"]
     book = load_workbook(write_workbook(tmp_path / "x.xlsx", {}, [], [], [table], lambda folder: None))
-    cells = {c.value: c for row in book["Summary"].iter_rows() for c in row}
+    cells = {c.value: c for row in book["t"].iter_rows() for c in row}
     assert cells[0.02].number_format == cells[-0.013].number_format == Column("", "points").number_format
     assert cells[0.5].number_format == "0.0%" and cells[0.1].number_format == "0.00E+00"
+
+
+def test_summary_json_holds_the_answers_by_its_schema_and_the_sheets_and_page_are_rendered_from_it(report):
+    root, trials, out = report
+    summary = json.loads((out / "summary.json").read_text())
+    jsonschema.validate(summary, json.loads((ROOT / "docs" / "summary.schema.json").read_text()))
+    study = summary["study"]
+    assert (study["data"], study["trials"], study["status"]) == ("synthetic", len(trials), "finished")
+    assert set(study["headline_budget"]) == set(summary["noise_floors"]) == {"kinetics-motion", "kinetics-392"}
+    tables = summary["tables"]
+    assert {"best", "learning", "parameters", "levels", "stop_reasons", "seed_comparisons"} <= set(tables)
+    for subset, headline in study["headline_budget"].items():  # every verdict at the headline budget, with numbers
+        learning = [r for r in tables["learning"]["rows"] if (r["subset"], r["budget_epochs"]) ==
+                    (subset, headline["epoch"])]
+        assert len(learning) == 1 and 0 <= learning[0]["p_holm"] <= 1 and learning[0]["verdict"]
+        tested = [r for r in tables["parameters"]["rows"] if (r["subset"], r["budget_epochs"]) ==
+                  (subset, headline["epoch"])]
+        assert {r["parameter"] for r in tested} and all(r["verdict"] in ("matters", "not detected") for r in tested)
+        assert all(r["p_holm"] is not None and r["trials"] >= 1 for r in tested)
+        assert summary["noise_floors"][subset]["kind"] in ("seeds", "evaluation")
+    sheets = pd.read_excel(out / FILENAME, sheet_name=None, keep_default_na=False, na_values=[""])  # "n/a" is text
+    book = load_workbook(out / FILENAME)
+    for key, table in tables.items():
+        if not table["rows"]:
+            assert key not in sheets
+            continue
+        sheet = sheets[key]  # pandas reads the table, header first, nothing else on its sheet
+        assert list(sheet.columns) == [c["header"] for c in table["columns"]] and len(sheet) == len(table["rows"])
+        for column in table["columns"]:
+            written = [row[column["key"]] for row in table["rows"]]
+            read = sheet[column["header"]].tolist()
+            if column["unit"] == "text":
+                assert [None if pd.isna(v) else str(v) for v in read] == [None if v is None else str(v) for v in written]
+            else:
+                assert read == pytest.approx([math.nan if v is None else v for v in written], nan_ok=True)
+        assert key in book.defined_names and book[key].auto_filter.ref
+    page = (out / "index.html").read_text()
+    assert all(html.escape(line) in page for line in summary["findings"])
+    assert all(html.escape(table["title"]) in page for table in tables.values() if table["rows"])
+
+
+def test_a_large_studys_build_says_each_step_a_small_ones_only_with_verbose(capsys):
+    Steps(Steps.LARGE)("verdicts at budgets [1, 2]")
+    Steps(Steps.LARGE - 1)("said only at debug level")
+    out = capsys.readouterr().out
+    assert "report: verdicts at budgets [1, 2] (0 s)" in out and "debug" not in out
+    logs.configure(logging.DEBUG)
+    Steps(1)("said at debug level")
+    assert "report: said at debug level" in capsys.readouterr().out
 
 
 def test_every_plot_is_a_valid_image_and_the_page_references_it(report):

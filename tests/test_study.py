@@ -21,14 +21,14 @@ from study.run import main
 from study.study_dir import StudyDirError, StudyLocation
 from study.trainable import trial_epochs
 from training.config import TrainConfig
-from training.results import EPOCHS, METRIC_TYPES, optuna_journal, read_table
+from training.results import EPOCHS, METRIC_TYPES, TRIALS, optuna_journal, read_frame
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_smoke_study_records_every_trial_and_asha_stops_some(smoke):
     root, trials = smoke
-    epochs = read_table(root, EPOCHS).to_pandas()
+    epochs = read_frame(root, EPOCHS)
     assert sorted(trials["subset"].unique()) == ["kinetics-392", "kinetics-motion"]
     assert (trials.groupby("subset").size() == 4).all()
     assert set(trials["stop_reason"]) <= {"completed", "stopped_by_asha"}
@@ -61,7 +61,7 @@ def asha_stops(epochs: pd.DataFrame, grace: int, factor: int, max_t: int) -> dic
 
 def test_the_trials_asha_stopped_are_those_its_rule_stops(smoke):
     root, trials = smoke
-    epochs = read_table(root, EPOCHS).to_pandas()
+    epochs = read_frame(root, EPOCHS)
     for subset, rows in trials.groupby("subset"):
         expected = asha_stops(epochs[epochs["subset"] == subset], grace=1, factor=2, max_t=3)
         recorded = rows[rows["stop_reason"] == "stopped_by_asha"].set_index("trial_id")["epochs_run"].to_dict()
@@ -70,7 +70,7 @@ def test_the_trials_asha_stopped_are_those_its_rule_stops(smoke):
 
 def test_parquet_tables_match_tunes_own_results(smoke):
     root, trials = smoke
-    epochs = read_table(root, EPOCHS).to_pandas()
+    epochs = read_frame(root, EPOCHS)
     for subset in ("kinetics-motion", "kinetics-392"):
         analysis = ExperimentAnalysis(str(root / "search"))
         tune_rows = pd.concat(analysis.trial_dataframes.values(), ignore_index=True)
@@ -85,6 +85,25 @@ def test_parquet_tables_match_tunes_own_results(smoke):
         assert (runs["max"] == runs["count"]).all()  # epochs 1..n, none missing
         summary = trials[trials["subset"] == subset].set_index("trial_id")
         assert summary.loc[runs.index, "epochs_run"].tolist() == runs["count"].tolist()
+
+
+def test_pandas_reads_the_tables_with_their_types(smoke):
+    """Times as UTC timestamps, integers with gaps as nullable integers, labels as categories, as the README says."""
+    root, trials = smoke
+    table = pd.read_parquet(root / TRIALS)
+    for column in ("started_at", "updated_at"):
+        assert str(table[column].dtype) == "datetime64[us, UTC]"
+        assert (table[column] > pd.Timestamp("2020-01-01", tz="UTC")).all()
+    assert (table["updated_at"] >= table["started_at"]).all()
+    for column in ("optuna_number", "best_epoch", "epochs_planned", "index"):
+        assert str(table[column].dtype) == "Int64"
+    assert table["optuna_number"].dropna().tolist() == trials["optuna_number"].dropna().astype(int).tolist()
+    for column in ("subset", "stop_reason", "status", "optimizer", "sampled_by", "data_source"):
+        assert isinstance(table[column].dtype, pd.CategoricalDtype), column
+    assert set(table["stop_reason"].cat.categories) <= {"completed", "stopped_by_asha", "diverged", "errored"}
+    assert not isinstance(table["trial_id"].dtype, pd.CategoricalDtype)  # ids stay text
+    epochs = pd.read_parquet(root / EPOCHS)
+    assert str(epochs["recorded_at"].dtype) == "datetime64[us, UTC]" and str(epochs["epoch"].dtype) == "Int64"
 
 
 def test_conditional_parameters_only_exist_where_their_parent_allows(smoke):
@@ -145,7 +164,7 @@ def test_a_trial_that_raises_is_retried_from_its_checkpoint_without_duplicate_ep
     assert (location.root / "failed-once-kinetics-motion").exists()
     row = trials.iloc[0]
     assert row["retries"] == 1 and row["stop_reason"] == "completed" and row["epochs_run"] == 3
-    epochs = read_table(location.root, EPOCHS).to_pandas()
+    epochs = read_frame(location.root, EPOCHS)
     assert epochs["epoch"].tolist() == [1, 2, 3]
     log = (location.root / "experiments" / row["folder"] / "log" / "train.log").read_text()
     assert "after epoch 2" in log and log.count("epoch 1:") == 1

@@ -19,7 +19,7 @@ from optuna.trial import TrialState
 from bench.bench_faults import check_optuna_agrees, optuna_trials
 from study.run import main
 from study.study_dir import driver_lock
-from training.results import EPOCHS, TRIALS, read_table
+from training.results import EPOCHS, TRIALS, read_frame
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = (ROOT / "search_spaces" / "smoke.yaml").read_text()
@@ -42,7 +42,7 @@ def _kill_when(driver: subprocess.Popen, ready, what: str, timeout_s: float = 24
 
 
 def _epochs(root: Path) -> pd.DataFrame:
-    return read_table(root, EPOCHS).to_pandas() if (root / EPOCHS).is_dir() else pd.DataFrame(columns=["trial_id"])
+    return read_frame(root, EPOCHS) if (root / EPOCHS).is_dir() else pd.DataFrame(columns=["trial_id"])
 
 
 def test_a_killed_study_resumes_on_a_new_head_from_its_own_space_with_every_trial_in_its_tables_and_in_optuna(
@@ -62,7 +62,7 @@ def test_a_killed_study_resumes_on_a_new_head_from_its_own_space_with_every_tria
     remote = bucket / name
     _kill_when(driver, lambda: _epochs(remote)["trial_id"].nunique() >= 2, "two trials reported")
     before = _epochs(remote)
-    finished = read_table(remote, TRIALS).to_pandas().query("status == 'terminated'")["trial_id"]
+    finished = read_frame(remote, TRIALS).query("status == 'terminated'")["trial_id"]
     assert (before["data_source"] == "synthetic").all()  # the trials found the relative --data
 
     (work / "mine.yaml").write_text(SMOKE.replace("trials: 4", "trials: 4\nbogus: 1"))  # edited after the start
@@ -74,7 +74,7 @@ def test_a_killed_study_resumes_on_a_new_head_from_its_own_space_with_every_tria
     assert "kinetics-motion: 4 trials" in capsys.readouterr().out
     local = tmp_path / "new-head" / "studies" / name
     for root in (local, remote):
-        trials = read_table(root, TRIALS).to_pandas()
+        trials = read_frame(root, TRIALS)
         assert len(trials) == 4 and (trials["status"] == "terminated").all(), root
         check_optuna_agrees(root)
         assert not any(t.state == TrialState.RUNNING for t in optuna_trials(root))
@@ -91,14 +91,14 @@ def test_a_killed_study_resumes_on_a_new_head_from_its_own_space_with_every_tria
     sheet = pd.read_excel(local / "report" / "[kinetics-skeleton]implem_details_ST-GCN.xlsx", sheet_name=None)
     assert len(sheet["kinetics-motion"]) == 4
     assert (remote / "study.json").is_file() and (remote / "report" / "index.html").is_file()
-    done = read_table(remote, TRIALS).to_pandas()
+    done = read_frame(remote, TRIALS)
     for folder in done["folder"]:  # each trial's folder, synced by Tune inside its trial directory
         assert len(list(remote.glob(f"search/*/{folder}/save_values_csv/epochs.csv"))) == 1
 
     assert main(["--space", "smoke", "--storage", f"file://{bucket}", "--name", name]) == 2  # without --resume
     assert "already exists; pass --resume" in capsys.readouterr().err
     assert main([*resume, "--no-report"]) == 0
-    assert read_table(remote, TRIALS).to_pandas()["updated_at"].tolist() == done["updated_at"].tolist()
+    assert read_frame(remote, TRIALS)["updated_at"].tolist() == done["updated_at"].tolist()
 
     shutil.copytree(remote, tmp_path / "elsewhere" / name)  # e.g. the bucket's study downloaded
     assert main(["--space", "mine", "--storage", str(tmp_path / "elsewhere"), "--name", name, "--resume"]) == 2
@@ -128,7 +128,7 @@ def test_a_sample_the_config_refuses_errors_its_trial_only_and_optuna_is_told_ho
     assert main(["--space", "bad.yaml", "--data", str(data), "--storage", "studies", "--name", "bad",
                  "--max-failures", "2", "--no-report", "--address", cluster]) == 0
     study = tmp_path / "studies" / "bad"
-    trials = read_table(study, TRIALS).to_pandas()
+    trials = read_frame(study, TRIALS)
     assert len(trials) == 4  # the paper recipe first, then three samples
     assert {"errored", "diverged", "completed"} <= set(trials["stop_reason"])
     errored = trials[trials["stop_reason"] == "errored"]

@@ -133,8 +133,9 @@ def test_standalone_cli_writes_the_experiment_folder(dataset, tmp_path, capsys):
         assert (folder / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "best val top-1" in capsys.readouterr().out
 
-    # Resuming a finished run trains nothing more and keeps its epochs.
-    assert train_main(["--config", str(config), "--resume", str(folder)]) == 0
+    # Resuming a finished run trains nothing more and keeps its epochs; --quiet says nothing but warnings.
+    assert train_main(["--config", str(config), "--resume", str(folder), "--quiet"]) == 0
+    assert capsys.readouterr().out == ""
     assert len(pd.read_csv(folder / "save_values_csv" / "epochs.csv")) == 2
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from common import logs
 from common.files import atomic_path
 from kinetics.dataset import ConvertedDataset
 from model import LAYOUTS
@@ -36,12 +37,12 @@ class Experiment:
     """A trainer writing its experiment folder; ``step()`` runs one epoch and records everything."""
 
     def __init__(self, config: TrainConfig, dataset: ConvertedDataset, root: Path, index: int = 0,
-                 experiment_id: int | None = None, echo: Callable[[str], None] = print, run_info: dict | None = None,
+                 experiment_id: int | None = None, echo: Callable[[str], None] | None = None, run_info: dict | None = None,
                  continues: str | None = None, device: str | None = None):
         """``continues``: the name of an existing folder this run must go on writing; a config or dataset that would
         name another folder is refused before anything is written."""
-        self.config, self.echo = config, echo
-        weights = resolve_pretrained(config, echo)
+        self.config, self.echo = config, echo or logs.get("trainer").info
+        weights = resolve_pretrained(config, self.echo)
         self.pretrained_sha256 = sha256(weights) if weights else None  # names the exact weights a result started from
         self.trainer = Trainer(config, dataset, device, weights)
         self.experiment_id = experiment_id if experiment_id is not None else int(time.time() * 1000) % 100_000

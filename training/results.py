@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -49,25 +50,41 @@ def optuna_journal(study_dir: Path, subset: str) -> Path:
     return Path(study_dir) / OPTUNA / f"{subset}.journal"
 
 
+LABEL = pa.dictionary(pa.int32(), pa.string())  # a column of few repeated values: pandas reads it as a category
+WHEN = pa.timestamp("us", tz="UTC")
+
+
 def _arrow_type(name: str) -> pa.DataType:
     kind, _ = field_type(name)
-    arrow = {tuple: pa.list_(pa.int64()), bool: pa.bool_(), int: pa.int64(), float: pa.float64(), str: pa.string()}
+    arrow = {tuple: pa.list_(pa.int64()), bool: pa.bool_(), int: pa.int64(), float: pa.float64(), str: LABEL}
     return arrow[kind]
 
 
-CONFIG_SCHEMA = [pa.field(name, _arrow_type(name)) for name in FIELD_TYPES if name != "subset"]
-IDENTITY_SCHEMA = [pa.field("study", pa.string()), pa.field("subset", pa.string()), pa.field("trial_id", pa.string()),
-                   pa.field("experiment_id", pa.int64()), pa.field("folder", pa.string())]
-PROVENANCE_SCHEMA = [pa.field("data_source", pa.string()), pa.field("model_variant", pa.string())]
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
 
-EPOCH_SCHEMA = pa.schema(
+
+CONFIG_SCHEMA = [pa.field(name, _arrow_type(name)) for name in FIELD_TYPES if name != "subset"]
+IDENTITY_SCHEMA = [pa.field("study", LABEL), pa.field("subset", LABEL), pa.field("trial_id", pa.string()),
+                   pa.field("experiment_id", pa.int64()), pa.field("folder", pa.string())]
+PROVENANCE_SCHEMA = [pa.field("data_source", LABEL), pa.field("model_variant", LABEL)]
+
+
+def _for_pandas(schema: pa.Schema) -> pa.Schema:
+    """The schema with the pandas metadata that makes ``pandas.read_parquet`` give integer columns with gaps as
+    nullable integers (Int64) rather than floats; labels come back as categories and times as UTC timestamps."""
+    empty = schema.empty_table().to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
+    return schema.with_metadata(pa.Schema.from_pandas(empty, preserve_index=False).metadata)
+
+
+EPOCH_SCHEMA = _for_pandas(pa.schema(
     IDENTITY_SCHEMA + [pa.field("epoch", pa.int64())] + [pa.field(k, t) for k, t in METRIC_TYPES.items()]
     + CONFIG_SCHEMA + PROVENANCE_SCHEMA + [pa.field("node", pa.string()), pa.field("node_id", pa.string()),
-                                           pa.field("recorded_at", pa.float64())])
+                                           pa.field("recorded_at", WHEN)]))
 
-TRIAL_SCHEMA = pa.schema(
+TRIAL_SCHEMA = _for_pandas(pa.schema(
     IDENTITY_SCHEMA + [pa.field("index", pa.int64())] + CONFIG_SCHEMA + PROVENANCE_SCHEMA + [
-        pa.field("status", pa.string()), pa.field("stop_reason", pa.string()),
+        pa.field("status", LABEL), pa.field("stop_reason", LABEL),
         pa.field("epochs_run", pa.int64()), pa.field("epochs_planned", pa.int64()),
         pa.field("best_epoch", pa.int64()), pa.field("best_val_top1", pa.float64()),
         pa.field("best_val_top5", pa.float64()), pa.field("train_top1_at_best", pa.float64()),
@@ -77,10 +94,10 @@ TRIAL_SCHEMA = pa.schema(
         pa.field("last_motion_mean_class", pa.float64()), pa.field("train_clips", pa.int64()),
         pa.field("val_clips", pa.int64()), pa.field("num_classes", pa.int64()), pa.field("wall_time_s", pa.float64()),
         pa.field("retries", pa.int64()), pa.field("error", pa.string()), pa.field("repeat_of", pa.string()),
-        pa.field("optuna_number", pa.int64()), pa.field("sampled_by", pa.string()),
+        pa.field("optuna_number", pa.int64()), pa.field("sampled_by", LABEL),
         pa.field("pretrained_sha256", pa.string()),
         pa.field("sampled", pa.string()),
-        pa.field("started_at", pa.float64()), pa.field("updated_at", pa.float64())])
+        pa.field("started_at", WHEN), pa.field("updated_at", WHEN)]))
 
 
 def _config_columns(config: TrainConfig | None) -> dict:
@@ -113,8 +130,8 @@ class TrialRecord:
     stop_reason: str = "running"
     retries: int = 0
     error: str | None = None
-    started_at: float = field(default_factory=time.time)
-    updated_at: float = field(default_factory=time.time)
+    started_at: datetime = field(default_factory=_now)
+    updated_at: datetime = field(default_factory=_now)
     stopped_by_scheduler: bool = False  # Tune's scheduler (ASHA) ended it; not a column: stop_reason says it
 
     @property
@@ -134,13 +151,13 @@ class TrialRecord:
         row = {**self.identity(), "epoch": int(metrics["epoch"]), **{k: metrics[k] for k in METRIC_TYPES},
                **_config_columns(self.config), **self.provenance(), "node": metrics.get("node"),
                "node_id": metrics.get("node_id"),
-               "recorded_at": time.time()}
+               "recorded_at": _now()}
         self.epochs[row["epoch"]] = row
         self.updated_at = row["recorded_at"]
 
     def finish(self, stop_reason: str, error: str | None = None) -> None:
         self.status = "error" if stop_reason == "errored" else "terminated"
-        self.stop_reason, self.error, self.updated_at = stop_reason, error, time.time()
+        self.stop_reason, self.error, self.updated_at = stop_reason, error, _now()
 
     def summary(self) -> dict:
         rows = [self.epochs[e] for e in sorted(self.epochs)]
@@ -228,3 +245,12 @@ def read_table(study_dir: Path, name: str, skipped: list[str] | None = None) -> 
                 raise
             skipped.append(f"{name}/{part.name}: unreadable, skipped ({exc})")
     return pa.concat_tables(tables) if tables else schema.empty_table()
+
+
+def read_frame(study_dir: Path, name: str, skipped: list[str] | None = None) -> pd.DataFrame:
+    """A whole dataset as the project's own analyses read it (``read_table``'s errors): labels as text, integers
+    with gaps as floats (NaN); times stay UTC timestamps."""
+    table = read_table(study_dir, name, skipped)
+    plain = pa.schema([pa.field(f.name, f.type.value_type if pa.types.is_dictionary(f.type) else f.type)
+                       for f in table.schema])
+    return table.cast(plain).to_pandas(ignore_metadata=True)
