@@ -5,6 +5,7 @@ the study directory, run each subset's Tune experiments, and summarise. ``run_st
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 from collections.abc import Callable
@@ -43,14 +44,16 @@ def connect(address: str | None, echo: Callable[[str], None], dashboard_host: st
     if ray.is_initialized():
         return False
     address = address or os.environ.get("RAY_ADDRESS")
+    quiet = logs.level() > logging.INFO  # --quiet: the workers' own lines (Ray Train's, the trainer's) stay there
     if address:
-        context = ray.init(address=address)
+        context = ray.init(address=address, log_to_driver=not quiet)
     else:
         if dashboard_host not in ("127.0.0.1", "localhost", "::1"):
             logs.get("driver").warning(
                 f"warning: the Ray dashboard will listen on {dashboard_host}: anyone who can reach this machine can "
                 "see the study and submit jobs to it; prefer an SSH tunnel to 127.0.0.1:8265")
-        context = ray.init(address="local", include_dashboard=True, dashboard_host=dashboard_host)
+        context = ray.init(address="local", include_dashboard=True, dashboard_host=dashboard_host,
+                           log_to_driver=not quiet)
     url = getattr(context, "dashboard_url", None)
     echo(f"ray: {'joined ' + address if address else 'local cluster'}; "
          f"dashboard: {'http://' + url if url else 'not running'}")
