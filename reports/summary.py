@@ -1,6 +1,7 @@
 """``report/summary.json``: the report's answers for programs, and what the page and the spreadsheet are rendered from.
 
-One JSON object (its schema: README "Reading the answers by program"; ``SCHEMA_VERSION`` changes when a key does):
+One JSON object, described in README "The report" and checked against docs/summary.schema.json in the suite
+(``SCHEMA_VERSION`` changes when a key does):
 
 - ``study``: name, data (synthetic or real), space, status, seed, trial count, budgets, each subset's headline
   budget and why it was chosen;

@@ -102,8 +102,11 @@ class SubsetSearch:
             sampler=make_sampler(self.space.sampler, active.seed, self.space.startup_trials))
         self.study_id = self.storage.get_study_id_from_name(self.subset)
 
+    def _storage_id(self, number: int) -> int:
+        return self.storage.get_trial_id_from_study_id_trial_number(self.study_id, number)
+
     def _trial_id(self, tune_trial_id: str) -> int:
-        return self.storage.get_trial_id_from_study_id_trial_number(self.study_id, self.trials[tune_trial_id])
+        return self._storage_id(self.trials[tune_trial_id])
 
     def _sampled_by(self, queued: bool) -> str:
         if queued:
@@ -175,8 +178,8 @@ class SubsetSearch:
         for trial in by_number.values():
             tune_id = trial.user_attrs.get("tune_trial_id")
             if tune_id is not None and tune_id not in self.trials and trial.state == TrialState.RUNNING:
-                self.storage.set_trial_user_attr(trial._trial_id, "abandoned", "asked after Tune last saved its "
-                                                 "state; no Tune trial runs it")
+                self.storage.set_trial_user_attr(self._storage_id(trial.number), "abandoned", "asked after Tune last "
+                                                 "saved its state; no Tune trial runs it")
                 self.study.tell(trial.number, state=TrialState.FAIL)
         for tid, number in self.trials.items():
             row, _ = recorded(session.active().location.root, self.subset, tid)
@@ -185,7 +188,7 @@ class SubsetSearch:
         if any(by_number[n].user_attrs.get(SAMPLED_BY) == PAPER_RECIPE for n in self.trials.values()):
             self.queued = []
         return {tid for tid, n in self.trials.items()
-                if self.storage.get_trial(by_number[n]._trial_id).state == TrialState.RUNNING}
+                if self.storage.get_trial(self._storage_id(n)).state == TrialState.RUNNING}
 
     def adopt_longer_journal(self, saved: bytes) -> None:
         """The journal saved with Tune's state or the one here, whichever holds more: both are beginnings of the

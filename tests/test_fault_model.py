@@ -82,11 +82,20 @@ def test_a_searcher_state_cut_short_or_older_than_tunes_trials_resumes_from_the_
     """A driver killed while Tune copied its state to the storage leaves the searcher state cut short (Tune answers a
     restore that raises by starting the experiment over), or older than the trials Tune resumes (the files were
     copied one after the other). Either way the searcher is matched to Tune's trials from the Optuna journals:
-    nothing runs again, no trial is asked twice, Optuna agrees with the tables."""
+    nothing runs again, no trial is asked twice, Optuna agrees with the tables, and a trial asked after Tune's last
+    save is failed as abandoned."""
     import pickle
 
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
     from bench.bench_faults import check_optuna_agrees
-    from training.results import TRIALS, read_frame
+    from training.results import TRIALS, optuna_journal, read_frame
+
+    def optuna_study():
+        journal = JournalFileBackend(str(optuna_journal(tmp_path / "cut", "kinetics-motion")))
+        return optuna.load_study(study_name="kinetics-motion", storage=JournalStorage(journal))
     args = ["--space", "smoke", "--subset", "kinetics-motion", "--num-samples", "2", "--data", str(data),
             "--storage", str(tmp_path), "--name", "cut", "--no-report", "--address", cluster]
     assert main(args) == 0
@@ -104,8 +113,12 @@ def test_a_searcher_state_cut_short_or_older_than_tunes_trials_resumes_from_the_
         del older["owner"][last], older["searches"]["kinetics-motion"][0]["trials"][last]
         older["live"]["kinetics-motion"].discard(last)
         state.write_bytes(pickle.dumps(older))
+    ghost = optuna_study().ask()  # asked after Tune's last save: no Tune trial will run it
+    ghost.set_user_attr("tune_trial_id", "ghost")
     assert main([*args, "--resume"]) == 0
     assert "saved with 1 trials, Tune resumes 2" in capsys.readouterr().out
+    (abandoned,) = [t for t in optuna_study().trials if t.user_attrs["tune_trial_id"] == "ghost"]
+    assert abandoned.state == optuna.trial.TrialState.FAIL and "abandoned" in abandoned.user_attrs
     after = read_frame(tmp_path / "cut", TRIALS).sort_values("trial_id")
     assert after["trial_id"].tolist() == before["trial_id"].tolist()
     assert after["updated_at"].tolist() == before["updated_at"].tolist()
