@@ -19,13 +19,13 @@ from training.results import TrialRecord, optuna_journal, reload, write_record
 log = logs.get("recorder")
 
 
-def stop_reason(record: TrialRecord) -> str:
+def stop_reason(record: TrialRecord, stopped_by_scheduler: bool = False) -> str:
     if not record.epochs:
         return "errored"
     last = record.epochs[max(record.epochs)]
     if last["diverged"]:
         return "diverged"
-    if record.stopped_by_scheduler:
+    if stopped_by_scheduler:
         return "stopped_by_asha"
     return "completed" if record.config and last["epoch"] >= record.config.epochs else "interrupted"
 
@@ -83,14 +83,19 @@ class StudyRecorder(Callback):
         if not result.get(REPLAYED):  # a replayed last epoch was recorded just above, or before the kill
             record.add_epoch(result)
         record.pretrained_sha256 = result.get("pretrained_sha256")
-        if result.get("done") and result["epoch"] < result["epochs_planned"]:  # Tune: the scheduler's STOP
-            record.stopped_by_scheduler = True
+        if result.get("done") and result["epoch"] < result["epochs_planned"] and not record.ended:
+            # Tune: the scheduler's STOP. Recorded as ended now, not when the trial has stopped: Tune may save that
+            # decision unexecuted with its state, and a driver killed before it is executed would otherwise resume
+            # the trial for another epoch (study/tuners.py stops a restored trial whose row says it ended).
+            record.finish(stop_reason(record, stopped_by_scheduler=True))
+            self._write(record, ended=True)
+            return
         self._write(record)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         record = self.record_for(trial)
-        if record.ended:  # it ended after Tune last saved its state; the resume stopped it (study/tuners.py)
-            return
+        if record.ended:  # recorded when ASHA stopped it, or it ended before Tune last saved its state and the
+            return  # resume stopped it (study/tuners.py)
         record.finish(stop_reason(record), record.error)  # a config the trainer refused keeps its reason
         self._write(record, ended=True)
 

@@ -132,7 +132,6 @@ class TrialRecord:
     error: str | None = None
     started_at: datetime = field(default_factory=_now)
     updated_at: datetime = field(default_factory=_now)
-    stopped_by_scheduler: bool = False  # Tune's scheduler (ASHA) ended it; not a column: stop_reason says it
 
     @property
     def ended(self) -> bool:
