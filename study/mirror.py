@@ -141,9 +141,26 @@ class Mirror:
                 fs.delete_file(target)
             return
         fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
-        if path.is_dir():
-            fs.create_dir(target, recursive=True)
-        pafs.copy_files(str(path), target, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=fs)
+        if not path.is_dir():
+            return self._copy_file(fs, path, target)
+        fs.create_dir(target, recursive=True)
+        for file in sorted(p for p in path.rglob("*") if p.is_file()):
+            inner = f"{target}/{file.relative_to(path).as_posix()}"
+            fs.create_dir(inner.rsplit("/", 1)[0], recursive=True)
+            self._copy_file(fs, file, inner)
+
+    @staticmethod
+    def _copy_file(fs: pafs.FileSystem, path: Path, target: str) -> None:
+        """On a filesystem (file://, a shared mount) the copy is written beside the target and renamed onto it, so
+        a reader (a new head resuming, a report built from the storage) never sees a file half copied, even when the
+        driver dies mid-copy; an object store's put is already all or nothing."""
+        if not isinstance(fs, pafs.LocalFileSystem):
+            pafs.copy_files(str(path), target, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=fs)
+            return
+        folder, name = target.rsplit("/", 1)
+        partial = f"{folder}/.{name}.copying"  # hidden, and no reader's *.parquet or *.journal
+        pafs.copy_files(str(path), partial, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=fs)
+        fs.move(partial, target)
 
     def exists(self, relative: str) -> bool:
         fs, target = self._remote(relative)

@@ -64,3 +64,15 @@ def test_a_file_removed_locally_is_removed_from_the_storage(tmp_path):
 def test_one_copier_per_study_and_process(tmp_path):
     local = _local_study(tmp_path)
     assert Mirror.of(local, f"file://{tmp_path}/b/") is Mirror.of(local, f"file://{tmp_path}/b")
+
+
+def test_a_copy_to_a_filesystem_replaces_the_file_whole_and_leaves_nothing_beside_it(tmp_path):
+    """Written beside the target and renamed onto it: a reader of the storage never meets a half-copied file."""
+    local, bucket = _local_study(tmp_path), tmp_path / "bucket"
+    (bucket / "trials.parquet").mkdir(parents=True)
+    (bucket / "trials.parquet" / "t1.parquet").write_bytes(b"an older version of the rows")
+    copies = Mirror(local, f"file://{bucket}")
+    copies.push(local / "trials.parquet", local / "study.json")
+    assert copies.flush(timeout_s=PATIENCE_S)
+    assert sorted(p.name for p in bucket.rglob("*")) == ["study.json", "t1.parquet", "trials.parquet"]
+    assert (bucket / "trials.parquet" / "t1.parquet").read_bytes() == b"rows"
