@@ -248,8 +248,14 @@ def verdict(check: Check, hits: int, cases: int) -> tuple[float, float, bool]:
 
 def _run(args):
     """In a worker: the scenario by its place in the list (checks hold closures, which do not pickle)."""
-    quick, index, draws = args
-    return run_scenario(scenarios(quick)[index], draws)
+    quick, index, draws, first_seed = args
+    return run_scenario(scenarios(quick)[index], draws, first_seed)
+
+
+def run_scenarios(quick: bool, draws: int, workers: int, first_seed: int = 0) -> list[list[tuple[int, int]]]:
+    """Every scenario's (successes, cases) per check, the scenarios shared out over ``workers`` processes."""
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        return pool.map(_run, [(quick, i, draws, first_seed) for i in range(len(scenarios(quick)))], chunksize=1)
 
 
 def main() -> None:
@@ -262,8 +268,7 @@ def main() -> None:
     print(f"machine: {platform.machine()}, {multiprocessing.cpu_count()} cores; {args.draws} simulated studies per "
           f"scenario; permutations per test: {inference.PERMUTATIONS}")
     start = time.perf_counter()
-    with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
-        results = pool.map(_run, [(args.quick, i, args.draws) for i in range(len(chosen))], chunksize=1)
+    results = run_scenarios(args.quick, args.draws, args.workers)
     print(f"{'verdict':34} {'kind':16} {'trials':>6} {'rate':>7} {'target':>7}  ok  scenario")
     for scenario, totals in zip(chosen, results):
         for check, (hits, cases) in zip(scenario.checks, totals):

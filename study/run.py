@@ -27,21 +27,14 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import yaml
 
 from common import logs
 from kinetics.errors import DataError
-from kinetics.source import cache_root
 from kinetics.subsets import SUBSET_NAMES
-from reports.build import build
-from reports.spreadsheet import FILENAME
-from reports.summary import FILENAME as SUMMARY
-from study.driver import SYNC_TIMEOUT_S, StorageIncomplete, StudyInterrupted, mark_interrupted, run_study
-from study.live_report import LiveReport
 from study.mirror import is_uri
-from study.plan import PlanError, plan_study
 from study.spaces import SearchSpace, SpaceError, load_space
 from study.study_dir import (
     StudyDirError,
@@ -54,6 +47,9 @@ from study.study_dir import (
 )
 from training.config import FIELD_TYPES, SYNTHETIC, ConfigError, absolute_paths
 from training.results import SPACE_COPY
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 INTERRUPTED = 130  # as a shell reports a process ended by Ctrl-C
 DEFAULTS = {"subset": "both", "data": SYNTHETIC, "profile": "auto", "storage": "studies", "dashboard_host": "127.0.0.1",
@@ -179,6 +175,7 @@ def check_resume_options(argv: list[str], location: StudyLocation) -> None:
 
 
 def location_from(args: argparse.Namespace) -> StudyLocation:
+    from kinetics.source import cache_root
     address, where = (args.address, "--address") if args.address else (os.environ.get("RAY_ADDRESS"), "RAY_ADDRESS")
     if address and address.startswith("ray://"):
         raise ConfigError(f"{where} {address}: under Ray Client, Tune's driver loop would run on the head and "
@@ -216,6 +213,11 @@ def resume_command(args: argparse.Namespace, location: StudyLocation) -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parser().parse_args(argv)
+    # Imported once the arguments parse: torch, Ray and the report's libraries take seconds, which --help and a
+    # refused option should not wait for.
+    from study.driver import SYNC_TIMEOUT_S, StorageIncomplete, StudyInterrupted, mark_interrupted, run_study
+    from study.live_report import LiveReport
+    from study.plan import PlanError, plan_study
     logs.configure(args.log_level)
     say = logs.get("driver").info
     location = None
@@ -253,6 +255,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     say(f"results: {location.root} ({len(trials)} trials)")
     if not args.no_report:
+        from reports.build import build
+        from reports.spreadsheet import FILENAME
+        from reports.summary import FILENAME as SUMMARY
         report = build(location.root)
         location.push(report)
         location.sync(SYNC_TIMEOUT_S)

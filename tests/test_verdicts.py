@@ -7,15 +7,23 @@ from __future__ import annotations
 
 import pytest
 
-from bench.bench_verdicts import run_scenario, scenarios, verdict
+from bench.bench_verdicts import run_scenarios, scenarios, verdict
 
 DRAWS = 60
+SCENARIOS = scenarios(quick=True)
 
 
-@pytest.mark.parametrize("scenario", scenarios(quick=True), ids=lambda s: f"{s.name} ({s.design.trials} trials)")
-def test_each_verdict_keeps_its_error_rate_on_simulated_studies(scenario):
+@pytest.fixture(scope="module")
+def results():
+    """Every scenario drawn once, two processes sharing them out (the draws are single-threaded)."""
+    return run_scenarios(quick=True, draws=DRAWS, workers=2, first_seed=1000)
+
+
+@pytest.mark.parametrize("index", range(len(SCENARIOS)),
+                         ids=[f"{s.name} ({s.design.trials} trials)" for s in SCENARIOS])
+def test_each_verdict_keeps_its_error_rate_on_simulated_studies(results, index):
     failing = []
-    for check, (hits, cases) in zip(scenario.checks, run_scenario(scenario, DRAWS, first_seed=1000)):
+    for check, (hits, cases) in zip(SCENARIOS[index].checks, results[index]):
         rate, se, ok = verdict(check, hits, cases)
         assert cases >= DRAWS, check.verdict
         if not ok:
