@@ -254,7 +254,7 @@ def test_asha_stopped_trials_get_their_stop_drawn_into_the_reports_copy_of_their
 
 
 def test_building_the_report_elsewhere_changes_nothing_in_the_study(smoke, tmp_path):
-    root, _ = smoke
+    root = _copy(smoke, tmp_path)  # its own copy: the other test process may be using the session's study
     before = {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file() and "report" not in p.parts}
     build(root, tmp_path / "elsewhere")
     after = {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file() and "report" not in p.parts}

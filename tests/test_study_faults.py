@@ -144,7 +144,7 @@ def test_a_sample_the_config_refuses_errors_its_trial_only_and_optuna_is_told_ho
 
 def test_a_study_whose_every_trial_fails_exits_non_zero_with_the_first_error(cluster, data, tmp_path, capsys):
     space = tmp_path / "never.yaml"
-    space.write_text(BAD_SAMPLES.replace("values: [0, 5]", "values: [5]").replace("trials: 6", "trials: 2")
+    space.write_text(BAD_SAMPLES.replace("values: [0, 5]", "values: [5]").replace("trials: 4", "trials: 2")
                      + "include_paper_recipe: false\n")
     assert main(["--space", str(space), "--data", str(data), "--storage", str(tmp_path), "--name", "never",
                  "--max-failures", "0", "--no-report", "--address", cluster]) == 1
