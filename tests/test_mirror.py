@@ -34,7 +34,7 @@ def test_push_returns_while_the_storage_fails_and_the_copy_lands_once_it_is_back
     local, bucket = _local_study(tmp_path), tmp_path / "bucket"
     bucket.write_text("a file where the study's folder must go")  # every copy fails while it is there
     copies = Mirror(local, f"file://{bucket}")
-    with caplog.at_level(logging.WARNING, logger="study.mirror"):
+    with caplog.at_level(logging.WARNING, logger="stgcn.mirror"):
         copies.push(local / "study.json", local / "trials.parquet")  # returns although nothing can land
         _until(lambda: local / "study.json" in copies.failing)
         assert not copies.flush(timeout_s=0.05)
