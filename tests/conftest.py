@@ -8,6 +8,7 @@ studies start); the set and the smoke study are made once for both, by whichever
 
 import fcntl
 import os
+import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -40,6 +41,7 @@ def made_once(tmp_path_factory, name: str, make: Callable[[Path], None]) -> Path
     with open(shared / f"{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)  # what a maker that failed left, in this process or the other
             make(folder)
             done.touch()
     return folder
