@@ -3,6 +3,7 @@
     python -m bench.bench_model [--batch 16] [--frames 150] [--classes 30] [--width 1.0] [--repeats 5] [--runs 1]
                                 [--threads N] [--against original|factored] [--profile]
     python -m bench.bench_model --cpu-profile --repeats 30 --runs 5     # the CPU profile's step, 1 thread
+    python -m bench.bench_model --layers [--width 0.125 --frames 40 --batch 8 --threads 1]
 
 Baselines: ``original``, the straightforward original-style network (bench/original_stgcn.py); ``factored``, this
 network as it was before the graph convolution chose its contraction by shape (the 1x1 convolution and the bmm
@@ -16,6 +17,9 @@ per clip (torch's FlopCounterMode) and the GFLOP/s each achieves against a large
 process (the baseline's arithmetic; the dense contraction does more of it, faster): the convolutions alone at
 that matmul rate bound what any implementation of the same arithmetic can do.
 ``--profile`` adds where each implementation's step goes (torch.profiler, self CPU time by kind of operator).
+``--layers`` times instead each graph convolution of the network at its own input shape, the dense form against the
+factored one (forward + backward, alternating), and which one the network picks on this CPU: the figures that set
+``model.stgcn.DENSE_MAX_CHANNEL_PRODUCT``.
 """
 
 from __future__ import annotations
@@ -34,7 +38,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from bench.original_stgcn import OriginalSTGCN
 from model import STGCN, ModelConfig
-from model.stgcn import GraphConv
+from model.graph import LAYOUTS, adjacency_partitions
+from model.stgcn import DENSE_MAX_CHANNEL_PRODUCT, PAPER_STRIDES, GraphConv
 
 
 def make_optimizer(model, fused: bool) -> torch.optim.Optimizer:
@@ -131,6 +136,40 @@ def compare(args) -> dict[str, float]:
     return {k: statistics.median(v) for k, v in times.items()}
 
 
+def layer_shapes(args) -> list[tuple[int, int, int]]:
+    """(input channels, output channels, frames) of each block's graph convolution: a block's stride shortens
+    time in its temporal convolution, after the graph convolution."""
+    channels = ModelConfig(width=args.width).channels()
+    shapes, previous, frames = [], 3, args.frames
+    for out, stride in zip(channels, PAPER_STRIDES):
+        shapes.append((previous, out, frames))
+        previous, frames = out, (frames - 1) // stride + 1
+    return list(dict.fromkeys(shapes))
+
+
+def layer_times(args) -> None:
+    """Dense against factored graph convolution per distinct layer shape, with (N·M) = 2·batch rows of clips."""
+    adjacency = torch.from_numpy(adjacency_partitions(LAYOUTS["openpose"], "spatial", 1)).float()
+    print(f"CPU capability {torch.backends.cpu.get_cpu_capability()}: the network takes the dense form up to "
+          f"{DENSE_MAX_CHANNEL_PRODUCT} (input x output) channels")
+    for c_in, c_out, frames in layer_shapes(args):
+        layer = GraphConv(c_in, c_out, adjacency.shape[0])
+        picked = "dense" if layer.dense else "factored"
+        x = torch.randn(2 * args.batch, c_in, frames, 18).contiguous(memory_format=torch.channels_last)
+        x.requires_grad_()
+        times = {"dense": [], "factored": []}
+        for i in range(3 + max(args.repeats, 20)):
+            for form in times:
+                layer.dense = form == "dense"
+                start = time.perf_counter()
+                layer(x, adjacency).sum().backward()
+                if i >= 3:
+                    times[form].append(time.perf_counter() - start)
+        dense, factored = (statistics.median(times[form]) for form in ("dense", "factored"))
+        print(f"{c_in:>4} -> {c_out:<4} T={frames:<4} dense {1000 * dense:7.3f} ms, factored {1000 * factored:7.3f} ms, "
+              f"dense {factored / dense:5.2f}x; picked: {picked}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=16)
@@ -144,14 +183,19 @@ def main() -> None:
     parser.add_argument("--cpu-profile", action="store_true",
                         help="the CPU profile's step (batch 8, 40 frames, width x0.125, 1 thread) against 'factored'")
     parser.add_argument("--profile", action="store_true", help="also print where each step's time goes")
+    parser.add_argument("--layers", action="store_true",
+                        help="time each graph convolution, dense against factored, instead of the whole step")
     args = parser.parse_args()
     if args.cpu_profile:
         args.batch, args.frames, args.width, args.threads, args.against = 8, 40, 0.125, 1, "factored"
     torch.set_num_threads(args.threads)
     print(f"machine: {platform.machine()} ({platform.processor() or 'unknown cpu'}), {os.cpu_count()} cores, "
           f"{args.threads} thread(s), torch {torch.__version__}")
-    print(f"baseline: {args.against}")
     print(f"shape: batch {args.batch}, T={args.frames}, M=2, {args.classes} classes, width x{args.width:g}, fp32")
+    if args.layers:
+        layer_times(args)
+        return
+    print(f"baseline: {args.against}")
     if args.runs == 1:
         runs = [compare(args)]
     else:

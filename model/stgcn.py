@@ -39,10 +39,13 @@ class ModelConfig:
         return tuple(max(4, round(c * self.width)) for c in PAPER_CHANNELS)
 
 
-# Below this many (input x output) channels the graph convolution runs as one dense matmul (see GraphConv).
-# Measured on the CPU by bench/bench_model.py --layers: the dense form is 11x faster at 3->8 channels, 1.5x at
-# 16->32 and 1.25x at 24->24, and slower from 32->32 (0.7x) up; the paper's widths (64 and more) never use it.
-DENSE_MAX_CHANNEL_PRODUCT = 640
+# Up to this many (input x output) channels the graph convolution runs as one dense matmul (see GraphConv). Where
+# the forms cross depends on the CPU's vector width; measured per layer (forward + backward, one thread) by
+# ``python -m bench.bench_model --layers``. AVX2 (session 7): dense 11x faster at 3->8 channels, 1.5x at 16->32,
+# 1.25x at 24->24, 0.7x from 32->32. AVX-512 (Zen 5, session 10): 4.5x at 3->8, 2.1x at 3->64 (T=150), 1.2x at
+# 12->12, even at 8->32, 0.66x at 16->16, 0.24x at 32->32: its wider matmul kernels make the factored form's
+# extra calls cheaper. Both forms give the same outputs (tests/test_model.py); only the speed differs.
+DENSE_MAX_CHANNEL_PRODUCT = {"AVX512": 192}.get(torch.backends.cpu.get_cpu_capability(), 640)
 
 
 class GraphConv(nn.Module):
