@@ -1,7 +1,8 @@
 """Run by tests/test_autoscaler.py in its own process: a Ray head with no CPUs whose autoscaler starts worker nodes on
 demand (Ray's fake multi-node provider: the nodes are processes on this machine), one worker type with CPUs only and
 one declaring a GPU, and a study started as the README's cluster command starts it, with the GPU share the space
-gives. Prints one JSON line: the nodes that came up and where each epoch ran.
+gives. Writes as JSON to the file named by its fourth argument the nodes that came up and where each epoch ran
+(not stdout: the worker nodes' processes share it).
 
 Ray's ray.cluster_utils.AutoscalingCluster drives the same provider, but it runs `ray stop --force` (which would end
 the test session's own cluster) and reads a config template the Ray 2.60 wheel does not ship; so the head is
@@ -49,7 +50,7 @@ def autoscaling_config(gcs_address: str) -> dict:
             "cluster_synced_files": [], "file_mounts_sync_continuously": False, "rsync_exclude": [], "rsync_filter": []}
 
 
-def main(data: str, storage: str, space: str) -> None:
+def main(data: str, storage: str, space: str, report: str) -> None:
     # A throwaway cluster of this process alone: no token authentication (Ray 2.60 enables it for new clusters; the
     # fake provider's nodes and this client would otherwise have to share the head's token).
     os.environ["RAY_AUTH_MODE"] = "disabled"
@@ -77,9 +78,9 @@ def main(data: str, storage: str, space: str) -> None:
                            "--address", address, "--no-report"])
         nodes = {n["NodeID"]: n["Resources"] for n in ray.nodes()}
         epochs = read_frame(Path(storage) / "gpus", EPOCHS)
-        print(json.dumps({"exit": code, "gpus_at_start": gpus_at_start,
-                          "epoch_nodes": epochs["node_id"].tolist(),
-                          "node_resources": {n: nodes.get(n, {}) for n in set(epochs["node_id"])}}))
+        Path(report).write_text(json.dumps({
+            "exit": code, "gpus_at_start": gpus_at_start, "epoch_nodes": epochs["node_id"].tolist(),
+            "node_resources": {n: nodes.get(n, {}) for n in set(epochs["node_id"])}}))
         ray.shutdown()
         deadline = time.monotonic() + 60  # idle workers go after idle_timeout_minutes, stopped by the autoscaler
         while time.monotonic() < deadline and len(_alive(address)) > 1:
@@ -98,4 +99,4 @@ def _alive(address: str) -> list:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    main(*sys.argv[1:5])

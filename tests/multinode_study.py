@@ -1,7 +1,8 @@
 """Run by tests/test_multinode.py in its own process (the test process already holds a Ray connection):
 a local multi-node Ray (a head with no CPUs for trials, two 1-CPU worker nodes, each its own raylet), a smoke
 study on it (2 epochs a trial, no early stopping), and, once both workers have trained an epoch, a worker node
-with a trial still running killed without warning. Prints one JSON line with what happened."""
+with a trial still running killed without warning. Writes what happened as JSON to the file named by its
+third argument (not stdout: the nodes' raylets share it and print while the cluster shuts down)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from training.results import EPOCHS, read_frame
 PLANNED = 2  # epochs per trial: without early stopping every trial runs them all
 
 
-def main(data: str, storage: str) -> None:
+def main(data: str, storage: str, report: str) -> None:
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
     workers = [cluster.add_node(num_cpus=1) for _ in range(2)]
     cluster.wait_for_nodes()
@@ -54,7 +55,7 @@ def main(data: str, storage: str) -> None:
     trials = run_study(location, request, echo=lambda line: None)
     killer.join(timeout=5)
     epochs = read_frame(location.root, EPOCHS)
-    print(json.dumps({
+    Path(report).write_text(json.dumps({
         "killed_node": killed.get("node_id"),
         "nodes_before_kill": sorted({r["node_id"] for r in killed.get("rows_before", [])}),
         "rows_before_kill": [[r["trial_id"], r["epoch"]] for r in killed.get("rows_before", [])],
@@ -66,4 +67,4 @@ def main(data: str, storage: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(*sys.argv[1:4])

@@ -29,11 +29,12 @@ include_paper_recipe: false
 def test_trials_asking_for_a_gpu_share_start_gpu_workers_and_run_there(data, tmp_path):
     space = tmp_path / "gpus.yaml"
     space.write_text(GPU_SPACE)
+    report_file = tmp_path / "report.json"
     done = subprocess.run([sys.executable, str(ROOT / "tests" / "autoscaling_study.py"), str(data),
-                           str(tmp_path / "studies"), str(space)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=600)
+                           str(tmp_path / "studies"), str(space), str(report_file)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    report = json.loads(done.stdout.strip().splitlines()[-1])
+    report = json.loads(report_file.read_text())
     assert report["exit"] == 0 and report["gpus_at_start"] == 0
     assert report["epoch_nodes"], "no epoch ran"
     for node in set(report["epoch_nodes"]):

@@ -13,10 +13,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_trials_spread_over_nodes_and_survive_losing_one(data, tmp_path):
-    done = subprocess.run([sys.executable, str(ROOT / "tests" / "multinode_study.py"), str(data), str(tmp_path)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    report_file = tmp_path / "report.json"
+    done = subprocess.run([sys.executable, str(ROOT / "tests" / "multinode_study.py"), str(data), str(tmp_path),
+                           str(report_file)], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    report = json.loads(done.stdout.strip().splitlines()[-1])
+    report = json.loads(report_file.read_text())
     assert report["killed_node"], "no worker node was killed (both workers never trained)"
     assert len(report["nodes_before_kill"]) == 2  # trials ran on both worker nodes
     trials, epochs = pd.DataFrame(report["trials"]), pd.DataFrame(report["epochs"])
