@@ -42,6 +42,11 @@ def name(parameter: str) -> str:
     return NAMES.get(parameter, parameter.replace("_", " "))
 
 
+def trial_count(count: int) -> str:
+    """'1 trial', '3 trials': a deep ASHA rung often holds one."""
+    return f"{count} trial" if count == 1 else f"{count} trials"
+
+
 def _pct(value: float) -> str:
     return f"{100 * value:.1f}%"
 
@@ -199,8 +204,8 @@ def subset_sentences(f: SubsetFindings, trials: pd.DataFrame, search: pd.DataFra
     if rows.empty:
         return [f"{f.subset}: no trial has a score at epoch {f.budget} yet."]
     chance_text = f" (chance {_pct(f.chance)})" if f.chance else ""
-    lines.append(f"{f.subset} at {f.where()}, {f.why}: {len(rows)} trials, val top-1 from {_pct(rows['score'].min())} "
-                 f"to {_pct(rows['score'].max())}{chance_text}.")
+    lines.append(f"{f.subset} at {f.where()}, {f.why}: {trial_count(len(rows))}, val top-1 from "
+                 f"{_pct(rows['score'].min())} to {_pct(rows['score'].max())}{chance_text}.")
     lines.append(learning_sentence(f, f.budget))
     if f.learns() and f.chance:
         lines.append(working_range_sentence(f, f.words, "lr" in parameters))
@@ -233,7 +238,7 @@ def learning_sentence(f: SubsetFindings, budget: int) -> str:
         return f"Whether {f.subset} learns at epoch {budget} is not tested: the number of classes is not recorded."
     top = int(round(rows["score"].max() * f.clips))
     test = (f"the best trial's {top} of {f.clips} validation clips right against chance, binomial {_p(verdict.p)} "
-            f"after Bonferroni over the {len(rows)} trials looked at, {_p(verdict.adjusted)} after Holm over the "
+            f"after Bonferroni over the {trial_count(len(rows))} looked at, {_p(verdict.adjusted)} after Holm over the "
             f"{f.family_sizes['learning']} subset-and-budget claims of this kind")
     if verdict.holds:
         return f"It learns at epoch {budget}: {test}."
@@ -273,7 +278,7 @@ def parameter_sentences(f: SubsetFindings, budget: int) -> list[str]:
     rows = f.scored_at[budget]
     if not tests:
         if len(rows) < MIN_TESTED:
-            return [f"{len(rows)} trials at epoch {budget} are too few to test whether a parameter matters (at least "
+            return [f"{trial_count(len(rows))} at epoch {budget} are too few to test whether a parameter matters (at least "
                     f"{MIN_TESTED}, and about 8 before a test can reach the corrected level): run more trials per subset "
                     "(--num-samples)."]
         return []
@@ -318,7 +323,8 @@ def _smallest_p(test: ParameterTest) -> float:
 def budget_summary(f: SubsetFindings, budget: int) -> str:
     rows = f.scored_at[budget]
     learning = f.learning.get(budget)
-    said = f"epoch {budget} ({len(rows)} trials, {_pct(rows['score'].min())} to {_pct(rows['score'].max())})"
+    low, high = _pct(rows["score"].min()), _pct(rows["score"].max())
+    said = f"epoch {budget} ({trial_count(len(rows))}, {low if low == high else f'{low} to {high}'})"
     if learning is not None:
         said += ": learns" if learning.holds else ": not shown above chance"
     return said
@@ -385,7 +391,7 @@ def divergence_sentences(search: pd.DataFrame, parameters: list[str], f: SubsetF
                     "diverging is not learning).")
         else:
             fine_text = f"the largest that did not diverge was {fine.max():.3g}" if len(fine) else "every trial diverged"
-            line = f"training diverged (loss NaN) from learning rate {bad.min():.3g} ({len(bad)} trials); {fine_text}."
+            line = f"training diverged (loss NaN) from learning rate {bad.min():.3g} ({trial_count(len(bad))}); {fine_text}."
         lines.append(f"{label}: {line}" if label else line[0].upper() + line[1:])
     return lines
 
@@ -510,8 +516,8 @@ def data_budget_sentence(f: SubsetFindings) -> str:
     rows = f.scored[~f.scored["diverged"]]
     per_class = rows["train_clips"] / rows["num_classes"]
     if len(rows) < MIN_SLOPE_TRIALS or per_class.nunique() < 3:
-        return (f"Data budget: {len(rows)} trials over {per_class.nunique()} training-set sizes at epoch {f.budget}, too "
-                f"few for a slope with an interval (at least {MIN_SLOPE_TRIALS} trials over 3 sizes).")
+        return (f"Data budget: {trial_count(len(rows))} over {per_class.nunique()} training-set sizes at epoch "
+                f"{f.budget}, too few for a slope with an interval (at least {MIN_SLOPE_TRIALS} trials over 3 sizes).")
     slope, low, high = data_budget_slope(rows)
     return (f"Data budget at epoch {f.budget}: from {per_class.min():.0f} to {per_class.max():.0f} training clips per "
             f"class, val top-1 changes by {100 * slope:+.1f} points per doubling of the clips ({100 * low:+.1f} to "
@@ -543,6 +549,6 @@ def pretraining_sentence(f: SubsetFindings) -> str:
     diff, low, high = welch_interval(tuned["score"].to_numpy(), scratch["score"].to_numpy())
     verdict = "fine-tuning is better" if low > 0 else ("from scratch is better" if high < 0 else "no detectable difference")
     return (f"Pre-training: at epoch {budget}, fine-tuned trials score {_pct(tuned['score'].mean())} on average "
-            f"({len(tuned)} trials) against {_pct(scratch['score'].mean())} from scratch ({len(scratch)}): "
+            f"({trial_count(len(tuned))}) against {_pct(scratch['score'].mean())} from scratch ({len(scratch)}): "
             f"{100 * diff:+.1f} points [{100 * low:+.1f}, {100 * high:+.1f}] (95%, Welch); {verdict}. Different learning "
             "rates are pooled in each group.")

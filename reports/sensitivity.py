@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from common.plotting import save_figure
-from reports.findings import SubsetFindings, name
+from reports.findings import SubsetFindings, name, trial_count
 from reports.inference import gupta_constant
 from reports.scaling import PAPER_BATCH, Exponent
 from reports.scores import INDEPENDENT, at_budget, diverged, expected_max, expected_max_band, search_trials
@@ -268,7 +268,7 @@ def pretraining(epochs: pd.DataFrame, trials: pd.DataFrame, subsets, out: Path) 
             mean = group.groupby("epoch")["val_top1"].mean()
             if len(mean):
                 ax.plot(mean.index, 100 * mean.to_numpy(), color=colour, linewidth=2.5,
-                        label=f"{label} ({group['trial_id'].nunique()} trials)")
+                        label=f"{label} ({trial_count(group['trial_id'].nunique())})")
                 points += [(subset, label, e, v) for e, v in mean.items()]
         ax.set(xlabel="epoch", ylabel="val top-1 (%)", title=subset)
         ax.grid(alpha=0.3)

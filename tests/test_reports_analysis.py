@@ -148,7 +148,7 @@ def test_not_diverging_is_not_called_learning():
             ("sgd", 3.0, "diverged"), ("adam", 1e-3, "completed"), ("adam", 0.03, "diverged")]
     search = pd.DataFrame(runs, columns=["optimizer", "lr", "stop_reason"])
     assert divergence_sentences(search, ["optimizer", "lr"], None) == [
-        "optimizer adam: training diverged (loss NaN) from learning rate 0.03 (1 trials); the largest that did not "
+        "optimizer adam: training diverged (loss NaN) from learning rate 0.03 (1 trial); the largest that did not "
         "diverge was 0.001.",
         "optimizer sgd: training diverged (loss NaN) from learning rate 1 (2 trials); the largest that did not "
         "diverge was 0.3."]
@@ -317,3 +317,10 @@ def test_a_data_budget_slope_from_three_trials_is_refused():
     found, _, _ = _analyse(design)
     from reports.findings import data_budget_sentence
     assert "too few for a slope with an interval" in data_budget_sentence(found[MOTION])
+
+
+def test_a_deeper_budget_held_by_one_trial_is_said_as_one_trial_with_its_score():
+    """The main job's 5 trials under ASHA often leave one trial at the last epoch: 'epoch 8 (1 trial, 55.9%)'."""
+    texts = [_text(_analyse(Design(trials=5), seed=seed)[0]) for seed in range(10)]
+    assert any("(1 trial, " in text for text in texts)
+    assert not any("(1 trials" in text for text in texts)
