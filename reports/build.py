@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -20,6 +21,8 @@ import pandas as pd
 
 from common import logs
 from reports import inference, sensitivity
+from reports.analysis import analyse_study
+from reports.answer import answer_lines
 from reports.comparisons import seed_comparisons
 from reports.describe import notes
 from reports.findings import SubsetFindings, across_subsets, analyse, name
@@ -27,7 +30,7 @@ from reports.html import write_page
 from reports.inference import ALPHA, best_set
 from reports.load import NotAStudyError, StudyResults, load_study
 from reports.reproduction import reproduction_table
-from reports.scores import budgets, completed, search_trials
+from reports.scores import INDEPENDENT, budgets, search_trials
 from reports.spreadsheet import FILENAME, write_workbook
 from reports.summary import FILENAME as SUMMARY
 from reports.summary import facts_of, summarize, tables_of, write_summary
@@ -38,24 +41,27 @@ STOP_LABELS = {"stopped_by_asha": "stopped by ASHA", "diverged": "diverged (loss
 
 
 def annotate(results: StudyResults, found: dict[str, SubsetFindings]) -> dict[str, pd.DataFrame]:
-    """Per subset: the trials sorted by index, with the Observations and Notes column. Notes compare last epochs:
-    the best of the completed search trials, and, where the seed noise was measured, the set that could hold the
-    best config."""
+    """Per subset: the trials sorted by index, with the Observations and Notes column, in the page's words at the
+    headline budget: each trial's verdict against chance, the best there, and, where the seed noise was measured,
+    the set that could hold the best config."""
     per_subset = {}
     for subset in results.subsets:
         rows = results.trials[results.trials["subset"] == subset].sort_values("index") if len(results.trials) else \
             pd.DataFrame()
         if rows.empty:
             continue
-        done = completed(search_trials(rows))
-        best = done.loc[done["score"].idxmax()] if len(done) else None
         f = found.get(subset)
-        noise = f.noise_at.get(f.final) if f else None
+        words = dict(zip(f.words["trial_id"], f.words["word"])) if f is not None and len(f.words) else {}
+        best = f.best["trial_id"] if f is not None and f.best is not None else None
+        noise = f.noise if f is not None else None
         could_be = set()
-        if noise is not None and noise.source == "seeds" and noise.dof >= 1 and len(done):
-            could_be = set(done.loc[best_set(done["score"].to_numpy(float), noise.sd, noise.dof), "trial_id"])
-        rows["notes"] = [notes(r, best is not None and r["trial_id"] == best["trial_id"], r["trial_id"] in could_be,
-                               noise) for _, r in rows.iterrows()]
+        if noise is not None and noise.source == "seeds" and noise.dof >= 1:
+            scored = f.scored[~f.scored["diverged"]]
+            could_be = set(scored.loc[best_set(scored["score"].to_numpy(float), noise.sd, noise.dof), "trial_id"])
+        rows["notes"] = [notes(r, f.budget if r["trial_id"] == best else None, r["trial_id"] in could_be,
+                               noise.sd if could_be else None,
+                               words.get(r["trial_id"]), f.budget if f is not None else None)
+                         for _, r in rows.iterrows()]
         per_subset[subset] = rows
     return per_subset
 
@@ -72,7 +78,92 @@ def mark_stops(results: StudyResults, trials: pd.DataFrame, out: Path) -> None:
                         label)
 
 
-def summary_tables(per_subset: dict[str, pd.DataFrame], found: dict[str, SubsetFindings]) -> list[Table]:
+def varied(trials: pd.DataFrame) -> set[str]:
+    """The config columns that take two values or more among the trials: a table or a plot by any other would show one
+    value."""
+    return {c for c in ("lr", "optimizer", "scheduler", "batch_size") if c in trials and trials[c].nunique() > 1}
+
+
+def links_from(results: StudyResults, out: Path):
+    """A trial's folder -> (its experiment folder, its accuracy curves), relative to the report ``out``: the report's
+    copy of the curves where it drew where ASHA stopped the trial, else the trial's own."""
+    def links(folder: str) -> tuple[str | None, str | None]:
+        found = results.experiment_dir(folder)
+        if found is None:
+            return None, None
+        marked = out / "curves" / found.name / "accuracy.png"
+        curves = marked if marked.is_file() else found / "matplotlib_graphs" / "accuracy.png"
+        return os.path.relpath(found, out), os.path.relpath(curves, out) if curves.is_file() else None
+    return links
+
+
+def draw_figures(results: StudyResults, found: dict[str, SubsetFindings], levels: list[int], subsets,
+                 plots: Path) -> tuple[list[tuple[Path, str]], list[str]]:
+    """The figures this study can show, with their captions, and for each one it cannot, why not (said on the page
+    instead of an empty or single-value panel)."""
+    trials, epochs = results.trials, results.epochs
+    shown = varied(trials)
+    figures, not_drawn = [], []
+
+    def draw(wanted: bool, why_not: str, make, caption: str) -> None:
+        if wanted:
+            figures.append((make().path, caption))
+        else:
+            not_drawn.append(why_not)
+
+    tested = {p for f in found.values() for per in f.tests.values() for p in per}
+    independent = search_trials(trials)["sampled_by"].isin(INDEPENDENT).groupby(search_trials(trials)["subset"]).sum()
+    draw("lr" in shown, "No learning-rate plot: every trial has the same learning rate.",
+         lambda: sensitivity.lr_sensitivity(trials, epochs, found, levels, plots), LR_CAPTION)
+    draw(len(tested) >= 2, "No importance plot: it compares the searched parameters with each other, and fewer than two "
+         "were tested (the table 'Does each parameter matter?' has the one test).",
+         lambda: sensitivity.importance_by_budget(found, levels, plots), IMPORTANCE_CAPTION)
+    draw({"lr", "batch_size"} <= shown, "No learning rate against batch size plot: the study varies "
+         f"{'only the learning rate' if 'lr' in shown else 'not the learning rate'} of the two.",
+         lambda: sensitivity.lr_batch(found, plots), LR_BATCH_CAPTION)
+    draw("scheduler" in shown, "No scheduler comparison: every trial uses the same scheduler.",
+         lambda: sensitivity.scheduler_comparison(found, plots), "Val top-1 per learning-rate scheduler at each "
+         "subset's headline budget.")
+    figures.append((sensitivity.learning_curves(epochs, trials, subsets, plots).path, CURVES_CAPTION))
+    draw(bool(len(independent)) and int(independent.max()) >= 2, "No expected-best-vs-trials curve: it needs "
+         "independent random draws of the space, and this study's trials were placed by its sampler "
+         f"({', '.join(sorted(set(search_trials(trials)['sampled_by'].dropna())))}).",
+         lambda: sensitivity.expected_max_plot(trials, epochs, subsets, levels, results.space_name, plots),
+         EXPECTED_MAX_CAPTION)
+    if {"fraction_per_class", "cap_per_class", "sampling"} & set(results.searched):
+        figures.append((sensitivity.data_budget(found, plots).path, DATA_BUDGET_CAPTION))
+    if "pretrained" in results.searched:
+        figures.append((sensitivity.pretraining(epochs, trials, subsets, plots).path, PRETRAINING_CAPTION))
+    return figures, not_drawn
+
+
+LR_CAPTION = ("Validation top-1 against the learning rate at matched budgets: one colour per budget (an ASHA rung, where "
+              "every trial that reached it is scored by its val top-1 there, or the last epoch of the completed trials), "
+              "a marker per optimizer; crosses at the bottom are diverged trials. Grey, where the study measured its "
+              "seed noise: the scores that could belong to the best config at the headline budget (95%).")
+IMPORTANCE_CAPTION = ("How much of the spread of scores each searched parameter explains (omega squared) at each budget, "
+                      "filled at the headline budget (dotted line) where the permutation test finds that it matters "
+                      "after Holm's correction over every parameter and subset, hollow where no effect was detected; at "
+                      "the other budgets the points are descriptive. The table 'Does each parameter matter?' has the "
+                      "p-values and each value's mean in points.")
+LR_BATCH_CAPTION = ("Learning rate against batch size, coloured by val top-1 at the headline budget; dashed: the linear "
+                    "scaling rule through the paper's recipe (lr 0.1 at batch 256); solid: the fitted lr* ~ batch^alpha "
+                    "where estimated.")
+CURVES_CAPTION = ("Validation top-1 per epoch for every trial, one colour per trial (the legend names its learning "
+                  "rate); x marks where ASHA stopped a trial, + a divergence.")
+EXPECTED_MAX_CAPTION = ("Expected best validation top-1 as a function of the number of trials (Dodge et al., 2019), "
+                        "from the independent random draws of the space (random trials, or TPE's random start-up; a "
+                        "Sobol design's points are not independent draws), diverged draws at chance, at each budget "
+                        "every draw reached, with a 90% bootstrap band.")
+DATA_BUDGET_CAPTION = ("Val top-1 at the headline budget against the training clips per class (log scale), per sampling "
+                       "strategy (stratified: every class keeps its share; uniform: over all clips, keeping the class "
+                       "imbalance); bars: the noise floor, 95%.")
+PRETRAINING_CAPTION = ("Validation top-1 per epoch from scratch (grey) and fine-tuned from the checkpoint (red): each "
+                       "search trial thin, the mean over trials per epoch thick.")
+
+
+def summary_tables(per_subset: dict[str, pd.DataFrame], found: dict[str, SubsetFindings],
+                   shown: set[str]) -> list[Table]:
     best = Table("Best experiment per subset", [
         Column("Subset"), Column("Budget (epochs)", "int"), Column("Experiment ID", "int"),
         Column("Test top-1 at the budget", "percent"), Column("Test top-1 (last epoch)", "percent"),
@@ -90,6 +181,8 @@ def summary_tables(per_subset: dict[str, pd.DataFrame], found: dict[str, SubsetF
                      b["optimizer"], b["lr"], b["batch_size"], b["scheduler"], b["folder"])
     tables = [best]
     for column, title in (("optimizer", "optimizer"), ("scheduler", "scheduler"), ("batch_size", "batch size")):
+        if column not in shown:
+            continue
         table = Table(f"Best and median per {title}", [Column("Subset"), Column(title.capitalize()),
                                                        Column("trials", "int"), Column("budget (epochs)", "int"),
                                                        Column("best", "percent"), Column("median", "percent")],
@@ -183,48 +276,17 @@ def build(study: Path, out: Path | None = None) -> Path:
         mark_stops(results, pd.concat(per_subset.values()), out)
     findings = [line for f in found.values() for line in f.sentences] + across_subsets(found, results.searched)
     subsets = results.subsets or ("kinetics-motion",)
-    figures = []
-    if len(trials):
-        figures = [
-            (sensitivity.lr_sensitivity(trials, epochs, found, levels, plots).path,
-             "Validation top-1 against the learning rate at matched budgets: one colour per budget (an ASHA rung, "
-             "where every trial that reached it is scored by its val top-1 there, or the last epoch of the completed "
-             "trials), a marker per optimizer; crosses at the bottom are diverged trials. Grey, where the study "
-             "measured its seed noise: the scores that could belong to the best config at the headline budget (95%)."),
-            (sensitivity.importance_by_budget(found, levels, plots).path,
-             "How much of the spread of scores each searched parameter explains (omega squared) at each budget, filled "
-             "at the headline budget (dotted line) where the permutation test finds that it matters after Holm's "
-             "correction over every parameter and subset, hollow where no effect was detected; at the other budgets "
-             "the points are descriptive. The table 'Does each parameter matter?' has the p-values and each value's "
-             "mean in points."),
-            (sensitivity.lr_batch(found, plots).path,
-             "Learning rate against batch size, coloured by val top-1 at the headline budget; dashed: the linear scaling "
-             "rule through the paper's recipe (lr 0.1 at batch 256); solid: the fitted lr* ~ batch^alpha where "
-             "estimated."),
-            (sensitivity.scheduler_comparison(found, plots).path,
-             "Val top-1 per learning-rate scheduler at each subset's headline budget."),
-            (sensitivity.learning_curves(epochs, trials, subsets, plots).path,
-             "Validation top-1 per epoch for every trial; x marks where ASHA stopped a trial, + a divergence."),
-            (sensitivity.expected_max_plot(trials, epochs, subsets, levels, results.space_name, plots).path,
-             "Expected best validation top-1 as a function of the number of trials (Dodge et al., 2019), from the "
-             "independent random draws of the space (random trials, or TPE's random start-up; a Sobol design's points "
-             "are not independent draws), diverged draws at chance, at each budget every draw reached, with a 90% "
-             "bootstrap band.")]
-        if {"fraction_per_class", "cap_per_class", "sampling"} & set(results.searched):
-            figures.append((sensitivity.data_budget(found, plots).path,
-                            "Val top-1 at the headline budget against the training clips per class (log scale), per "
-                            "sampling strategy (stratified: every class keeps its share; uniform: over all clips, "
-                            "keeping the class imbalance); bars: the noise floor, 95%."))
-        if "pretrained" in results.searched:
-            figures.append((sensitivity.pretraining(epochs, trials, subsets, plots).path,
-                            "Validation top-1 per epoch from scratch (grey) and fine-tuned from the checkpoint (red): "
-                            "each search trial thin, the mean over trials per epoch thick."))
+    figures, not_drawn = draw_figures(results, found, levels, subsets, plots) if len(trials) else ([], [])
     step(f"{len(figures)} figures drawn")
-    tables = summary_tables(per_subset, found) + [reproduction_table(trials, found), seed_comparisons(trials)]
-    summary = write_summary(out / SUMMARY, summarize(results, found, levels, findings, tables))
+    tables = summary_tables(per_subset, found, varied(trials)) + [reproduction_table(trials, found),
+                                                                    seed_comparisons(trials)]
+    analysis = analyse_study(found, trials, results.searched, results.manifest, results.name,
+                             links_from(results, out))
+    summary = write_summary(out / SUMMARY, summarize(results, found, analysis, levels, findings, tables))
     facts, tables = facts_of(summary), tables_of(summary)
-    workbook = write_workbook(out / FILENAME, per_subset, summary["findings"], facts, tables, results.experiment_dir)
-    write_page(out / "index.html", results, summary["findings"], figures, facts, tables, workbook)
+    workbook = write_workbook(out / FILENAME, per_subset, answer_lines(summary), summary["findings"], facts, tables,
+                              results.experiment_dir)
+    write_page(out / "index.html", summary, figures, not_drawn, facts, tables, workbook)
     step(f"written to {out}")
     return out
 

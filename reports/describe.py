@@ -8,9 +8,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from reports.inference import above_chance_p
-from reports.scores import NoiseFloor
-
 OVERFIT_GAP = 0.25  # train top-1 this far above val top-1 (and train above 50%) is called overfitting
 
 
@@ -66,10 +63,12 @@ def _pct(value: float) -> str:
     return f"{100 * value:.1f}%"
 
 
-def notes(row: pd.Series, best_of_subset: bool, could_be_best: bool, noise: NoiseFloor | None) -> str:
-    """Observations from the data: how it ended, over/underfitting, where it stands in the study (by the study's
-    score, the last epoch). ``could_be_best``: in the set that holds the truly best config with 95% probability,
-    which only measured seed noise can give (reports.inference.best_set)."""
+def notes(row: pd.Series, best_at: int | None, could_be_best: bool, seed_sd: float | None, verdict: str | None,
+          budget: int | None) -> str:
+    """Observations from the data: how it ended, over/underfitting, and the page's own words for it at the headline
+    ``budget``: its verdict against chance (``verdict``, Holm over the page's trials), whether it is the best there
+    (``best_at``: that budget, when it is), whether it could be the best config (in the set that holds the truly best
+    with 95% probability, which only the measured seed noise ``seed_sd`` can give)."""
     out = []
     reason, run = row["stop_reason"], int(row["epochs_run"])
     planned = int(row["epochs_planned"]) if present(row.get("epochs_planned")) else None
@@ -86,16 +85,15 @@ def notes(row: pd.Series, best_of_subset: bool, could_be_best: bool, noise: Nois
     if int(row.get("retries") or 0):
         out.append(f"retried {int(row['retries'])}x from its checkpoint")
     train, score = row.get("last_train_top1"), row.get("last_val_top1")
-    if present(train) and present(score):
-        if train > 0.5 and train - score > OVERFIT_GAP:
-            out.append(f"overfitting: train {_pct(train)} vs test {_pct(score)}")
-        if present(row.get("num_classes")) and present(row.get("val_clips")):
-            chance = 1.0 / row["num_classes"]
-            p = above_chance_p(score, int(row["val_clips"]), chance)
-            if p >= 0.05:
-                out.append(f"not above chance ({_pct(chance)}; binomial p = {p:.2f} on {int(row['val_clips'])} clips)")
-    if best_of_subset:
-        out.append("best of the search by its last epoch (a single run: the highest of many, biased upward)")
-    if could_be_best and noise is not None:
-        out.append(f"could be the best config (95% set, seed noise {100 * noise.sd:.1f} points)")
+    if present(train) and present(score) and train > 0.5 and train - score > OVERFIT_GAP:
+        out.append(f"overfitting: train {_pct(train)} vs test {_pct(score)}")
+    if verdict == "at chance":
+        out.append(f"at chance at epoch {budget}: not shown above chance (each trial's binomial test, Holm over the "
+                   "page's trials)")
+    elif verdict == "learned":
+        out.append(f"learned by epoch {budget} (above chance, Holm over the page's trials)")
+    if best_at is not None:
+        out.append(f"best at epoch {best_at} (a single run: the highest of many, biased upward)")
+    if could_be_best and seed_sd is not None:
+        out.append(f"could be the best config (95% set, seed noise {100 * seed_sd:.1f} points)")
     return "; ".join(out)

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from reports import inference
+from reports.answer import count, name
 from reports.comparisons import welch_interval
 from reports.inference import ALPHA, ParameterTest, holm
 from reports.scaling import Exponent, batch_exponent
@@ -30,21 +31,13 @@ from reports.scores import (
     search_trials,
 )
 
-NAMES = {"lr": "learning rate", "batch_size": "batch size", "weight_decay": "weight decay", "warmup_epochs": "warm-up",
-         "linear_scaling": "linear scaling of the lr", "fraction_per_class": "training fraction per class",
-         "cap_per_class": "training clips per class (cap)", "plateau_patience": "plateau patience",
-         "plateau_factor": "plateau factor"}
 MIN_TESTED = 4  # fewer trials at a budget than this and no parameter is tested there
 MIN_SLOPE_TRIALS = 8  # the data-budget slope needs this many trials over at least three training-set sizes
 
 
-def name(parameter: str) -> str:
-    return NAMES.get(parameter, parameter.replace("_", " "))
-
-
-def trial_count(count: int) -> str:
+def trial_count(number: int) -> str:
     """'1 trial', '3 trials': a deep ASHA rung often holds one."""
-    return f"{count} trial" if count == 1 else f"{count} trials"
+    return count(number, "trial")
 
 
 def _pct(value: float) -> str:
@@ -289,17 +282,17 @@ def parameter_sentences(f: SubsetFindings, budget: int) -> list[str]:
         levels = "; ".join(f"{lv.label}: {_pct(lv.mean)}" + (f" [{_pct(lv.low)}, {_pct(lv.high)}]"
                                                                 if not math.isnan(lv.low) else "") + f" ({lv.trials})"
                            for lv in test.levels)
-        stats_text = (f"permutation {_p(test.p)}, {_p(verdict.adjusted)} after Holm over the {family} tests of "
-                      f"parameters x budgets x subsets")
+        stats_text = (f"permutation {_p(test.p)}, {_p(verdict.adjusted)} after Holm over "
+                      f"{count(family, 'test')} of parameters x subsets at this budget")
         if verdict.holds:
             lines.append(f"{name(parameter).capitalize()} matters at epoch {budget} ({stats_text}): mean val top-1 by "
                          f"value, 95% intervals, trials: {levels}; best minus worst {100 * test.effect:.1f} points.")
             continue
-        reach = _smallest_p(test)
+        reach = inference.reachable_p(rows, parameter)
         if reach > ALPHA / family:
             lines.append(f"{name(parameter).capitalize()}: not testable at epoch {budget} with {test.trials} trials in "
                          f"{test.groups.count} groups: even the most extreme outcome has p >= {reach:.3f}, above the "
-                         f"corrected level {ALPHA / family:.4f}; run more trials.")
+                         f"corrected level {ALPHA / family:.4f} (the next step says how many trials would reach it).")
             continue
         detectable = inference.detectable_difference(
             [lv.trials for lv in test.levels], test.within_sd, ALPHA / family)
@@ -309,15 +302,6 @@ def parameter_sentences(f: SubsetFindings, budget: int) -> list[str]:
                  "here")
         lines.append(f"{name(parameter).capitalize()}: no effect detected at epoch {budget} ({stats_text}); {power}.")
     return lines
-
-
-def _smallest_p(test: ParameterTest) -> float:
-    """The smallest p-value a permutation test over these group sizes can give: one over the number of distinct
-    ways to deal the trials into groups of these sizes (or the resolution of the permutations)."""
-    sizes = [lv.trials for lv in test.levels]
-    ways = math.factorial(sum(sizes)) / math.prod(math.factorial(s) for s in sizes)
-    same = math.prod(math.factorial(sizes.count(s)) for s in set(sizes))  # groups of equal size can swap
-    return max(1 / (inference.PERMUTATIONS + 1), same / ways)
 
 
 def budget_summary(f: SubsetFindings, budget: int) -> str:
@@ -348,8 +332,11 @@ def best_sentence(f: SubsetFindings, trials: pd.DataFrame) -> str:
                 f"{len(f.scored)}, so biased upward); its {len(repeats)} seed repeats score {_pct(mean)} "
                 f"[{_pct(low)}, {_pct(high)}] (95% t interval, last epoch).")
     else:
-        line = (f"Best at epoch {f.budget}: {_pct(best['score'])} at {config}: a single run, the highest of "
-                f"{len(f.scored)}, so expect a re-run to score lower (re-run it with --repeats 1 --seeds 3).")
+        line = f"Best at epoch {f.budget}: {_pct(best['score'])} at {config}: a single run"
+        line += f", the highest of {len(f.scored)}, so expect a re-run to score lower" if len(f.scored) > 1 else ""
+        learned = f.words[f.words["trial_id"] == best["trial_id"]]["word"] if len(f.words) else pd.Series(dtype=str)
+        line += " (--repeats 1 --seeds 3 re-runs it with new seeds)." if (learned == "learned").any() else \
+            "; it is not shown above chance, so there is nothing to repeat."
     if f.noise.source == "seeds" and f.noise.dof >= 1 and "lr" in f.scored:
         candidates = f.scored[~f.scored["diverged"]]
         mask = inference.best_set(candidates["score"].to_numpy(float), f.noise.sd, f.noise.dof)
@@ -433,6 +420,8 @@ def compare_subsets(found: dict[str, SubsetFindings], parameters: list[str]) -> 
     rows_a, rows_b = a.scored, b.scored
     if len(rows_a) < MIN_TESTED or len(rows_b) < MIN_TESTED:
         return f"{len(rows_a)} and {len(rows_b)} trials at epoch {budget} (at least {MIN_TESTED} each)"
+    if not (testable(a) or testable(b)):
+        return "neither subset has enough trials for its own test of a parameter to reach the corrected level"
     both = pd.concat([rows_a.assign(_second=0), rows_b.assign(_second=1)], ignore_index=True)
     paired = _paired(rows_a, rows_b, parameters)
     tests = []
@@ -453,6 +442,12 @@ def compare_subsets(found: dict[str, SubsetFindings], parameters: list[str]) -> 
                                          _spread(groups.codes[second == 1], y[second == 1]))))
     return [Interaction(parameter, budget, p, adjusted, spread)
             for (parameter, p, spread), adjusted in zip(tests, holm([t[1] for t in tests]))]
+
+
+def testable(f: SubsetFindings) -> bool:
+    """Whether any parameter's test at the headline budget can reach its corrected level on these trials."""
+    level = ALPHA / max(f.family_sizes.get("parameters", 0), 1)
+    return any(inference.reachable_p(f.scored, parameter) <= level for parameter in f.tests.get(f.budget, {}))
 
 
 def _paired(rows_a: pd.DataFrame, rows_b: pd.DataFrame, parameters: list[str]) -> pd.DataFrame | None:
@@ -488,7 +483,8 @@ def across_subsets(found: dict[str, SubsetFindings], parameters: list[str]) -> l
         return [f"Sensitivity across subsets is not compared at epoch {a.budget}: {compared}."]
     lines = []
     for c in compared:
-        text = (f"interaction permutation {_p(c.p)}, {_p(c.adjusted)} after Holm over {len(compared)} parameters; best "
+        text = (f"interaction permutation {_p(c.p)}, {_p(c.adjusted)} after Holm over "
+                f"{count(len(compared), 'parameter')}; best "
                 f"minus worst value {100 * c.spread[0]:.1f} points on {a_name}, {100 * c.spread[1]:.1f} on {b_name}")
         if c.holds:
             more = a_name if c.spread[0] > c.spread[1] else b_name

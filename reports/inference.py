@@ -39,7 +39,6 @@ POWER = 0.80  # the power at which the detectable difference is stated
 PERMUTATIONS = 4000  # p-values resolve to 1/4001, below Holm's smallest level for 80 tests
 MAX_BINS = 5
 
-
 def holm(pvalues: Sequence[float]) -> list[float]:
     """Holm-adjusted p-values: reject the claims whose adjusted p is below ALPHA and the family-wise error rate is at
     most ALPHA. NaN (a test that could not be made) stays NaN and does not count as a test."""
@@ -53,11 +52,9 @@ def holm(pvalues: Sequence[float]) -> list[float]:
         adjusted[i] = running
     return adjusted.tolist()
 
-
 # ----------------------------------------------------------------------------------------------- above chance
 def correct_count(score: float, clips: int) -> int:
     return int(round(score * clips))
-
 
 def above_chance_p(score: float, clips: int, chance: float) -> float:
     """One-sided binomial p-value of ``score`` (a top-1 on ``clips`` validation clips) against a network that has
@@ -68,7 +65,6 @@ def above_chance_p(score: float, clips: int, chance: float) -> float:
         return math.nan
     return float(stats.binom.sf(correct_count(score, clips) - 1, clips, chance))
 
-
 def best_above_chance_p(scores: np.ndarray, clips: int, chance: float) -> float:
     """Whether any of the N trials learned: the best trial's binomial p times N (Bonferroni over the trials looked at,
     valid however the trials' predictions depend on each other)."""
@@ -77,14 +73,12 @@ def best_above_chance_p(scores: np.ndarray, clips: int, chance: float) -> float:
         return math.nan
     return min(1.0, len(scores) * above_chance_p(float(np.nanmax(scores)), clips, chance))
 
-
 # ------------------------------------------------------------------------------------------- parameter groups
 def bin_count(trials: int) -> int:
     """Quantile bins of a numeric parameter: about three trials a bin, at least 2 and at most MAX_BINS. Three bins
     from 8 trials on, so a working window (chance on both sides, learning in between) shows as a difference
     between bins instead of averaging out in two halves."""
     return int(np.clip(round(trials / 3), 2, MAX_BINS))
-
 
 @dataclass(frozen=True)
 class Groups:
@@ -97,10 +91,8 @@ class Groups:
     def count(self) -> int:
         return len(self.labels)
 
-
 def _fmt(value: float) -> str:
     return f"{value:.2g}"
-
 
 def groups_of(values: pd.Series) -> Groups:
     """A choice's values, or quantile bins of a number (log scale when it spans decades); a parameter a trial does
@@ -133,7 +125,6 @@ def groups_of(values: pd.Series) -> Groups:
         order.append(math.nan)
     return Groups(codes, labels, order, binned=numeric and not all(math.isnan(o) for o in order))
 
-
 def between_sum_of_squares(codes: np.ndarray, y: np.ndarray, count: int) -> np.ndarray:
     """SS_between for each row of ``y`` (permutations x trials): sum over groups of n_g * mean_g^2, less the
     grand term, which is the same for every permutation and left out."""
@@ -143,16 +134,14 @@ def between_sum_of_squares(codes: np.ndarray, y: np.ndarray, count: int) -> np.n
     sums = np.atleast_2d(y) @ onehot
     return (sums ** 2 / np.where(sizes > 0, sizes, 1)).sum(axis=1)
 
-
-def permutation_p(codes: np.ndarray, y: np.ndarray, count: int, seed: int = 0) -> float:
+def permutation_p(codes: np.ndarray, y: np.ndarray, count: int, seed: int = 0, permutations: int = PERMUTATIONS) -> float:
     """P(a shuffled assignment of scores to P's values explains at least as much) with the observed assignment
     counted among the shuffles, so the p-value is exact: under the null it is uniform (or conservative)."""
     rng = np.random.default_rng(seed)
-    shuffled = rng.permuted(np.broadcast_to(y, (PERMUTATIONS, len(y))), axis=1)
+    shuffled = rng.permuted(np.broadcast_to(y, (permutations, len(y))), axis=1)
     observed = between_sum_of_squares(codes, y, count)[0]
     null = between_sum_of_squares(codes, shuffled, count)
-    return float((1 + (null >= observed - 1e-12 * max(1.0, abs(observed))).sum()) / (PERMUTATIONS + 1))
-
+    return float((1 + (null >= observed - 1e-12 * max(1.0, abs(observed))).sum()) / (permutations + 1))
 
 def sign_flip_p(codes: np.ndarray, differences: np.ndarray, count: int, seed: int = 0) -> float:
     """Whether paired differences (a config's score on one subset less its score on the other) depend on the
@@ -166,18 +155,16 @@ def sign_flip_p(codes: np.ndarray, differences: np.ndarray, count: int, seed: in
     null = between_sum_of_squares(codes, flipped, count)
     return float((1 + (null >= observed * (1 - 1e-9)).sum()) / (PERMUTATIONS + 1))
 
-
-def ordering_p(x: np.ndarray, y: np.ndarray, seed: int = 0) -> float:
+def ordering_p(x: np.ndarray, y: np.ndarray, seed: int = 0, permutations: int = PERMUTATIONS) -> float:
     """Whether neighbours along a numeric parameter score alike: the sum of squared differences between the scores
     of trials adjacent in the parameter's order (von Neumann's statistic), small when the score follows the
     parameter in any smooth way, a window included, against the same sum over shuffled scores."""
     order = np.argsort(x, kind="stable")
     rng = np.random.default_rng(seed)
-    shuffled = rng.permuted(np.broadcast_to(y, (PERMUTATIONS, len(y))), axis=1)
+    shuffled = rng.permuted(np.broadcast_to(y, (permutations, len(y))), axis=1)
     observed = float((np.diff(y[order]) ** 2).sum())
     null = (np.diff(shuffled, axis=1) ** 2).sum(axis=1)
-    return float((1 + (null <= observed * (1 + 1e-12)).sum()) / (PERMUTATIONS + 1))
-
+    return float((1 + (null <= observed * (1 + 1e-12)).sum()) / (permutations + 1))
 
 def omega_squared(codes: np.ndarray, y: np.ndarray) -> float:
     """(SS_between - (k - 1) MS_within) / (SS_total + MS_within): the share of the score's variance the groups
@@ -192,7 +179,6 @@ def omega_squared(codes: np.ndarray, y: np.ndarray) -> float:
     within = (total - between) / (n - k)
     return max(0.0, float((between - (k - 1) * within) / (total + within))) if total > 0 else 0.0
 
-
 @dataclass(frozen=True)
 class Level:
     label: str
@@ -202,10 +188,9 @@ class Level:
     low: float  # 95% t interval of the mean; NaN with one trial
     high: float
 
-
 def level_means(groups: Groups, y: np.ndarray, level: float = 0.95) -> list[Level]:
     """The mean score at each of P's values with a t interval from that value's own trials (no pooling: a value at
-    chance has almost no spread, a value where trials learn has the seed noise)."""
+    chance has almost no spread, a value where trials learn has the seed noise), cut to [0, 1]."""
     out = []
     for g, label in enumerate(groups.labels):
         values = y[groups.codes == g]
@@ -216,9 +201,9 @@ def level_means(groups: Groups, y: np.ndarray, level: float = 0.95) -> list[Leve
             half = float(stats.t.ppf((1 + level) / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
         else:
             half = math.nan
-        out.append(Level(label, groups.order[g], len(values), mean, mean - half, mean + half))
+        # an accuracy lies in [0, 1]: so does every interval of one (the t interval's tails past it hold nothing)
+        out.append(Level(label, groups.order[g], len(values), mean, max(mean - half, 0.0), min(mean + half, 1.0)))
     return out
-
 
 def detectable_difference(sizes: Sequence[int], sd: float, alpha: float, power: float = POWER) -> float:
     """The smallest difference between P's best and worst value's mean score that a one-way test at level
@@ -250,7 +235,6 @@ def detectable_difference(sizes: Sequence[int], sd: float, alpha: float, power: 
             return math.nan
     return float(optimize.brentq(shortfall, 0.0, high, xtol=1e-4 * sd))
 
-
 @dataclass(frozen=True)
 class ParameterTest:
     parameter: str
@@ -267,20 +251,21 @@ class ParameterTest:
         means = [lv.mean for lv in self.levels]
         return max(means) - min(means) if means else math.nan
 
-
-def parameter_test(frame: pd.DataFrame, parameter: str, score: str = "score", seed: int = 0) -> ParameterTest | None:
-    """The test of one parameter over the trials of ``frame`` (one row each), or None when it does not vary."""
+def parameter_test(frame: pd.DataFrame, parameter: str, score: str = "score", seed: int = 0,
+                   permutations: int = PERMUTATIONS) -> ParameterTest | None:
+    """The test of one parameter over the trials of ``frame`` (one row each), or None when it does not vary.
+    ``permutations``: fewer resolve p more coarsely (1 / (permutations + 1)); the power analysis uses that."""
     if parameter not in frame or frame[parameter].nunique(dropna=False) < 2:
         return None
     groups = groups_of(frame[parameter])
     y = frame[score].to_numpy(float)
     if groups.count < 2:
         return None
-    p = permutation_p(groups.codes, y, groups.count, seed)
+    p = permutation_p(groups.codes, y, groups.count, seed, permutations)
     x = pd.to_numeric(frame[parameter], errors="coerce").to_numpy(float) if groups.binned else None
     if x is not None and (~np.isnan(x)).sum() >= 4:  # a number: also its order, Bonferroni over the two statistics
         present = ~np.isnan(x)
-        p = min(1.0, 2 * min(p, ordering_p(x[present], y[present], seed)))
+        p = min(1.0, 2 * min(p, ordering_p(x[present], y[present], seed, permutations)))
     means = np.bincount(groups.codes, weights=y, minlength=groups.count) / np.maximum(
         np.bincount(groups.codes, minlength=groups.count), 1)
     residual = y - means[groups.codes]
@@ -288,6 +273,18 @@ def parameter_test(frame: pd.DataFrame, parameter: str, score: str = "score", se
     within = math.sqrt((residual ** 2).sum() / dof) if dof > 0 else math.nan
     return ParameterTest(parameter, len(y), groups, level_means(groups, y), omega_squared(groups.codes, y), p, within)
 
+def reachable_p(frame: pd.DataFrame, parameter: str) -> float:
+    """The smallest p-value ``parameter_test`` can give on these trials' values of ``parameter``: the test
+    run on the most extreme outcome (scores in the parameter's order for a number, fully separated values for a
+    choice). A floor stated for any other test would promise what the test run cannot reach."""
+    values = frame[parameter].reset_index(drop=True)
+    groups = groups_of(values)
+    if groups.binned:
+        ideal = pd.to_numeric(values, errors="coerce").rank(method="first").fillna(0).to_numpy(float)
+    else:
+        ideal = groups.codes.astype(float)
+    test = parameter_test(pd.DataFrame({parameter: values, "score": ideal}), parameter)
+    return test.p if test is not None else math.nan
 
 # ------------------------------------------------------------------------------------- between the two subsets
 def interaction_p(codes: np.ndarray, second: np.ndarray, y: np.ndarray, seed: int = 0) -> float:
@@ -323,7 +320,6 @@ def interaction_p(codes: np.ndarray, second: np.ndarray, y: np.ndarray, seed: in
     observed, null = ratio(y[None])[0], ratio(shuffled)
     return float((1 + (null >= observed * (1 - 1e-9)).sum()) / (PERMUTATIONS + 1))
 
-
 def _independent_columns(matrix: np.ndarray) -> list[int]:
     """Columns of ``matrix`` kept left to right while each adds to the rank."""
     kept: list[int] = []
@@ -331,7 +327,6 @@ def _independent_columns(matrix: np.ndarray) -> list[int]:
         if np.linalg.matrix_rank(matrix[:, [*kept, j]]) > len(kept):
             kept.append(j)
     return kept
-
 
 # --------------------------------------------------------------------------------------- the best configurations
 @functools.lru_cache(maxsize=256)
@@ -357,14 +352,12 @@ def gupta_constant(configs: int, alpha: float = ALPHA, dof: float = math.inf) ->
 
     return float(optimize.brentq(lambda d: coverage(d) - (1 - alpha), 0.0, 50.0, xtol=1e-5))
 
-
 def best_set(scores: np.ndarray, sd: float, dof: float = math.inf, alpha: float = ALPHA) -> np.ndarray:
     """Which configs could be the best (each scored once, seed noise ``sd``): a mask holding the truly best with
     probability 1 - alpha."""
     scores = np.asarray(scores, float)
     d = gupta_constant(len(scores), alpha, dof)
     return scores >= scores.max() - d * math.sqrt(2) * sd
-
 
 # ------------------------------------------------------------------------------------------------ regressions
 def slope_interval(x: np.ndarray, y: np.ndarray, level: float = 0.90) -> tuple[float, float, float]:

@@ -168,18 +168,29 @@ def scheduler_comparison(found: dict[str, SubsetFindings], out: Path) -> Plot:
     return Plot(out / "scheduler_comparison.png", pd.DataFrame(points, columns=["subset", "series", "x", "y"]))
 
 
+LEGEND_MAX = 12  # trials a panel names in its legend; past that the colour alone says the learning rate (a colour bar)
+
+
 def learning_curves(epochs: pd.DataFrame, trials: pd.DataFrame, subsets, out: Path) -> Plot:
-    """val top-1 vs epoch of every trial, with an x where ASHA stopped it and a + where it diverged."""
+    """val top-1 vs epoch of every trial, coloured by its learning rate (the legend names each trial and its lr, or a
+    colour bar does past LEGEND_MAX trials), with an x where ASHA stopped it and a + where it diverged."""
     fig, axes = _panels(subsets, "Learning curves of all trials (x: stopped by ASHA, +: diverged)")
-    reasons = trials.set_index(["subset", "trial_id"])["stop_reason"].to_dict() if len(trials) else {}
+    by_trial = trials.set_index(["subset", "trial_id"]) if len(trials) else pd.DataFrame()
+    lrs = trials["lr"].dropna() if "lr" in trials else pd.Series(dtype=float)
+    scale = plt.Normalize(math.log10(lrs.min()), math.log10(lrs.max()) + 1e-9) if len(lrs) and lrs.min() > 0 else None
     points = []
     for ax, subset in zip(axes, subsets):
         rows = epochs[epochs["subset"] == subset] if len(epochs) else epochs
-        for trial_id, curve in rows.groupby("trial_id") if len(rows) else []:
+        curves = list(rows.groupby("trial_id")) if len(rows) else []
+        for trial_id, curve in sorted(curves, key=lambda kv: _lr_of(by_trial, subset, kv[0])):
             curve = curve.sort_values("epoch")
-            line, = ax.plot(curve["epoch"], 100 * curve["val_top1"], linewidth=1, alpha=0.8)
+            lr = _lr_of(by_trial, subset, trial_id)
+            colour = plt.cm.viridis(scale(math.log10(lr))) if scale is not None and lr > 0 else None
+            label = f"{_experiment_of(by_trial, subset, trial_id)}: lr {lr:.2g}" if lr > 0 else str(trial_id)
+            line, = ax.plot(curve["epoch"], 100 * curve["val_top1"], linewidth=1.2, alpha=0.85, color=colour,
+                            label=label)
             points += [(subset, trial_id, e, v) for e, v in zip(curve["epoch"], curve["val_top1"])]
-            reason = reasons.get((subset, trial_id))
+            reason = by_trial.loc[(subset, trial_id), "stop_reason"] if (subset, trial_id) in by_trial.index else None
             if reason in ("stopped_by_asha", "diverged"):
                 last = curve.iloc[-1]
                 y = 0 if math.isnan(last["val_top1"]) else 100 * last["val_top1"]
@@ -187,8 +198,25 @@ def learning_curves(epochs: pd.DataFrame, trials: pd.DataFrame, subsets, out: Pa
                            color=line.get_color())
         ax.set(xlabel="epoch", ylabel="val top-1 (%)", title=subset)
         ax.grid(alpha=0.3)
+        if 0 < len(curves) <= LEGEND_MAX:
+            ax.legend(fontsize=7, title="experiment: learning rate", title_fontsize=7)
+        elif curves and scale is not None:
+            bar = fig.colorbar(plt.cm.ScalarMappable(norm=scale, cmap="viridis"), ax=ax)
+            bar.set_label("log10 learning rate")
     save_figure(fig, out / "learning_curves.png")
     return Plot(out / "learning_curves.png", pd.DataFrame(points, columns=["subset", "series", "x", "y"]))
+
+
+def _lr_of(by_trial: pd.DataFrame, subset: str, trial_id: str) -> float:
+    key = (subset, trial_id)
+    value = by_trial.loc[key, "lr"] if key in by_trial.index and "lr" in by_trial else math.nan
+    return float(value) if pd.notna(value) else 0.0
+
+
+def _experiment_of(by_trial: pd.DataFrame, subset: str, trial_id: str) -> str:
+    key = (subset, trial_id)
+    value = by_trial.loc[key, "experiment_id"] if key in by_trial.index else None
+    return str(int(value)) if pd.notna(value) else str(trial_id)
 
 
 def expected_max_plot(trials: pd.DataFrame, epochs: pd.DataFrame, subsets, levels: list[int], space: str,

@@ -101,20 +101,32 @@ def subset_sheet(book: Workbook, subset: str, rows: pd.DataFrame, link_base: Pat
         sheet.cell(row=excel_row, column=len(columns)).alignment = Alignment(wrap_text=True, vertical="top")
     if sheet.max_row > 1:
         sheet.auto_filter.ref = sheet.dimensions
+    fit_to_page_width(sheet)
+    sheet.print_title_rows = "1:1"
 
 
-def summary_sheet(book: Workbook, findings: list[str], facts: list[list], tables: list[Table]) -> None:
-    """What the data says first, then the study's facts, then the tables: each on its own sheet (its key), linked
-    from here with its note."""
+def _prose(sheet, title: str, lines: list[str]) -> None:
+    """A heading, then one line of text a row, wrapped across the sheet's first three columns."""
+    sheet.append([title])
+    sheet.cell(row=sheet.max_row, column=1).font = Font(bold=True, size=12)
+    for line in lines:
+        sheet.append([line])
+        row = sheet.max_row
+        sheet.merge_cells(start_row=row, start_column=1, end_row=row, end_column=3)
+        sheet.cell(row=row, column=1).alignment = Alignment(wrap_text=True, vertical="top")
+        sheet.row_dimensions[row].height = 15 * (1 + len(line) // 120)  # Excel does not grow a merged row itself
+    sheet.append([])
+
+
+def summary_sheet(book: Workbook, answer: list[str], findings: list[str], facts: list[list], tables: list[Table]) -> None:
+    """The answer first (the page's lines), then what the data says, the study's facts and the tables: each on its
+    own sheet (its key), linked from here with its note."""
     sheet = book.active
     sheet.title = "Summary"
-    sheet.column_dimensions["A"].width = 34
-    sheet.column_dimensions["B"].width = 60
-    sheet.append(["What the data says"])
-    sheet.cell(row=sheet.max_row, column=1).font = Font(bold=True, size=12)
-    for line in findings:
-        sheet.append([line])
-    sheet.append([])
+    for column, width in zip("ABC", (34, 40, 70)):
+        sheet.column_dimensions[column].width = width
+    _prose(sheet, "The answer", answer)
+    _prose(sheet, "What the data says", findings)
     for key, value in facts:
         sheet.append([key, value])
         sheet.cell(row=sheet.max_row, column=1).font = Font(bold=True)
@@ -127,7 +139,20 @@ def summary_sheet(book: Workbook, findings: list[str], facts: list[list], tables
         sheet.append([table.title, table.key, table.note])
         cell = sheet.cell(row=sheet.max_row, column=2)
         cell.hyperlink, cell.font = Hyperlink(ref=cell.coordinate, location=f"'{table.key}'!A1"), LINK_FONT
+        for column in (1, 3):
+            sheet.cell(row=sheet.max_row, column=column).alignment = Alignment(wrap_text=True, vertical="top")
         table_sheet(book, table)
+    for column in (1, 2):
+        for cell in sheet[get_column_letter(column)]:
+            cell.alignment = Alignment(wrap_text=True, vertical="top", horizontal=cell.alignment.horizontal)
+    fit_to_page_width(sheet)
+
+
+def fit_to_page_width(sheet) -> None:
+    """Printed, a sheet is as wide as one landscape page and as long as it needs; the header row repeats."""
+    sheet.page_setup.orientation = "landscape"
+    sheet.page_setup.fitToWidth, sheet.page_setup.fitToHeight = 1, 0
+    sheet.sheet_properties.pageSetUpPr.fitToPage = True
 
 
 def table_sheet(book: Workbook, table: Table) -> None:
@@ -139,15 +164,17 @@ def table_sheet(book: Workbook, table: Table) -> None:
     for values in table.rows:
         _row(sheet, values, table.columns, sheet.max_row + 1)
     sheet.auto_filter.ref = sheet.dimensions
+    fit_to_page_width(sheet)
+    sheet.print_title_rows = "1:1"
     last = f"${get_column_letter(len(table.columns))}${sheet.max_row}"
     book.defined_names[table.key] = DefinedName(table.key, attr_text=f"'{table.key}'!$A$1:{last}")
 
 
-def write_workbook(target: Path, per_subset: dict[str, pd.DataFrame], findings: list[str], facts: list[list],
-                   tables: list[Table], locate: Callable[[str], Path | None]) -> Path:
+def write_workbook(target: Path, per_subset: dict[str, pd.DataFrame], answer: list[str], findings: list[str],
+                   facts: list[list], tables: list[Table], locate: Callable[[str], Path | None]) -> Path:
     """``locate``: a trial's folder name -> its experiment folder (or None), for the hyperlinks."""
     book = Workbook()
-    summary_sheet(book, findings, facts, tables)
+    summary_sheet(book, answer, findings, facts, tables)
     for subset, rows in per_subset.items():
         subset_sheet(book, subset, rows, target.parent, locate)
     with atomic_path(target) as tmp:

@@ -5,6 +5,13 @@ One JSON object, described in README "The report" and checked against docs/summa
 
 - ``study``: name, data (synthetic or real), space, status, seed, trial count, budgets, each subset's headline
   budget and why it was chosen;
+- ``answer``: the verdicts as data (reports/analysis.py): per subset at its headline budget whether it learns, each
+  searched parameter's verdict (``matters``, ``not_detected``, ``not_testable``) with its effect and what the test
+  could find or how many trials it needs, the working learning rates; across the subsets; the next step (its
+  command, trials per subset and expected time). The page, the Summary sheet and the console render it
+  (reports/answer.py);
+- ``trials``: one row per trial: its config, its score at each budget, how it ended, its verdict at the headline
+  budget, and links (relative to the report) to its folder and its curves;
 - ``findings``: the sentences of "What the data says", in order;
 - ``noise_floors``: per subset, at its headline budget, the standard deviation of a score and its kind (``seeds``:
   measured from seed repeats, ``evaluation``: only the validation set's sampling noise, a lower bound);
@@ -20,16 +27,17 @@ import json
 from pathlib import Path
 
 from common.files import write_text
+from reports.analysis import StudyAnalysis
 from reports.findings import SubsetFindings
 from reports.load import StudyResults
 from reports.table import Table, plain
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 FILENAME = "summary.json"
 
 
-def summarize(results: StudyResults, found: dict[str, SubsetFindings], levels: list[int], findings: list[str],
-              tables: list[Table]) -> dict:
+def summarize(results: StudyResults, found: dict[str, SubsetFindings], analysis: StudyAnalysis, levels: list[int],
+              findings: list[str], tables: list[Table]) -> dict:
     request = results.manifest.get("request", {})
     keys = [table.key for table in tables]
     if len(set(keys)) != len(keys):
@@ -40,6 +48,7 @@ def summarize(results: StudyResults, found: dict[str, SubsetFindings], levels: l
                   "status": results.manifest.get("status", "unknown"), "seed": request.get("seed"),
                   "trials": len(results.trials), "budgets": [int(b) for b in levels],
                   "headline_budget": {s: {"epoch": int(f.budget), "why": f.why} for s, f in found.items()}},
+        **analysis.to_json(),
         "findings": findings,
         "noise_floors": {s: {"sd": plain(f.noise.sd), "kind": f.noise.source, "runs": int(f.noise.runs),
                              "configs": int(f.noise.configs), "budget": int(f.budget), "text": f.noise.describe()}
@@ -54,6 +63,10 @@ def write_summary(target: Path, summary: dict) -> dict:
     text = json.dumps(summary, indent=1, allow_nan=False, default=plain)
     write_text(target, text + "\n")
     return json.loads(text)
+
+
+def read_summary(path: Path) -> dict:
+    return json.loads(path.read_text())
 
 
 def tables_of(summary: dict) -> list[Table]:

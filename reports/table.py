@@ -13,7 +13,7 @@ UNITS = {
     "int": ("0", lambda v: f"{int(v)}"),
     "percent": ("0.0%", lambda v: f"{100 * v:.1f}%"),  # a fraction shown as a percentage
     "points": ('+0.0" pts";-0.0" pts";0.0" pts"', lambda v: f"{100 * v:+.1f} pts"),  # a difference of fractions
-    "lr": ("0.00E+00", lambda v: f"{v:.3g}"),
+    "lr": ("0.0#####", lambda v: f"{v:.3g}"),  # 0.0133, 0.0001: a learning rate as researchers write it
     "ratio": ("0.00", lambda v: f"{v:.2f}"),
     "seconds": ("0.0", lambda v: f"{v:.1f} s"),
 }

@@ -19,8 +19,7 @@ from common import logs
 from kinetics.dataset import ConvertedDataset
 from kinetics.source import resolve_data_dir
 from model.memory import step_memory
-from reports.comparisons import compare_repeats
-from reports.scores import completed, search_trials, seed_noise
+from reports.scores import search_trials
 from study import faults, session, study_dir
 from study.plan import largest_batch, share_on_cluster
 from study.spaces import SearchSpace, SpaceError, check_grace_period, load_space
@@ -290,8 +289,8 @@ def mark_interrupted(location: StudyLocation) -> None:
 
 
 def summarize(trials: pd.DataFrame, order: tuple[str, ...] = ()) -> str:
-    """One screen: per subset how the trials ended, the best completed trial by the study's score (its last epoch)
-    and the seed-noise floor when measured."""
+    """One line per subset: how its trials ended. What they say (the verdicts, the best at a named budget) is the
+    report's answer, which study.run prints from the report's summary.json."""
     if trials.empty:
         return "no trial recorded"
     lines = []
@@ -301,23 +300,8 @@ def summarize(trials: pd.DataFrame, order: tuple[str, ...] = ()) -> str:
             lines.append(f"{subset}: no trial recorded")
             continue
         counts = group["stop_reason"].value_counts()
-        order = ("completed", "stopped_by_asha", "diverged", "errored", "interrupted", "running")
-        reasons = [*(r for r in order if r in counts), *(r for r in counts.index if r not in order)]
+        known = ("completed", "stopped_by_asha", "diverged", "errored", "interrupted", "running")
+        reasons = [*(r for r in known if r in counts), *(r for r in counts.index if r not in known)]
         lines.append(f"{subset}: {len(group)} trials; " + ", ".join(f"{counts[r]} {r.replace('_', ' ')}"
                                                                       for r in reasons))
-        done = completed(group)
-        if done.empty:
-            lines.append("  no trial completed its planned epochs")
-            continue
-        top = done.loc[done["score"].idxmax()]
-        lines.append(f"  best: val top-1 {100 * top['score']:.1f}% at its last epoch {top['epochs_run']} (best epoch "
-                     f"{100 * top['best_val_top1']:.1f}%): {top['optimizer']} lr {top['lr']:.3g} batch "
-                     f"{top['batch_size']} {top['scheduler']} wd {top['weight_decay']:.3g}  [{top['folder']}]")
-        noise = seed_noise(trials, subset)
-        if noise is not None:
-            lines.append(f"  seed noise: {noise.describe()}")
-    comparisons = compare_repeats(trials)
-    if comparisons:
-        lines.append("Does the search's best config (A) beat the others? Repeat seeds only, 95% Welch intervals:")
-        lines.extend(f"  {c.describe()}" for c in comparisons)
     return "\n".join(lines)

@@ -255,12 +255,15 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     say(f"results: {location.root} ({len(trials)} trials)")
     if not args.no_report:
+        from reports.answer import answer_lines
         from reports.build import build
         from reports.spreadsheet import FILENAME
         from reports.summary import FILENAME as SUMMARY
+        from reports.summary import read_summary
         report = build(location.root)
         location.push(report)
         location.sync(SYNC_TIMEOUT_S)
+        say("\n".join(answer_lines(read_summary(report / SUMMARY))))
         say(f"report: {report / FILENAME}, {report / 'index.html'}, {report / SUMMARY}")
     failed = all_failed(trials)
     if failed:

@@ -6,6 +6,7 @@ import html
 import json
 import logging
 import math
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -19,19 +20,19 @@ from PIL import Image
 
 from common import logs
 from reports import sensitivity
+from reports.answer import answer_lines
 from reports.build import Steps, build, main
 from reports.describe import notes
 from reports.findings import analyse
 from reports.load import load_study
-from reports.scores import NoiseFloor, budgets
+from reports.scores import budgets
 from reports.spreadsheet import EXPERIMENT_COLUMNS, FILENAME, write_workbook
 from reports.table import Column, Table
 from training.plots import plot_curves
 from training.results import TRIALS
 
 ROOT = Path(__file__).resolve().parents[1]
-PLOTS = ("lr_sensitivity.png", "lr_batch.png", "scheduler_comparison.png", "learning_curves.png", "importance.png",
-         "expected_max.png")
+PLOTS = ("lr_sensitivity.png", "learning_curves.png", "importance.png")  # what the smoke study can show
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +76,13 @@ def test_spreadsheet_rows_equal_the_trials_table(report):
         for _, row in stopped.iterrows():
             assert f"stopped by ASHA at epoch {row['Epochs run']} of {row['Epochs planned']}" in \
                 row["Observations and Notes"]
-        assert sheet["Observations and Notes"].fillna("").str.contains("best of the search by its last epoch").sum() == 1
+        summary = json.loads((out / "summary.json").read_text())
+        answer = next(a for a in summary["answer"]["subsets"] if a["subset"] == subset)
+        best = sheet[sheet["Observations and Notes"].fillna("").str.contains(f"best at epoch {answer['budget']}")]
+        assert best["Experiment ID"].tolist() == [answer["best_experiment_id"]]  # the page's best, at its budget
+        for _, trial in pd.DataFrame(summary["trials"]).query("subset == @subset").iterrows():
+            said = sheet.loc[sheet["Experiment ID"] == trial["experiment_id"], "Observations and Notes"].fillna("").item()
+            assert (f"at chance at epoch {answer['budget']}" in said) == (trial["verdict"] == "at chance")
 
 
 def test_spreadsheet_formats_links_and_layout(report):
@@ -86,14 +93,17 @@ def test_spreadsheet_formats_links_and_layout(report):
     column = {h: i + 1 for i, h in enumerate(headers)}
     assert sheet.freeze_panes == "A2" and sheet.auto_filter.ref
     assert sheet.cell(row=1, column=1).font.bold
-    assert sheet.cell(row=2, column=column["Learning Rate"]).number_format == "0.00E+00"
+    assert sheet.cell(row=2, column=column["Learning Rate"]).number_format == "0.0#####"  # 0.0133, not 1.33E-02
+    assert sheet.page_setup.fitToWidth == 1 and sheet.sheet_properties.pageSetUpPr.fitToPage
     assert sheet.cell(row=2, column=column["Test top-1 (last epoch): the study's score"]).number_format == "0.0%"
     for row in range(2, sheet.max_row + 1):
         cell = sheet.cell(row=row, column=column["Folder"])
         assert cell.hyperlink is not None
         assert (out / cell.hyperlink.target).resolve() == (root / "experiments" / cell.value).resolve()
     summary = [[c.value for c in row] for row in book["Summary"].iter_rows()]
-    assert summary[0][0] == "What the data says" and summary[1][0].startswith("kinetics-motion at epoch 1 ")
+    answer = answer_lines(json.loads((out / "summary.json").read_text()))
+    assert summary[0][0] == "The answer" and [row[0] for row in summary[1:1 + len(answer)]] == answer
+    assert book["Summary"].cell(row=2, column=1).alignment.wrap_text
     flat = [v for row in summary for v in row if v is not None]
     assert "Trials by stop reason" in flat and "Best experiment per subset" in flat  # the index of the table sheets
     link = next(row[1] for row in book["Summary"].iter_rows() if row[0].value == "Trials by stop reason")
@@ -107,10 +117,10 @@ def test_numbers_are_formatted_by_the_unit_their_column_declares_in_the_page_and
                         Column("lr", "lr"), Column("n", "int")])
     table.add(0.02, -0.013, 0.5, 0.1, 4)
     assert [c.text(v) for c, v in zip(table.columns, table.rows[0])] == ["+2.0 pts", "-1.3 pts", "50.0%", "0.1", "4"]
-    book = load_workbook(write_workbook(tmp_path / "x.xlsx", {}, [], [], [table], lambda folder: None))
+    book = load_workbook(write_workbook(tmp_path / "x.xlsx", {}, [], [], [], [table], lambda folder: None))
     cells = {c.value: c for row in book["t"].iter_rows() for c in row}
     assert cells[0.02].number_format == cells[-0.013].number_format == Column("", "points").number_format
-    assert cells[0.5].number_format == "0.0%" and cells[0.1].number_format == "0.00E+00"
+    assert cells[0.5].number_format == "0.0%" and cells[0.1].number_format == "0.0#####"
 
 
 def test_summary_json_holds_the_answers_by_its_schema_and_the_sheets_and_page_are_rendered_from_it(report):
@@ -147,9 +157,14 @@ def test_summary_json_holds_the_answers_by_its_schema_and_the_sheets_and_page_ar
             else:
                 assert read == pytest.approx([math.nan if v is None else v for v in written], nan_ok=True)
         assert key in book.defined_names and book[key].auto_filter.ref
-    page = (out / "index.html").read_text()
-    assert all(html.escape(line) in page for line in summary["findings"])
+    page = _page_text(out / "index.html")
+    assert all(line in page for line in summary["findings"] + answer_lines(summary))
     assert all(html.escape(table["title"]) in page for table in tables.values() if table["rows"])
+
+
+def _page_text(path: Path) -> str:
+    """The page's text as a reader sees it: tags dropped, entities read."""
+    return html.unescape(re.sub(r"<[^>]+>", "", path.read_text()))
 
 
 def test_a_large_studys_build_says_each_step_a_small_ones_only_with_verbose(capsys):
@@ -165,12 +180,24 @@ def test_a_large_studys_build_says_each_step_a_small_ones_only_with_verbose(caps
 def test_every_plot_is_a_valid_image_and_the_page_references_it(report):
     _, _, out = report
     page = (out / "index.html").read_text()
+    assert sorted(p.name for p in (out / "plots").iterdir()) == sorted(PLOTS)
     for name in PLOTS:
         path = out / "plots" / name
         with Image.open(path) as image:
             image.verify()
         assert f"plots/{name}" in page
     assert FILENAME in page and "not comparable" in page and "What the data says" in page
+
+
+def test_a_plot_of_one_value_is_not_drawn_and_the_page_says_why(report):
+    _, trials, out = report
+    assert trials["batch_size"].nunique() == 1 and trials["scheduler"].nunique() == 1  # smoke varies neither
+    page = _page_text(out / "index.html")
+    assert "No learning rate against batch size plot: the study varies only the learning rate of the two." in page
+    assert "No scheduler comparison: every trial uses the same scheduler." in page
+    assert "No expected-best-vs-trials curve: it needs independent random draws of the space" in page  # 1 of 4 here
+    summary = json.loads((out / "summary.json").read_text())
+    assert {"by_optimizer"} <= set(summary["tables"]) and not {"by_scheduler", "by_batch_size"} & set(summary["tables"])
 
 
 @pytest.fixture(scope="module")
@@ -224,21 +251,21 @@ def test_the_learning_curves_are_every_epoch_of_every_trial(analysed, tmp_path):
     assert merged["y"].tolist() == pytest.approx(merged["val_top1"].tolist())
 
 
-def test_notes_say_overfitting_at_chance_by_a_binomial_test_and_could_be_best_only_with_seed_noise():
+def test_notes_say_overfitting_and_the_pages_verdicts_and_could_be_best_only_with_seed_noise():
     row = pd.Series({"stop_reason": "completed", "epochs_run": 6, "epochs_planned": 6, "retries": 0, "num_classes": 30,
                      "val_clips": 180, "last_train_top1": 0.95, "last_val_top1": 0.55, "repeat_of": None, "seed": 0})
-    noise = NoiseFloor(0.02, "seeds", 6, 2)
-    assert notes(row, False, True, noise) == "overfitting: train 95.0% vs test 55.0%; could be the best config (95% " \
-                                              "set, seed noise 2.0 points)"
-    assert notes(row, False, False, noise) == "overfitting: train 95.0% vs test 55.0%"
+    noise = 0.02
+    assert notes(row, None, True, noise, None, 2) == "overfitting: train 95.0% vs test 55.0%; could be the best config " \
+                                                     "(95% set, seed noise 2.0 points)"
+    assert notes(row, None, False, noise, None, 2) == "overfitting: train 95.0% vs test 55.0%"
     at_chance = row.copy()
-    at_chance[["last_train_top1", "last_val_top1"]] = [0.04, 0.04]  # 7 of 180 right, chance 3.3%: p = 0.39
-    assert notes(at_chance, False, False, None) == "not above chance (3.3%; binomial p = 0.39 on 180 clips)"
-    learned = at_chance.copy()
-    learned["last_val_top1"] = 0.10  # 18 of 180: far above chance, however small
-    assert notes(learned, False, False, None) == ""
-    assert notes(row, True, False, noise).endswith("best of the search by its last epoch (a single run: the highest "
-                                                   "of many, biased upward)")
+    at_chance[["last_train_top1", "last_val_top1"]] = [0.04, 0.04]
+    assert notes(at_chance, None, False, None, "at chance", 2) == ("at chance at epoch 2: not shown above chance (each "
+                                                                   "trial's binomial test, Holm over the page's trials)")
+    assert notes(at_chance, None, False, None, "learned", 2) == "learned by epoch 2 (above chance, Holm over the page's " \
+                                                                "trials)"
+    assert notes(row, 2, False, noise, None, 2).endswith("best at epoch 2 (a single run: the highest of many, biased "
+                                                         "upward)")
 
 
 def test_asha_stopped_trials_get_their_stop_drawn_into_the_reports_copy_of_their_curves(report, tmp_path):

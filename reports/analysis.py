@@ -1,0 +1,345 @@
+"""The study's answer as numbers and codes: what the page, the workbook, the console and ``summary.json``'s
+``answer`` and ``trials`` say, computed once here so that no rendering runs a test or reads a score of its own.
+
+Per subset, at its headline budget: does it learn (the ``learning`` family's verdict), which searched parameters
+matter with their effect in points, the learning rates that learned, or why it cannot tell yet; across the subsets,
+whether a parameter's effect differs; the next step as data (what to run, how many trials per subset, how long that
+takes at this study's measured pace); and one row per trial with its score at every budget and its verdict.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+
+from reports import inference
+from reports.findings import Interaction, SubsetFindings, compare_subsets, searched_frame
+from reports.inference import ALPHA, ParameterTest
+from reports.scores import search_trials
+from reports.table import plain
+
+MATTERS, NOT_DETECTED, NOT_TESTABLE = "matters", "not_detected", "not_testable"
+MAX_TRIALS_ASKED = 96  # past this the next step says the design cannot answer, instead of a count nobody runs
+POWER_DRAWS = 60  # simulated studies per trial count in the power analysis: 80% power read to within about 5 points
+POWER_PERMUTATIONS = 1000  # per simulated test: p resolves to 0.001, below any level a page of claims holds it to
+
+
+@dataclass(frozen=True)
+class ParameterAnswer:
+    parameter: str  # the config field, e.g. "lr"
+    verdict: str  # MATTERS, NOT_DETECTED or NOT_TESTABLE
+    trials: int
+    p: float | None  # the permutation test's p, uncorrected
+    p_holm: float | None
+    level: float  # the corrected level the smallest p of the family is held to (alpha / family size)
+    effect: float | None  # best minus worst value's mean val top-1 (a fraction: 0.05 is 5 points)
+    detectable: float | None  # NOT_DETECTED: the best-minus-worst difference found with 80% probability
+    reach: float  # the smallest p this test can give on these trials (the most extreme outcome)
+    trials_needed: int | None  # trials per subset from which the test can reach the level and detect ``effect``
+
+
+@dataclass(frozen=True)
+class SubsetAnswer:
+    subset: str
+    budget: int  # the headline budget (epochs)
+    final: bool  # the budget is the last epoch (completed trials), not an ASHA rung
+    trials: int  # trials scored at the budget
+    chance: float | None
+    learns: bool | None  # None: not tested (no class count recorded, or no trial scored)
+    learns_p_holm: float | None
+    learned: int
+    at_chance: int
+    diverged: int
+    best_score: float | None  # the highest score at the budget: one run, the highest of ``trials``
+    best_experiment_id: int | None
+    best_lr: float | None
+    working_lr: tuple[float, float] | None  # the lr range whose trials all learned, when they form one range
+    parameters: tuple[ParameterAnswer, ...]
+
+
+@dataclass(frozen=True)
+class AcrossSubsets:
+    budget: int | None
+    compared: bool  # False: not compared, ``why`` says why
+    why: str | None
+    differs: tuple[str, ...]  # parameters whose effect differs between the subsets (Holm over the parameters)
+    tested: tuple[str, ...]  # parameters compared
+    p_holm: tuple[float, ...]  # per tested parameter
+
+
+@dataclass(frozen=True)
+class NextStep:
+    action: str  # "add_trials", "train_longer", "repeat_seeds" or "done"
+    trials_per_subset: int | None  # add_trials: the study's trial count per subset the power analysis asks for
+    added_trials: int | None  # per subset, beyond what ran
+    expected_s: float | None  # the command's run time at this study's measured pace (``pace_s``)
+    command: str | None
+    because: tuple[str, ...]  # the subsets and parameters that asked for it, e.g. "kinetics-motion: lr"
+
+
+@dataclass(frozen=True)
+class TrialRow:
+    subset: str
+    trial_id: str
+    experiment_id: int | None
+    folder: str | None
+    config: dict[str, float | int | str | bool | None]  # the searched parameters' values, by parameter
+    scores: dict[str, float]  # epoch (as text, a JSON key) -> val top-1 at that budget
+    stop_reason: str | None
+    epochs_run: int | None
+    epochs_planned: int | None
+    verdict: str | None  # at the headline budget: "learned", "at chance", "diverged"; None: not scored there
+    repeat_of: str | None
+    folder_link: str | None  # the trial's experiment folder, relative to the report
+    curves_link: str | None  # its accuracy curves, relative to the report (the report's copy when it marks a stop)
+
+
+@dataclass(frozen=True)
+class StudyAnalysis:
+    subsets: tuple[SubsetAnswer, ...]
+    across: AcrossSubsets
+    next_step: NextStep
+    trials: tuple[TrialRow, ...]
+
+    def to_json(self) -> dict:
+        """The ``answer`` and ``trials`` of summary.json: every key a field name above."""
+        data = asdict(self)
+        return {"answer": {k: data[k] for k in ("subsets", "across", "next_step")}, "trials": data["trials"]}
+
+
+# ------------------------------------------------------------------------------------ trials a test needs
+def _spread_values(template: pd.Series, count: int) -> pd.Series:
+    """``count`` values of a parameter laid out as a space-filling design would: evenly over the range of the values
+    tried (log-evenly when they span decades), or the choices tried in turn."""
+    present = template.dropna()
+    if inference.groups_of(template).binned:  # a number, as the test itself takes it
+        low, high = float(present.min()), float(present.max())
+        if low > 0 and high / low > 20:
+            return pd.Series(np.geomspace(low, high, count))
+        return pd.Series(np.linspace(low, high, count))
+    choices = sorted(present.astype(str).unique())
+    return pd.Series([choices[i % len(choices)] for i in range(count)])
+
+
+def response(frame: pd.DataFrame, parameter: str):
+    """The measured response as a function of the parameter, for the power analysis to plant: a number's scores
+    interpolated along it (in log scale when it spans decades), a choice's mean score per value."""
+    values, scores = frame[parameter].reset_index(drop=True), frame["score"].to_numpy(float)
+    if inference.groups_of(values).binned:
+        x = pd.to_numeric(values).to_numpy(float)
+        log = bool((x > 0).all() and x.max() / x.min() > 20)
+        order = np.argsort(x)
+        axis = np.log10(x[order]) if log else x[order]
+        return lambda new: np.interp(np.log10(new) if log else new, axis, scores[order])
+    means = pd.Series(scores).groupby(values.astype(str).to_numpy()).mean()
+    return lambda new: means.reindex(pd.Series(new).astype(str)).to_numpy(float)
+
+
+def power_at(frame: pd.DataFrame, parameter: str, count: int, noise_sd: float, level: float, draws: int = POWER_DRAWS,
+             seed: int = 0) -> float:
+    """The share of simulated studies of ``count`` trials (placed as a space-filling design places them, scored by
+    the measured response plus noise of ``noise_sd``) in which the test that is run finds the parameter at
+    ``level``: the power analysis of the test itself, not of a textbook stand-in."""
+    values = _spread_values(frame[parameter], count)
+    truth = response(frame, parameter)(values.to_numpy())
+    rng = np.random.default_rng(seed)
+    found = 0
+    for draw in range(draws):
+        scores = np.clip(truth + rng.normal(0.0, noise_sd, count), 0.0, 1.0)
+        test = inference.parameter_test(pd.DataFrame({parameter: values, "score": scores}), parameter, seed=draw,
+                                        permutations=POWER_PERMUTATIONS)
+        found += test is not None and test.p <= level
+    return found / draws
+
+
+def trials_needed(test: ParameterTest, frame: pd.DataFrame, noise_sd: float, level: float) -> int | None:
+    """The fewest trials per subset from which the test can reach ``level`` and finds the measured response with 80%
+    probability (``power_at``), searched by doubling then bisection (more trials never hurt the design); None when
+    MAX_TRIALS_ASKED do not."""
+    def enough(count: int) -> bool:
+        values = pd.DataFrame({test.parameter: _spread_values(frame[test.parameter], count)})
+        return (inference.reachable_p(values, test.parameter) <= level
+                and power_at(frame, test.parameter, count, noise_sd, level) >= inference.POWER)
+
+    low, high = test.trials, test.trials + 1  # low: not enough (the study's own count); high: the candidate
+    while not enough(high):
+        if high >= MAX_TRIALS_ASKED:
+            return None
+        low, high = high, min(2 * high, MAX_TRIALS_ASKED)
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if enough(middle) else (middle, high)
+    return high
+
+
+# -------------------------------------------------------------------------------------------------- subsets
+def _number(value) -> float | None:
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+
+
+def parameter_answers(f: SubsetFindings) -> tuple[ParameterAnswer, ...]:
+    family = max(f.family_sizes.get("parameters", 0), 1)
+    level = ALPHA / family
+    out = []
+    for parameter, test in sorted(f.tests.get(f.budget, {}).items()):
+        verdict = f.verdicts.get((f.budget, parameter))
+        if verdict is None:
+            continue
+        reach = inference.reachable_p(f.scored, parameter)
+        if verdict.holds:
+            kind, detectable, needed = MATTERS, None, None
+        elif reach > level:
+            kind, detectable, needed = NOT_TESTABLE, None, trials_needed(test, f.scored, f.noise.sd, level)
+        else:
+            kind, needed = NOT_DETECTED, None
+            detectable = _number(inference.detectable_difference([lv.trials for lv in test.levels], test.within_sd,
+                                                                 level))
+        out.append(ParameterAnswer(parameter, kind, test.trials, _number(test.p), _number(verdict.adjusted), level,
+                                   _number(test.effect), detectable, reach, needed))
+    return tuple(out)
+
+
+def working_lr(words: pd.DataFrame) -> tuple[float, float] | None:
+    """The lr range whose trials all learned, when the trials that learned are not interleaved with ones that did
+    not (else no single range holds)."""
+    if words.empty or "lr" not in words or words["lr"].isna().any():
+        return None
+    learned = words[words["word"] == "learned"]
+    if learned.empty:
+        return None
+    low, high = float(learned["lr"].min()), float(learned["lr"].max())
+    inside = words[(words["lr"] >= low) & (words["lr"] <= high)]
+    return (low, high) if (inside["word"] == "learned").all() else None
+
+
+def subset_answer(f: SubsetFindings) -> SubsetAnswer:
+    rows, words = f.scored, f.words
+    verdict = f.learning.get(f.budget)
+    counts = words["word"].value_counts() if len(words) else pd.Series(dtype=int)
+    best = f.best
+    return SubsetAnswer(
+        f.subset, int(f.budget), f.budget >= f.final, len(rows), f.chance,
+        None if verdict is None or math.isnan(verdict.adjusted) else bool(verdict.holds),
+        None if verdict is None else _number(verdict.adjusted),
+        int(counts.get("learned", 0)), int(counts.get("at chance", 0)), int(counts.get("diverged", 0)),
+        None if best is None else float(best["score"]),
+        None if best is None else int(best["experiment_id"]),
+        None if best is None or "lr" not in best else _number(best["lr"]),
+        working_lr(words) if f.learns() else None, parameter_answers(f))
+
+
+def across_answer(found: dict[str, SubsetFindings], parameters: list[str]) -> AcrossSubsets:
+    if len(found) != 2:
+        return AcrossSubsets(None, False, "one subset only", (), (), ())
+    budget = next(iter(found.values())).budget
+    compared = compare_subsets(found, parameters)
+    if isinstance(compared, str):
+        return AcrossSubsets(budget, False, compared, (), (), ())
+    return _across(budget, compared)
+
+
+def _across(budget: int, compared: list[Interaction]) -> AcrossSubsets:
+    return AcrossSubsets(budget, True, None, tuple(c.parameter for c in compared if c.holds),
+                         tuple(c.parameter for c in compared), tuple(float(c.adjusted) for c in compared))
+
+
+# ------------------------------------------------------------------------------------------------ next step
+def pace_s(trials: pd.DataFrame) -> float | None:
+    """Seconds of the study's wall time per trial run: from its first trial's start to its last update, over the
+    trials that ran. It holds what the study's own machines did (concurrency, start-up, early stops included)."""
+    if trials.empty or "started_at" not in trials:
+        return None
+    start, end = pd.to_datetime(trials["started_at"]).min(), pd.to_datetime(trials["updated_at"]).max()
+    if pd.isna(start) or pd.isna(end) or end <= start:
+        return None
+    return float((end - start).total_seconds() / len(trials))
+
+
+def next_step(answers: tuple[SubsetAnswer, ...], trials: pd.DataFrame, manifest: dict, study: str) -> NextStep:
+    """What to run next: more trials when a parameter could not be tested (as many as the power analysis asks for);
+    a later budget when no subset is shown above chance; else nothing is needed for the verdicts."""
+    asked = [(a.subset, p) for a in answers for p in a.parameters if p.verdict == NOT_TESTABLE]
+    if asked:
+        counts = [p.trials_needed for _, p in asked]
+        because = tuple(f"{s}: {p.parameter}" for s, p in asked)
+        if any(c is None for c in counts):
+            return NextStep("add_trials", None, None, None, None, because)
+        per_subset = max(counts)
+        ran = max((a.trials for a in answers), default=0)
+        added = per_subset - ran
+        pace = pace_s(search_trials(trials))
+        expected = None if pace is None else pace * per_subset * len(answers)  # the command runs a study that size
+        return NextStep("add_trials", per_subset, added, expected, study_command(manifest, study, per_subset), because)
+    if answers and not any(a.learns for a in answers):
+        return NextStep("train_longer", None, None, None, None, tuple(a.subset for a in answers))
+    return NextStep("done", None, None, None, None, ())
+
+
+def study_command(manifest: dict, study: str, per_subset: int) -> str:
+    """A study of the same space, data and seed with ``per_subset`` trials per subset."""
+    request = manifest.get("request", {})
+    space = str(request.get("space") or study)
+    parts = ["python -m study.run", f"--space {space.rsplit('/', 1)[-1].removesuffix('.yaml')}"]
+    if request.get("data") not in (None, "synthetic"):
+        parts.append(f"--data {request['data']}")
+    subsets = request.get("subsets") or []
+    if len(subsets) == 1:
+        parts.append(f"--subset {subsets[0]}")
+    if request.get("seed") not in (None, 0):
+        parts.append(f"--seed {request['seed']}")
+    parts.append(f"--num-samples {per_subset}")
+    return " ".join(parts)
+
+
+# ---------------------------------------------------------------------------------------------------- trials
+Links = Callable[[str], tuple[str | None, str | None]]
+
+
+def trial_rows(trials: pd.DataFrame, found: dict[str, SubsetFindings], parameters: list[str],
+               links: Links) -> tuple[TrialRow, ...]:
+    """Every trial, search and seed repeats, in the subsets' order, with the searched parameters' values, its score at
+    each budget it was compared at, its verdict at the headline budget, and ``links(folder)``: its folder and its
+    curves, relative to the report."""
+    scores: dict[str, dict[str, float]] = {}
+    words: dict[str, str] = {}
+    for f in found.values():
+        for budget, rows in f.scored_at.items():
+            for trial_id, score in zip(rows["trial_id"], rows["score"]):
+                scores.setdefault(trial_id, {})[str(budget)] = float(score)
+        if len(f.words):
+            words.update(zip(f.words["trial_id"], f.words["word"]))
+    if trials.empty:
+        return ()
+    order = {subset: i for i, subset in enumerate(found)}
+    rows = searched_frame(trials, parameters)
+    rows = rows.assign(_order=rows["subset"].map(order).fillna(len(order))).sort_values(["_order", "index"])
+    return tuple(TrialRow(
+        str(row["subset"]), str(row["trial_id"]), _integer(row.get("experiment_id")), _text(row.get("folder")),
+        {p: _value(row.get(p)) for p in parameters}, scores.get(row["trial_id"], {}), _text(row.get("stop_reason")),
+        _integer(row.get("epochs_run")), _integer(row.get("epochs_planned")), words.get(row["trial_id"]),
+        _text(row.get("repeat_of")), *links(str(row.get("folder")))) for _, row in rows.iterrows())
+
+
+def _value(value) -> float | int | str | bool | None:
+    value = plain(value)
+    return None if value is pd.NA else value
+
+
+def _integer(value) -> int | None:
+    number = _number(value)
+    return None if number is None else int(number)
+
+
+def _text(value) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def analyse_study(found: dict[str, SubsetFindings], trials: pd.DataFrame, parameters: list[str], manifest: dict,
+                  study: str, links: Links) -> StudyAnalysis:
+    answers = tuple(subset_answer(f) for f in found.values())
+    return StudyAnalysis(answers, across_answer(found, parameters), next_step(answers, trials, manifest, study),
+                         trial_rows(trials, found, parameters, links))

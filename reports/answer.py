@@ -1,0 +1,133 @@
+"""The answer in words, rendered from ``summary.json``'s ``answer`` alone (reports/analysis.py computes it), so the
+page, the workbook's Summary sheet and the console say the same thing with the same numbers: per subset at most
+five lines (does it learn, what matters and by how much, what found nothing, what cannot be told yet, the working
+learning rates), the line across the subsets, and the next step with its command, trial count and time."""
+
+from __future__ import annotations
+
+NAMES = {"lr": "learning rate", "batch_size": "batch size", "weight_decay": "weight decay", "warmup_epochs": "warm-up",
+         "linear_scaling": "linear scaling of the lr", "fraction_per_class": "training fraction per class",
+         "cap_per_class": "training clips per class (cap)", "plateau_patience": "plateau patience",
+         "plateau_factor": "plateau factor"}
+
+
+def name(parameter: str) -> str:
+    return NAMES.get(parameter, parameter.replace("_", " "))
+
+
+def count(number: int, noun: str) -> str:
+    """'1 trial', '3 trials'."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+def pct(value: float) -> str:
+    return f"{100 * value:.1f}%"
+
+
+def points(value: float) -> str:
+    return f"{100 * value:.1f} points"
+
+
+def p_text(value: float | None) -> str:
+    if value is None:
+        return "p n/a"
+    return f"p = {value:.3f}" if value >= 0.001 else "p < 0.001"
+
+
+def duration(seconds: float) -> str:
+    """'40 s', '3 min 10 s', '2 h 05 min'."""
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def budget_text(subset: dict) -> str:
+    where = "the last epoch, completed trials" if subset["final"] else "an ASHA rung every trial reaches"
+    return f"epoch {subset['budget']} ({where})"
+
+
+def subset_lines(subset: dict) -> list[str]:
+    """At most five lines: the verdict on learning, then what matters, what found nothing, what cannot be told yet,
+    and the learning rates that learned."""
+    head = f"{subset['subset']} at {budget_text(subset)}, {count(subset['trials'], 'trial')}: "
+    if subset["trials"] == 0:
+        return [head + "no trial has a score here yet."]
+    best = f"best {pct(subset['best_score'])}" + (f", chance {pct(subset['chance'])}" if subset["chance"] else "")
+    if subset["learns"] is None:
+        lines = [head + f"whether it learns is not tested ({best})."]
+    elif subset["learns"]:
+        lines = [head + f"it learns ({best}; Holm {p_text(subset['learns_p_holm'])})."]
+    else:
+        return [head + f"no trial is shown above chance ({best}; Holm {p_text(subset['learns_p_holm'])}), so nothing "
+                "can be attributed to a hyperparameter yet."]
+    by_kind: dict[str, list[dict]] = {}
+    for parameter in subset["parameters"]:
+        by_kind.setdefault(parameter["verdict"], []).append(parameter)
+    if "matters" in by_kind:
+        lines.append("Matters: " + "; ".join(
+            f"{name(p['parameter'])}, {points(p['effect'])} between its best and worst values (Holm {p_text(p['p_holm'])})"
+            for p in by_kind["matters"]) + ".")
+    if "not_detected" in by_kind:
+        lines.append("No effect detected: " + "; ".join(
+            f"{name(p['parameter'])} (Holm {p_text(p['p_holm'])}"
+            + (f"; {points(p['detectable'])} would have been found with 80% probability" if p["detectable"] else "")
+            + ")" for p in by_kind["not_detected"]) + ".")
+    if "not_testable" in by_kind:
+        lines.append("Cannot tell yet: " + "; ".join(
+            f"{name(p['parameter'])}: with {count(p['trials'], 'trial')} the test's smallest p is {p['reach']:.3f}, above "
+            f"the corrected level {p['level']:.3f}" for p in by_kind["not_testable"]) + ".")
+    lines.append(working_range_line(subset))
+    return lines
+
+
+def working_range_line(subset: dict) -> str:
+    tally = (f"{subset['learned']} learned, {subset['at_chance']} at chance, {subset['diverged']} diverged "
+             f"(loss NaN), each trial tested against chance with Holm")
+    window = subset["working_lr"]
+    if window is None:
+        return f"Trials: {tally}."
+    low, high = window
+    span = f"lr {low:.2g}" if low == high else f"lr {low:.2g} to {high:.2g}"
+    return f"Learning rates that learned: {span} ({tally})."
+
+
+def across_line(across: dict) -> str | None:
+    if across["why"] == "one subset only":
+        return None
+    if not across["compared"]:
+        return f"Across the subsets: not compared at epoch {across['budget']}: {across['why']}."
+    said = []
+    for parameter, p in zip(across["tested"], across["p_holm"]):
+        verb = "differs" if parameter in across["differs"] else "no difference detected"
+        said.append(f"{name(parameter)}'s effect: {verb} (Holm {p_text(p)})")
+    return f"Across the subsets at epoch {across['budget']}: " + "; ".join(said) + "."
+
+
+def next_step_lines(step: dict) -> list[str]:
+    """The next step, with the command on a line of its own so it can be copied whole."""
+    because = ", ".join(step["because"])
+    if step["action"] == "add_trials" and step["command"]:
+        time = f", about {duration(step['expected_s'])} at this study's pace" if step["expected_s"] else ""
+        return [f"Next: a study of {step['trials_per_subset']} trials per subset ({step['added_trials']} more than this "
+                f"one ran{time}), the fewest with which the test would find the response measured here with 80% "
+                f"probability at its corrected level ({because}):", step["command"]]
+    if step["action"] == "add_trials":
+        return [f"Next: this design cannot answer ({because}): even {count(96, 'trial')} per subset would not reach the "
+                "corrected level or find the effect measured here; widen the search or measure at a later budget "
+                "(report_budget in the space)."]
+    if step["action"] == "train_longer":
+        return [f"Next: no trial learned at the headline budget ({because}): declare a later report_budget in the space, "
+                "or train longer before comparing."]
+    return ["Next: nothing more is needed for these verdicts; repeat the best configs with new seeds (--repeats K "
+            "--seeds N) to measure the seed noise."]
+
+
+def answer_lines(summary: dict) -> list[str]:
+    """The whole answer, in order, as plain lines."""
+    answer = summary["answer"]
+    lines = [line for subset in answer["subsets"] for line in subset_lines(subset)]
+    across = across_line(answer["across"])
+    return lines + ([across] if across else []) + next_step_lines(answer["next_step"])

@@ -1,0 +1,125 @@
+"""The answer: computed once (reports/analysis.py), rendered from summary.json alone by renderers that import no
+statistics, with its schema generated from its types; and the calibration of what it says a test can do."""
+
+from __future__ import annotations
+
+import ast
+import html
+import itertools
+import json
+import re
+from pathlib import Path
+
+import jsonschema
+import numpy as np
+import pandas as pd
+from openpyxl import load_workbook
+
+from reports import analysis, inference, schema
+from reports.answer import answer_lines, subset_lines
+from reports.html import write_page
+from reports.spreadsheet import write_workbook
+from reports.summary import SCHEMA_VERSION, facts_of, tables_of
+
+ROOT = Path(__file__).resolve().parents[1]
+RENDERERS = ("answer", "html", "spreadsheet", "describe", "table")
+STATISTICS = {"scipy", "reports.inference", "reports.analysis", "reports.findings", "reports.scores",
+              "reports.comparisons", "reports.scaling"}
+
+
+def parameter(verdict: str, **given) -> dict:
+    values = {"parameter": "lr", "verdict": verdict, "trials": 5, "p": 0.61, "p_holm": 0.61, "level": 0.025,
+              "effect": 0.0104, "detectable": None, "reach": 0.036, "trials_needed": 9}
+    return {**values, **given}
+
+
+def subset(name: str, parameters: list[dict], **given) -> dict:
+    values = {"subset": name, "budget": 2, "final": False, "trials": 5, "chance": 1 / 30, "learns": True,
+              "learns_p_holm": 0.0001, "learned": 2, "at_chance": 3, "diverged": 0, "best_score": 0.107,
+              "best_experiment_id": 10000, "best_lr": 0.0133, "working_lr": [0.0053, 0.0133], "parameters": parameters}
+    return {**values, **given}
+
+
+def hand_written() -> dict:
+    """A summary.json written by hand, for a study that is nowhere on disk."""
+    trial = {"subset": "kinetics-motion", "trial_id": "a1", "experiment_id": 10000, "folder": "0_30_10000_x",
+             "config": {"lr": 0.0133}, "scores": {"2": 0.107, "8": 0.486}, "stop_reason": "completed", "epochs_run": 8,
+             "epochs_planned": 8, "verdict": "learned", "repeat_of": None, "folder_link": "../experiments/0_30_10000_x",
+             "curves_link": "../experiments/0_30_10000_x/matplotlib_graphs/accuracy.png"}
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "study": {"name": "by-hand", "data": "synthetic", "space": "sgd_lr", "status": "finished", "seed": 0,
+                  "trials": 1, "budgets": [2, 8], "headline_budget": {"kinetics-motion": {"epoch": 2, "why": "first"}}},
+        "answer": {"subsets": [subset("kinetics-motion", [parameter("not_testable")]),
+                               subset("kinetics-392", [parameter("matters", effect=0.175, p_holm=0.004,
+                                                                 trials_needed=None)])],
+                   "across": {"budget": 2, "compared": True, "why": None, "differs": [], "tested": ["lr"],
+                              "p_holm": [0.5]},
+                   "next_step": {"action": "add_trials", "trials_per_subset": 9, "added_trials": 4, "expected_s": 190.0,
+                                 "command": "python -m study.run --space sgd_lr --num-samples 9",
+                                 "because": ["kinetics-motion: lr"]}},
+        "trials": [trial],
+        "findings": ["A sentence of the details."],
+        "noise_floors": {"kinetics-motion": {"sd": 0.02, "kind": "evaluation", "runs": 0, "configs": 0, "budget": 2,
+                                             "text": "at least 2.0 points"}},
+        "tables": {},
+        "missing": [],
+    }
+
+
+def test_the_documented_schema_is_the_one_generated_from_the_types():
+    assert json.loads(schema.DOCUMENT.read_text()) == schema.document()  # else: python -m reports.schema
+
+
+def test_a_hand_written_summary_is_valid_and_renders_to_page_workbook_and_console_alike(tmp_path):
+    summary = hand_written()
+    jsonschema.validate(summary, json.loads(schema.DOCUMENT.read_text()))
+    lines = answer_lines(summary)
+    page = write_page(tmp_path / "index.html", summary, [], ["No importance plot: one parameter."], facts_of(summary),
+                      tables_of(summary), tmp_path / "book.xlsx")
+    text = html.unescape(re.sub(r"<[^>]+>", "", page.read_text()))
+    assert all(line in text for line in lines)
+    assert text.index(lines[0]) < text.index("Trials") < text.index("What the data says")  # the answer leads
+    assert 'href="../experiments/0_30_10000_x"' in page.read_text()
+    book = write_workbook(tmp_path / "book.xlsx", {}, lines, summary["findings"], facts_of(summary), [],
+                          lambda folder: None)
+    column = [c.value for c in load_workbook(book)["Summary"]["A"]]
+    assert column[0] == "The answer" and column[1:1 + len(lines)] == lines
+
+
+def test_each_subset_leads_with_at_most_five_lines_and_the_next_step_gives_command_trials_and_time():
+    summary = hand_written()
+    for answer in summary["answer"]["subsets"]:
+        assert len(subset_lines(answer)) <= 5
+    lines = answer_lines(summary)
+    assert "Cannot tell yet: learning rate: with 5 trials the test's smallest p is 0.036" in lines[1]
+    assert "Matters: learning rate, 17.5 points between its best and worst values (Holm p = 0.004)" in " ".join(lines)
+    assert lines[-1] == "python -m study.run --space sgd_lr --num-samples 9"
+    assert "a study of 9 trials per subset (4 more than this one ran, about 3 min 10 s at this study's pace)" in lines[-2]
+
+
+def test_renderers_import_no_statistics():
+    for module in RENDERERS:
+        tree = ast.parse((ROOT / "reports" / f"{module}.py").read_text())
+        imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+        imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+        assert not {m for m in imported if m.split(".")[0] in STATISTICS or m in STATISTICS}, module
+
+
+def test_the_stated_floor_is_the_smallest_p_the_test_run_gives_over_every_outcome():
+    for trials in (5, 6):
+        lr = pd.Series(np.geomspace(4e-4, 0.1, trials))
+        smallest = min(inference.parameter_test(pd.DataFrame({"lr": lr, "score": list(order)}), "lr").p
+                       for order in itertools.permutations(range(trials)))
+        assert inference.reachable_p(pd.DataFrame({"lr": lr}), "lr") == smallest
+
+
+def test_the_trials_asked_for_find_the_measured_response_four_times_in_five_and_one_fewer_do_not():
+    lr = np.geomspace(4e-4, 0.1, 5)
+    measured = pd.DataFrame({"lr": lr, "score": [0.05, 0.30, 0.45, 0.10, 0.03]})  # a working window
+    test = inference.parameter_test(measured, "lr")
+    needed = analysis.trials_needed(test, measured, 0.03, 0.025)
+    assert needed is not None and 5 < needed < 20
+    fresh = [analysis.power_at(measured, "lr", needed, 0.03, 0.025, draws=200, seed=s) for s in (101, 202)]
+    assert min(fresh) >= 0.7  # 80% aimed for, read on 60 draws; new draws stay within their noise of it
+    assert analysis.power_at(measured, "lr", needed - 1, 0.03, 0.025, draws=200, seed=303) < 0.9
