@@ -30,6 +30,7 @@ import numpy as np
 
 from bench.simulated_study import Design, Truth, learning_curve, simulate
 from reports import inference
+from reports.analysis import NOT_TESTABLE, parameter_answers
 from reports.findings import analyse, compare_subsets
 from reports.scaling import batch_exponent
 
@@ -143,6 +144,23 @@ def detectable_difference_power(trials, epochs, truth, found, design):
     return hits, len(found)
 
 
+def trials_asked_for_find_it(trials, epochs, truth, found, design):
+    """Where the page cannot test the learning rate yet, it asks for N trials per subset (reports.analysis: a power
+    analysis of the test that is run, on the response this study measured). A new study of N trials, drawn from the
+    same truth: is lr found on that subset?"""
+    hits = cases = 0
+    for subset, f in found.items():
+        asked = [p for p in parameter_answers(f, design.parameters) if p.parameter == "lr" and p.verdict == NOT_TESTABLE]
+        if not asked or asked[0].trials_needed is None:
+            continue
+        bigger = replace(design, trials=asked[0].trials_needed)
+        again, epochs_again, _ = simulate(bigger, 10_000 + int(trials.attrs.get("seed", 0)))
+        verdict = _found(again, epochs_again, bigger)[subset].verdicts.get((f.budget, "lr"))
+        hits += verdict is not None and verdict.holds
+        cases += 1
+    return hits, cases
+
+
 def any_interaction_claim(trials, epochs, truth, found, design):
     compared = compare_subsets(found, design.parameters)
     return (int(any(c.holds for c in compared)), 1) if not isinstance(compared, str) else (0, 0)
@@ -209,6 +227,8 @@ def scenarios(quick: bool = False) -> list[Scenario]:
     out.append(Scenario("lr window, the 2 best configs x 2 repeat seeds", Design(trials=20, subsets=BOTH, repeats=2,
                                                                                   seeds=2), (
         Check("could be the best, 95% set", best_set_coverage, 0.95, "coverage"),)))
+    out.append(Scenario("lr window, 5 trials (too few to test): a study of the size the page asks for", Design(
+        trials=5, subsets=BOTH), (Check("lr found with the trials asked for", trials_asked_for_find_it, 0.80, "power"),)))
     flat = Design(trials=40, reduction=0, optimizers=("sgd", "adam"),
                   subsets={MOTION: NO_LR_EFFECT, K392: replace(NO_LR_EFFECT, classes=32)})
     out.append(Scenario("Adam as many points above SGD as the page said it could detect, lr without effect", flat, (

@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 
 from reports import inference
-from reports.findings import Interaction, SubsetFindings, compare_subsets, searched_frame
-from reports.inference import ALPHA, ParameterTest
+from reports.findings import MIN_TESTED, Interaction, SubsetFindings, compare_subsets, searched_frame
+from reports.inference import ALPHA
 from reports.scores import search_trials
 from reports.table import plain
 
@@ -38,8 +38,11 @@ class ParameterAnswer:
     level: float  # the corrected level the smallest p of the family is held to (alpha / family size)
     effect: float | None  # best minus worst value's mean val top-1 (a fraction: 0.05 is 5 points)
     detectable: float | None  # NOT_DETECTED: the best-minus-worst difference found with 80% probability
-    reach: float  # the smallest p this test can give on these trials (the most extreme outcome)
+    reach: float | None  # the smallest p this test can give on these trials (the most extreme outcome); None: too few
+    # trials for the test to run at all
     trials_needed: int | None  # trials per subset from which the test can reach the level and detect ``effect``
+    power: float | None  # MATTERS: how often the test finds the response measured here; below 80%, the effect found
+    # is likely overstated (a test with little power finds an effect mostly when the noise happened to enlarge it)
 
 
 @dataclass(frozen=True)
@@ -156,16 +159,19 @@ def power_at(frame: pd.DataFrame, parameter: str, count: int, noise_sd: float, l
     return found / draws
 
 
-def trials_needed(test: ParameterTest, frame: pd.DataFrame, noise_sd: float, level: float) -> int | None:
-    """The fewest trials per subset from which the test can reach ``level`` and finds the measured response with 80%
-    probability (``power_at``), searched by doubling then bisection (more trials never hurt the design); None when
-    MAX_TRIALS_ASKED do not."""
-    def enough(count: int) -> bool:
-        values = pd.DataFrame({test.parameter: _spread_values(frame[test.parameter], count)})
-        return (inference.reachable_p(values, test.parameter) <= level
-                and power_at(frame, test.parameter, count, noise_sd, level) >= inference.POWER)
+def trials_needed(parameter: str, frame: pd.DataFrame, noise_sd: float, level: float) -> int | None:
+    """The fewest trials per subset from which the test can reach ``level`` and finds the response measured on
+    ``frame``'s trials with 80% probability (``power_at``), searched by doubling then bisection (more trials never
+    hurt the design); None when MAX_TRIALS_ASKED do not, or when the parameter took one value."""
+    if frame[parameter].nunique() < 2:
+        return None
 
-    low, high = test.trials, test.trials + 1  # low: not enough (the study's own count); high: the candidate
+    def enough(count: int) -> bool:
+        values = pd.DataFrame({parameter: _spread_values(frame[parameter], count)})
+        return (inference.reachable_p(values, parameter) <= level
+                and power_at(frame, parameter, count, noise_sd, level) >= inference.POWER)
+
+    low, high = len(frame), len(frame) + 1  # low: not enough (the study's own count); high: the candidate
     while not enough(high):
         if high >= MAX_TRIALS_ASKED:
             return None
@@ -181,25 +187,33 @@ def _number(value) -> float | None:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
 
 
-def parameter_answers(f: SubsetFindings) -> tuple[ParameterAnswer, ...]:
+def parameter_answers(f: SubsetFindings, parameters: list[str]) -> tuple[ParameterAnswer, ...]:
+    """Each searched parameter's verdict at the headline budget; one with too few trials there to be tested at all
+    (fewer than findings.MIN_TESTED) is not testable, with the trials the power analysis asks for."""
     family = max(f.family_sizes.get("parameters", 0), 1)
     level = ALPHA / family
+    tests = f.tests.get(f.budget, {})
     out = []
-    for parameter, test in sorted(f.tests.get(f.budget, {}).items()):
-        verdict = f.verdicts.get((f.budget, parameter))
-        if verdict is None:
+    for parameter in sorted(parameters):
+        test, verdict = tests.get(parameter), f.verdicts.get((f.budget, parameter))
+        if test is None or verdict is None:
+            if len(f.scored) < MIN_TESTED and parameter in f.scored and f.scored[parameter].nunique() > 1:
+                out.append(ParameterAnswer(parameter, NOT_TESTABLE, len(f.scored), None, None, level, None, None, None,
+                                           trials_needed(parameter, f.scored, f.noise.sd, level), None))
             continue
-        reach = inference.reachable_p(f.scored, parameter)
+        reach, power = inference.reachable_p(f.scored, parameter), None
         if verdict.holds:
             kind, detectable, needed = MATTERS, None, None
-        elif reach > level:
-            kind, detectable, needed = NOT_TESTABLE, None, trials_needed(test, f.scored, f.noise.sd, level)
+            power = power_at(f.scored, parameter, len(f.scored), f.noise.sd, level)
+        elif reach > level:  # the noise planted: the spread within the test's groups unless seed repeats measured it
+            noise = f.noise.sd if f.noise.source == "seeds" else max(f.noise.sd, _number(test.within_sd) or 0.0)
+            kind, detectable, needed = NOT_TESTABLE, None, trials_needed(parameter, f.scored, noise, level)
         else:
             kind, needed = NOT_DETECTED, None
             detectable = _number(inference.detectable_difference([lv.trials for lv in test.levels], test.within_sd,
                                                                  level))
         out.append(ParameterAnswer(parameter, kind, test.trials, _number(test.p), _number(verdict.adjusted), level,
-                                   _number(test.effect), detectable, reach, needed))
+                                   _number(test.effect), detectable, reach, needed, power))
     return tuple(out)
 
 
@@ -216,7 +230,7 @@ def working_lr(words: pd.DataFrame) -> tuple[float, float] | None:
     return (low, high) if (inside["word"] == "learned").all() else None
 
 
-def subset_answer(f: SubsetFindings) -> SubsetAnswer:
+def subset_answer(f: SubsetFindings, parameters: list[str]) -> SubsetAnswer:
     rows, words = f.scored, f.words
     verdict = f.learning.get(f.budget)
     counts = words["word"].value_counts() if len(words) else pd.Series(dtype=int)
@@ -229,7 +243,7 @@ def subset_answer(f: SubsetFindings) -> SubsetAnswer:
         None if best is None else float(best["score"]),
         None if best is None else int(best["experiment_id"]),
         None if best is None or "lr" not in best else _number(best["lr"]),
-        working_lr(words) if f.learns() else None, parameter_answers(f))
+        working_lr(words) if f.learns() else None, parameter_answers(f, parameters))
 
 
 def across_answer(found: dict[str, SubsetFindings], parameters: list[str]) -> AcrossSubsets:
@@ -340,6 +354,6 @@ def _text(value) -> str | None:
 
 def analyse_study(found: dict[str, SubsetFindings], trials: pd.DataFrame, parameters: list[str], manifest: dict,
                   study: str, links: Links) -> StudyAnalysis:
-    answers = tuple(subset_answer(f) for f in found.values())
+    answers = tuple(subset_answer(f, parameters) for f in found.values())
     return StudyAnalysis(answers, across_answer(found, parameters), next_step(answers, trials, manifest, study),
                          trial_rows(trials, found, parameters, links))

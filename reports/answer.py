@@ -68,19 +68,26 @@ def subset_lines(subset: dict) -> list[str]:
         by_kind.setdefault(parameter["verdict"], []).append(parameter)
     if "matters" in by_kind:
         lines.append("Matters: " + "; ".join(
-            f"{name(p['parameter'])}, {points(p['effect'])} between its best and worst values (Holm {p_text(p['p_holm'])})"
-            for p in by_kind["matters"]) + ".")
+            f"{name(p['parameter'])}, {points(p['effect'])} between its best and worst values (Holm {p_text(p['p_holm'])}"
+            + (f"; likely overstated: the test finds a response this size only {100 * p['power']:.0f}% of the time"
+               if p["power"] is not None and p["power"] < 0.8 else "") + ")" for p in by_kind["matters"]) + ".")
     if "not_detected" in by_kind:
         lines.append("No effect detected: " + "; ".join(
             f"{name(p['parameter'])} (Holm {p_text(p['p_holm'])}"
             + (f"; {points(p['detectable'])} would have been found with 80% probability" if p["detectable"] else "")
             + ")" for p in by_kind["not_detected"]) + ".")
     if "not_testable" in by_kind:
-        lines.append("Cannot tell yet: " + "; ".join(
-            f"{name(p['parameter'])}: with {count(p['trials'], 'trial')} the test's smallest p is {p['reach']:.3f}, above "
-            f"the corrected level {p['level']:.3f}" for p in by_kind["not_testable"]) + ".")
+        lines.append("Cannot tell yet: " + "; ".join(untestable(p) for p in by_kind["not_testable"]) + ".")
     lines.append(working_range_line(subset))
     return lines
+
+
+def untestable(parameter: dict) -> str:
+    trials = count(parameter["trials"], "trial")
+    if parameter["reach"] is None:
+        return f"{name(parameter['parameter'])}: {trials} are too few for its test to run"
+    return (f"{name(parameter['parameter'])}: with {trials} the test's smallest p is {parameter['reach']:.3f}, above the "
+            f"corrected level {parameter['level']:.3f}")
 
 
 def working_range_line(subset: dict) -> str:
@@ -115,9 +122,9 @@ def next_step_lines(step: dict) -> list[str]:
                 f"one ran{time}), the fewest with which the test would find the response measured here with 80% "
                 f"probability at its corrected level ({because}):", step["command"]]
     if step["action"] == "add_trials":
-        return [f"Next: this design cannot answer ({because}): even {count(96, 'trial')} per subset would not reach the "
-                "corrected level or find the effect measured here; widen the search or measure at a later budget "
-                "(report_budget in the space)."]
+        return [f"Next: more trials ({because}), but from what this study measured no count up to 96 trials per subset "
+                "is shown to find an effect: widen the search, or judge at a later budget (report_budget in the "
+                "space), where the trials are further apart."]
     if step["action"] == "train_longer":
         return [f"Next: no trial learned at the headline budget ({because}): declare a later report_budget in the space, "
                 "or train longer before comparing."]

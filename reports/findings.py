@@ -32,6 +32,7 @@ from reports.scores import (
 )
 
 MIN_TESTED = 4  # fewer trials at a budget than this and no parameter is tested there
+UNINFORMATIVE = 0.8  # a could-be-best set holding this share of the trials or more names no best config
 MIN_SLOPE_TRIALS = 8  # the data-budget slope needs this many trials over at least three training-set sizes
 
 
@@ -272,8 +273,7 @@ def parameter_sentences(f: SubsetFindings, budget: int) -> list[str]:
     if not tests:
         if len(rows) < MIN_TESTED:
             return [f"{trial_count(len(rows))} at epoch {budget} are too few to test whether a parameter matters (at least "
-                    f"{MIN_TESTED}, and about 8 before a test can reach the corrected level): run more trials per subset "
-                    "(--num-samples)."]
+                    f"{MIN_TESTED}; the next step says how many would reach the corrected level)."]
         return []
     family = f.family_sizes["parameters"]
     lines = []
@@ -344,6 +344,9 @@ def best_sentence(f: SubsetFindings, trials: pd.DataFrame) -> str:
         line += (f" Could be the best (a set holding the truly best config with 95% probability, Gupta's rule with the "
                  f"measured seed noise of {100 * f.noise.sd:.1f} points): {len(chosen)} of {len(candidates)} trials, "
                  f"{_lr_range(chosen['lr'])}.")
+        if len(chosen) >= UNINFORMATIVE * len(candidates):
+            line += (" That set rules out almost nothing: the seed noise is as large as the differences between these "
+                     "configs, so this study cannot name a best one.")
     return line
 
 
@@ -515,10 +518,14 @@ def data_budget_sentence(f: SubsetFindings) -> str:
         return (f"Data budget: {trial_count(len(rows))} over {per_class.nunique()} training-set sizes at epoch "
                 f"{f.budget}, too few for a slope with an interval (at least {MIN_SLOPE_TRIALS} trials over 3 sizes).")
     slope, low, high = data_budget_slope(rows)
+    claims = [f"{name(p)} {'matters' if v.holds else 'no effect detected'} ({_p(v.adjusted)} after Holm)"
+              for (b, p), v in sorted(f.verdicts.items()) if b == f.budget and p in ("fraction_per_class", "cap_per_class")
+              and not math.isnan(v.adjusted)]
+    verdict = f"; the verdicts are the parameters' own tests: {', '.join(claims)}" if claims else ""
     return (f"Data budget at epoch {f.budget}: from {per_class.min():.0f} to {per_class.max():.0f} training clips per "
             f"class, val top-1 changes by {100 * slope:+.1f} points per doubling of the clips ({100 * low:+.1f} to "
             f"{100 * high:+.1f}, 90% t interval, {len(rows)} trials; other searched parameters vary alongside and add to "
-            "its spread).")
+            f"its spread){verdict}.")
 
 
 def data_budget_slope(rows: pd.DataFrame) -> tuple[float, float, float]:
@@ -529,22 +536,23 @@ def data_budget_slope(rows: pd.DataFrame) -> tuple[float, float, float]:
 
 
 def pretraining_sentence(f: SubsetFindings) -> str:
-    """Fine-tuned against from scratch at the deepest budget with at least two trials in each group (ASHA may leave
-    one group too thin at the headline budget)."""
-    def groups(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-        return rows[rows["pretrained"].notna()], rows[rows["pretrained"].isna()]
-
-    usable = [b for b, rows in sorted(f.scored_at.items(), reverse=True)
-              if len(rows) and min(len(g) for g in groups(rows)) >= 2]
-    if not usable:
-        tuned, scratch = groups(f.scored)
-        return (f"Pre-training: too few trials to compare at any budget ({len(tuned)} fine-tuned, {len(scratch)} from "
-                f"scratch at epoch {f.budget}).")
-    budget = usable[0]
-    tuned, scratch = groups(f.scored_at[budget])
+    """Fine-tuned against from scratch at the headline budget, the one budget claims are made at: the verdict is the
+    ``pretrained`` parameter's own (its permutation test, inside the Holm family of every parameter and subset), the
+    Welch interval is the size of the difference."""
+    rows = f.scored
+    tuned, scratch = rows[rows["pretrained"].notna()], rows[rows["pretrained"].isna()]
+    if min(len(tuned), len(scratch)) < 2:
+        return (f"Pre-training: too few trials to compare at epoch {f.budget} ({len(tuned)} fine-tuned, {len(scratch)} "
+                "from scratch; at least 2 of each).")
     diff, low, high = welch_interval(tuned["score"].to_numpy(), scratch["score"].to_numpy())
-    verdict = "fine-tuning is better" if low > 0 else ("from scratch is better" if high < 0 else "no detectable difference")
-    return (f"Pre-training: at epoch {budget}, fine-tuned trials score {_pct(tuned['score'].mean())} on average "
+    verdict = f.verdicts.get((f.budget, "pretrained"))
+    if verdict is not None and verdict.holds:
+        said = f"{'fine-tuning' if diff > 0 else 'from scratch'} is better ({_p(verdict.adjusted)} after Holm)"
+    elif verdict is not None and not math.isnan(verdict.adjusted):
+        said = f"no difference detected ({_p(verdict.adjusted)} after Holm)"
+    else:
+        said = "not tested"
+    return (f"Pre-training: at epoch {f.budget}, fine-tuned trials score {_pct(tuned['score'].mean())} on average "
             f"({trial_count(len(tuned))}) against {_pct(scratch['score'].mean())} from scratch ({len(scratch)}): "
-            f"{100 * diff:+.1f} points [{100 * low:+.1f}, {100 * high:+.1f}] (95%, Welch); {verdict}. Different learning "
+            f"{100 * diff:+.1f} points [{100 * low:+.1f}, {100 * high:+.1f}] (95%, Welch); {said}. Different learning "
             "rates are pooled in each group.")

@@ -39,9 +39,10 @@ class Exponent:
     without_window: tuple[int, ...] = ()  # batch sizes left out: no window above chance
 
     def rules(self) -> dict[str, bool]:
-        """Whether each rule's exponent is inside the interval."""
-        return {"linear (alpha = 1)": self.low <= 1 <= self.high,
-                "square root (alpha = 0.5)": self.low <= 0.5 <= self.high}
+        """Whether each rule's exponent is inside the interval as the report shows it (two decimals), so the words
+        never contradict the numbers beside them."""
+        low, high = round(self.low, 2), round(self.high, 2)
+        return {"linear (alpha = 1)": low <= 1 <= high, "square root (alpha = 0.5)": low <= 0.5 <= high}
 
     def best_lr(self, batch: np.ndarray) -> np.ndarray:
         return self.lr_at_paper_batch * (np.asarray(batch, float) / PAPER_BATCH) ** self.alpha

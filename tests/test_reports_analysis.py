@@ -58,7 +58,7 @@ def test_pure_seed_noise_is_not_called_an_effect_and_says_what_could_have_been_f
     if trials >= 10:
         assert "would have been found with 80% probability" in text
     else:  # five trials: no test can reach the corrected level, and the page says so instead of attributing
-        assert "not testable at epoch" in text and "run more trials" in text
+        assert "not testable at epoch" in text and "the next step says how many trials would reach it" in text
 
 
 def test_a_study_at_chance_says_no_trial_is_above_it_and_attributes_nothing():
@@ -282,22 +282,24 @@ def test_expected_max_matches_brute_force_and_ends_at_the_maximum():
     assert curve[1] == pytest.approx(draws, abs=3e-3)
 
 
-@pytest.mark.parametrize("gain,verdict", [(0.10, "fine-tuning is better"), (0.0, "no detectable difference")])
-def test_fine_tuned_and_from_scratch_are_compared_at_the_deepest_budget_both_groups_reached(gain, verdict):
-    """Eight trials at the epoch-2 rung, four of each; only three completed (two fine-tuned, one from scratch), too
-    few for a comparison at the end: the comparison is made at epoch 2, and finds a planted gain, or none."""
+@pytest.mark.parametrize("gain,verdict", [(0.10, "fine-tuning is better (p = 0.00"), (0.0, "no difference detected")])
+def test_fine_tuned_and_from_scratch_are_compared_at_the_headline_budget_inside_the_holm_family(gain, verdict):
+    """Twelve trials at the epoch-2 rung, six of each; only three completed (two fine-tuned, one from scratch). The
+    claim is made at the headline budget (epoch 2), with the pretrained parameter's own verdict, Holm over it and the
+    learning rate, and finds a planted gain, or none."""
     rng = np.random.default_rng(7)
-    tuned = np.array([True, False] * 4)
-    at_two = 0.06 + gain * tuned + rng.normal(0, 0.01, 8)
-    trials = _study(8).assign(
+    tuned = np.array([True, False] * 6)
+    at_two = 0.06 + gain * tuned + rng.normal(0, 0.01, 12)
+    trials = _study(12).assign(
         pretrained=np.where(tuned, "synthetic.pt", None), epochs_planned=8,
-        stop_reason=["completed"] * 3 + ["stopped_by_asha"] * 5, epochs_run=[8, 8, 8, 2, 2, 2, 2, 2],
-        last_val_top1=[0.7, 0.3, 0.6] + [np.nan] * 5)
+        stop_reason=["completed"] * 3 + ["stopped_by_asha"] * 9, epochs_run=[8] * 3 + [2] * 9,
+        last_val_top1=[0.7, 0.3, 0.6] + [np.nan] * 9)
     epochs = pd.DataFrame({"subset": MOTION, "trial_id": trials["trial_id"], "epoch": 2, "val_top1": at_two})
     found = analyse(trials, epochs, [MOTION], ["pretrained", "lr"], [2, 8])[MOTION]
     sentence = next(s for s in found.sentences if s.startswith("Pre-training: "))
-    assert sentence.startswith("Pre-training: at epoch 2, fine-tuned trials score") and f"; {verdict}." in sentence
-    assert "(4 trials)" in sentence and "from scratch (4)" in sentence
+    assert sentence.startswith("Pre-training: at epoch 2, fine-tuned trials score") and f"; {verdict}" in sentence
+    assert "(6 trials)" in sentence and "from scratch (6)" in sentence
+    assert found.verdicts[(2, "pretrained")].holds == (gain > 0)  # the same verdict as the parameter table's
 
 
 @pytest.mark.parametrize("true_slope", [0.06, 0.0])
