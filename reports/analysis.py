@@ -13,19 +13,16 @@ import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-import numpy as np
 import pandas as pd
 
 from reports import inference
 from reports.findings import MIN_TESTED, Interaction, SubsetFindings, compare_subsets, searched_frame
 from reports.inference import ALPHA
+from reports.power import power_at, trials_needed
 from reports.scores import search_trials
 from reports.table import plain
 
 MATTERS, NOT_DETECTED, NOT_TESTABLE = "matters", "not_detected", "not_testable"
-MAX_TRIALS_ASKED = 96  # past this the next step says the design cannot answer, instead of a count nobody runs
-POWER_DRAWS = 60  # simulated studies per trial count in the power analysis: 80% power read to within about 5 points
-POWER_PERMUTATIONS = 1000  # per simulated test: p resolves to 0.001, below any level a page of claims holds it to
 
 
 @dataclass(frozen=True)
@@ -114,74 +111,6 @@ class StudyAnalysis:
         return {"answer": {k: data[k] for k in ("subsets", "across", "next_step")}, "trials": data["trials"]}
 
 
-# ------------------------------------------------------------------------------------ trials a test needs
-def _spread_values(template: pd.Series, count: int) -> pd.Series:
-    """``count`` values of a parameter laid out as a space-filling design would: evenly over the range of the values
-    tried (log-evenly when they span decades), or the choices tried in turn."""
-    present = template.dropna()
-    if inference.groups_of(template).binned:  # a number, as the test itself takes it
-        low, high = float(present.min()), float(present.max())
-        if low > 0 and high / low > 20:
-            return pd.Series(np.geomspace(low, high, count))
-        return pd.Series(np.linspace(low, high, count))
-    choices = sorted(present.astype(str).unique())
-    return pd.Series([choices[i % len(choices)] for i in range(count)])
-
-
-def response(frame: pd.DataFrame, parameter: str):
-    """The measured response as a function of the parameter, for the power analysis to plant: a number's scores
-    interpolated along it (in log scale when it spans decades), a choice's mean score per value."""
-    values, scores = frame[parameter].reset_index(drop=True), frame["score"].to_numpy(float)
-    if inference.groups_of(values).binned:
-        x = pd.to_numeric(values).to_numpy(float)
-        log = bool((x > 0).all() and x.max() / x.min() > 20)
-        order = np.argsort(x)
-        axis = np.log10(x[order]) if log else x[order]
-        return lambda new: np.interp(np.log10(new) if log else new, axis, scores[order])
-    means = pd.Series(scores).groupby(values.astype(str).to_numpy()).mean()
-    return lambda new: means.reindex(pd.Series(new).astype(str)).to_numpy(float)
-
-
-def power_at(frame: pd.DataFrame, parameter: str, count: int, noise_sd: float, level: float, draws: int = POWER_DRAWS,
-             seed: int = 0) -> float:
-    """The share of simulated studies of ``count`` trials (placed as a space-filling design places them, scored by
-    the measured response plus noise of ``noise_sd``) in which the test that is run finds the parameter at
-    ``level``: the power analysis of the test itself, not of a textbook stand-in."""
-    values = _spread_values(frame[parameter], count)
-    truth = response(frame, parameter)(values.to_numpy())
-    rng = np.random.default_rng(seed)
-    found = 0
-    for draw in range(draws):
-        scores = np.clip(truth + rng.normal(0.0, noise_sd, count), 0.0, 1.0)
-        test = inference.parameter_test(pd.DataFrame({parameter: values, "score": scores}), parameter, seed=draw,
-                                        permutations=POWER_PERMUTATIONS)
-        found += test is not None and test.p <= level
-    return found / draws
-
-
-def trials_needed(parameter: str, frame: pd.DataFrame, noise_sd: float, level: float) -> int | None:
-    """The fewest trials per subset from which the test can reach ``level`` and finds the response measured on
-    ``frame``'s trials with 80% probability (``power_at``), searched by doubling then bisection (more trials never
-    hurt the design); None when MAX_TRIALS_ASKED do not, or when the parameter took one value."""
-    if frame[parameter].nunique() < 2:
-        return None
-
-    def enough(count: int) -> bool:
-        values = pd.DataFrame({parameter: _spread_values(frame[parameter], count)})
-        return (inference.reachable_p(values, parameter) <= level
-                and power_at(frame, parameter, count, noise_sd, level) >= inference.POWER)
-
-    low, high = len(frame), len(frame) + 1  # low: not enough (the study's own count); high: the candidate
-    while not enough(high):
-        if high >= MAX_TRIALS_ASKED:
-            return None
-        low, high = high, min(2 * high, MAX_TRIALS_ASKED)
-    while high - low > 1:
-        middle = (low + high) // 2
-        low, high = (low, middle) if enough(middle) else (middle, high)
-    return high
-
-
 # -------------------------------------------------------------------------------------------------- subsets
 def _number(value) -> float | None:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
@@ -201,19 +130,18 @@ def parameter_answers(f: SubsetFindings, parameters: list[str]) -> tuple[Paramet
                 out.append(ParameterAnswer(parameter, NOT_TESTABLE, len(f.scored), None, None, level, None, None, None,
                                            trials_needed(parameter, f.scored, f.noise.sd, level), None))
             continue
-        reach, power = inference.reachable_p(f.scored, parameter), None
+        reach, power, found_at = inference.reachable_p(f.scored, parameter), None, None
         if verdict.holds:
-            kind, detectable, needed = MATTERS, None, None
+            kind, needed = MATTERS, None
             power = power_at(f.scored, parameter, len(f.scored), f.noise.sd, level)
         elif reach > level:  # the noise planted: the spread within the test's groups unless seed repeats measured it
             noise = f.noise.sd if f.noise.source == "seeds" else max(f.noise.sd, _number(test.within_sd) or 0.0)
-            kind, detectable, needed = NOT_TESTABLE, None, trials_needed(parameter, f.scored, noise, level)
+            kind, needed = NOT_TESTABLE, trials_needed(parameter, f.scored, noise, level)
         else:
             kind, needed = NOT_DETECTED, None
-            detectable = _number(inference.detectable_difference([lv.trials for lv in test.levels], test.within_sd,
-                                                                 level))
+            found_at = f.detectable.get((f.budget, parameter))
         out.append(ParameterAnswer(parameter, kind, test.trials, _number(test.p), _number(verdict.adjusted), level,
-                                   _number(test.effect), detectable, reach, needed, power))
+                                   _number(test.effect), found_at, reach, needed, power))
     return tuple(out)
 
 

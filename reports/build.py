@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import os
 import sys
 import time
@@ -20,14 +19,14 @@ from pathlib import Path
 import pandas as pd
 
 from common import logs
-from reports import inference, sensitivity
+from reports import sensitivity
 from reports.analysis import analyse_study
 from reports.answer import answer_lines
 from reports.comparisons import seed_comparisons
 from reports.describe import notes
 from reports.findings import SubsetFindings, across_subsets, analyse, name
 from reports.html import write_page
-from reports.inference import ALPHA, best_set
+from reports.inference import best_set
 from reports.load import NotAStudyError, StudyResults, load_study
 from reports.reproduction import reproduction_table
 from reports.scores import INDEPENDENT, budgets, search_trials
@@ -229,7 +228,6 @@ def verdict_tables(found: dict[str, SubsetFindings]) -> list[Table]:
             rows = f.scored_at[budget]
             learning.add(subset, budget, len(rows), rows["score"].max(), f.chance, f.clips, verdict.p, verdict.adjusted,
                          "learns" if verdict.holds else "not shown above chance")
-        family = f.family_sizes.get("parameters", 0)
         for budget, per in sorted(f.tests.items()):
             for parameter, test in per.items():
                 verdict = f.verdicts.get((budget, parameter))
@@ -237,8 +235,7 @@ def verdict_tables(found: dict[str, SubsetFindings]) -> list[Table]:
                     tests.add(subset, budget, name(parameter), test.trials, test.groups.count, test.omega2, test.p,
                               None, "exploratory (ASHA's survivors, not a claim)", test.effect, None)
                     continue
-                detectable = math.nan if verdict.holds else inference.detectable_difference(
-                    [lv.trials for lv in test.levels], test.within_sd, ALPHA / max(family, 1))
+                detectable = f.detectable.get((budget, parameter))
                 tests.add(subset, budget, name(parameter), test.trials, test.groups.count, test.omega2, test.p,
                           verdict.adjusted, "matters" if verdict.holds else "not detected", test.effect, detectable)
                 for level in test.levels:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from reports import inference
+from reports import inference, power
 from reports.answer import count, name
 from reports.comparisons import welch_interval
 from reports.inference import ALPHA, ParameterTest, holm
@@ -93,6 +93,9 @@ class SubsetFindings:
     words: pd.DataFrame = field(default_factory=pd.DataFrame)  # the headline budget's trials, each with its word
     exponent: Exponent | str | None = None
     family_sizes: dict[str, int] = field(default_factory=dict)
+    # (budget, parameter) -> best-minus-worst difference its test finds with 80% probability, for a claim that did
+    # not hold and whose test could reach its level (reports.power.detectable); None where no difference would be
+    detectable: dict[tuple[int, str], float | None] = field(default_factory=dict)
     sentences: list[str] = field(default_factory=list)
 
     @property
@@ -179,6 +182,11 @@ def analyse(trials: pd.DataFrame, epochs: pd.DataFrame, subsets: list[str], para
              "parameters": sum(len(f.verdicts) for f in found.values())}
     for f in found.values():
         f.family_sizes = dict(sizes)
+        level = ALPHA / max(sizes["parameters"], 1)
+        for (b, parameter), verdict in f.verdicts.items():
+            if not verdict.holds and inference.reachable_p(f.scored_at[b], parameter) <= level:
+                f.detectable[(b, parameter)] = power.detectable(f.scored_at[b], parameter,
+                                                                f.tests[b][parameter].within_sd, level)
     trial_words(found)
     for f in found.values():
         if "batch_size" in parameters and "lr" in parameters and len(f.scored) and f.chance:
@@ -294,13 +302,12 @@ def parameter_sentences(f: SubsetFindings, budget: int) -> list[str]:
                          f"{test.groups.count} groups: even the most extreme outcome has p >= {reach:.3f}, above the "
                          f"corrected level {ALPHA / family:.4f} (the next step says how many trials would reach it).")
             continue
-        detectable = inference.detectable_difference(
-            [lv.trials for lv in test.levels], test.within_sd, ALPHA / family)
-        power = (f"with {test.trials} trials and {100 * test.within_sd:.1f} points of spread within its values, a "
-                 f"difference of {100 * detectable:.0f} points between its best and worst value would have been found "
-                 "with 80% probability" if not math.isnan(detectable) else "its detectable difference is not defined "
-                 "here")
-        lines.append(f"{name(parameter).capitalize()}: no effect detected at epoch {budget} ({stats_text}); {power}.")
+        detectable = f.detectable.get((budget, parameter))
+        could = (f"with {test.trials} trials and {100 * test.within_sd:.1f} points of spread within its values, a "
+                 f"difference of {100 * detectable:.1f} points between its best and worst value would have been found "
+                 "with 80% probability" if detectable is not None else "no difference up to the whole accuracy scale "
+                 "would be found with 80% probability with these trials")
+        lines.append(f"{name(parameter).capitalize()}: no effect detected at epoch {budget} ({stats_text}); {could}.")
     return lines
 
 

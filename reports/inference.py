@@ -20,7 +20,7 @@ family-wise error rate) at ALPHA, whatever the dependence between the tests:
 
 Alongside a test, its effect in accuracy points (the mean score of each of P's values with a 95% t interval) and,
 when the test finds nothing, what it could have found: the difference between P's best and worst value that the
-test would detect with 80% probability at its corrected level (``detectable_difference``).
+test would detect with 80% probability at its corrected level, found by simulating the test (reports/power.py).
 """
 
 from __future__ import annotations
@@ -205,36 +205,6 @@ def level_means(groups: Groups, y: np.ndarray, level: float = 0.95) -> list[Leve
         out.append(Level(label, groups.order[g], len(values), mean, max(mean - half, 0.0), min(mean + half, 1.0)))
     return out
 
-def detectable_difference(sizes: Sequence[int], sd: float, alpha: float, power: float = POWER) -> float:
-    """The smallest difference between P's best and worst value's mean score that a one-way test at level
-    ``alpha`` finds with probability ``power``, given the group sizes and the spread within groups ``sd``: the
-    least favourable case (two groups that far apart, the others between them), from the noncentral F."""
-    sizes = [int(s) for s in sizes if s > 0]
-    n, k = sum(sizes), len(sizes)
-    if k < 2 or n <= k or not sd > 0:
-        return math.nan
-    critical = stats.f.ppf(1 - alpha, k - 1, n - k)
-
-    def noncentrality(delta: float) -> float:
-        worst = math.inf
-        for i in range(k):
-            for j in range(i + 1, k):
-                means = np.zeros(k)
-                means[i], means[j] = delta / 2, -delta / 2
-                grand = np.dot(sizes, means) / n
-                worst = min(worst, float(np.dot(sizes, (means - grand) ** 2)) / sd ** 2)
-        return worst
-
-    def shortfall(delta: float) -> float:
-        return float(stats.ncf.sf(critical, k - 1, n - k, noncentrality(delta))) - power
-
-    high = sd
-    while shortfall(high) < 0:
-        high *= 2
-        if high > 1e3 * sd:
-            return math.nan
-    return float(optimize.brentq(shortfall, 0.0, high, xtol=1e-4 * sd))
-
 @dataclass(frozen=True)
 class ParameterTest:
     parameter: str
@@ -251,27 +221,40 @@ class ParameterTest:
         means = [lv.mean for lv in self.levels]
         return max(means) - min(means) if means else math.nan
 
-def parameter_test(frame: pd.DataFrame, parameter: str, score: str = "score", seed: int = 0,
-                   permutations: int = PERMUTATIONS) -> ParameterTest | None:
-    """The test of one parameter over the trials of ``frame`` (one row each), or None when it does not vary.
-    ``permutations``: fewer resolve p more coarsely (1 / (permutations + 1)); the power analysis uses that."""
+def parameter_test(frame: pd.DataFrame, parameter: str, score: str = "score", seed: int = 0) -> ParameterTest | None:
+    """The test of one parameter over the trials of ``frame`` (one row each), or None when it does not vary."""
     if parameter not in frame or frame[parameter].nunique(dropna=False) < 2:
         return None
     groups = groups_of(frame[parameter])
     y = frame[score].to_numpy(float)
     if groups.count < 2:
         return None
-    p = permutation_p(groups.codes, y, groups.count, seed, permutations)
-    x = pd.to_numeric(frame[parameter], errors="coerce").to_numpy(float) if groups.binned else None
-    if x is not None and (~np.isnan(x)).sum() >= 4:  # a number: also its order, Bonferroni over the two statistics
-        present = ~np.isnan(x)
-        p = min(1.0, 2 * min(p, ordering_p(x[present], y[present], seed, permutations)))
+    p = parameter_p(groups, axis_of(frame[parameter], groups), y, seed)
     means = np.bincount(groups.codes, weights=y, minlength=groups.count) / np.maximum(
         np.bincount(groups.codes, minlength=groups.count), 1)
     residual = y - means[groups.codes]
     dof = len(y) - groups.count
     within = math.sqrt((residual ** 2).sum() / dof) if dof > 0 else math.nan
     return ParameterTest(parameter, len(y), groups, level_means(groups, y), omega_squared(groups.codes, y), p, within)
+
+
+def axis_of(values: pd.Series, groups: Groups) -> np.ndarray | None:
+    """A number's values as floats (NaN where a trial does not have it), the axis its order test runs along; None for
+    a choice."""
+    return pd.to_numeric(values, errors="coerce").to_numpy(float) if groups.binned else None
+
+
+def parameter_p(groups: Groups, x: np.ndarray | None, y: np.ndarray, seed: int = 0,
+                permutations: int = PERMUTATIONS) -> float:
+    """The parameter test's p-value: the spread between the groups, and for a number (``x``) also the order along it,
+    Bonferroni over the two statistics. ``permutations``: fewer resolve p more coarsely (1 / (permutations + 1)),
+    which the power analysis's simulated tests can afford."""
+    p = permutation_p(groups.codes, y, groups.count, seed, permutations)
+    if x is not None and (~np.isnan(x)).sum() >= 4:
+        present = ~np.isnan(x)
+        p = min(1.0, 2 * min(p, ordering_p(x[present], y[present], seed, permutations)))
+    return p
+
 
 def reachable_p(frame: pd.DataFrame, parameter: str) -> float:
     """The smallest p-value ``parameter_test`` can give on these trials' values of ``parameter``: the test

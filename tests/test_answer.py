@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from openpyxl import load_workbook
 
-from reports import analysis, inference, schema
+from reports import inference, power, schema
 from reports.answer import answer_lines, subset_lines
 from reports.html import write_page
 from reports.spreadsheet import write_workbook
@@ -118,8 +118,8 @@ def test_the_stated_floor_is_the_smallest_p_the_test_run_gives_over_every_outcom
 def test_the_trials_asked_for_find_the_measured_response_four_times_in_five_and_one_fewer_do_not():
     lr = np.geomspace(4e-4, 0.1, 5)
     measured = pd.DataFrame({"lr": lr, "score": [0.05, 0.30, 0.45, 0.10, 0.03]})  # a working window
-    needed = analysis.trials_needed("lr", measured, 0.03, 0.025)
+    needed = power.trials_needed("lr", measured, 0.03, 0.025)
     assert needed is not None and 5 < needed < 20
-    fresh = [analysis.power_at(measured, "lr", needed, 0.03, 0.025, draws=200, seed=s) for s in (101, 202)]
+    fresh = [power.power_at(measured, "lr", needed, 0.03, 0.025, draws=200, seed=s) for s in (101, 202)]
     assert min(fresh) >= 0.7  # 80% aimed for, read on 60 draws; new draws stay within their noise of it
-    assert analysis.power_at(measured, "lr", needed - 1, 0.03, 0.025, draws=200, seed=303) < 0.9
+    assert power.power_at(measured, "lr", needed - 1, 0.03, 0.025, draws=200, seed=303) < 0.9

@@ -13,9 +13,10 @@ import pandas as pd
 import pytest
 
 from bench.simulated_study import SEED_SD, Design, Truth, simulate
+from reports import power
 from reports.comparisons import seed_comparisons, welch_interval
 from reports.findings import across_subsets, analyse, data_budget_slope, divergence_sentences
-from reports.inference import best_set, detectable_difference, gupta_constant, holm, permutation_p
+from reports.inference import best_set, gupta_constant, holm, parameter_test, permutation_p
 from reports.reproduction import reproduction_table
 from reports.scaling import batch_exponent
 from reports.scores import NoiseFloor, at_budget, expected_max, headline_budget, seed_noise
@@ -92,13 +93,15 @@ def test_permutation_p_values_are_uniform_under_the_null_and_small_for_a_clear_e
     assert permutation_p(codes, np.array([0.0] * 6 + [1.0] * 6 + [0.0] * 6) + rng.normal(0, 0.1, 18), 3) < 0.001
 
 
-def test_the_detectable_difference_is_found_four_times_in_five_in_the_least_favourable_case():
-    """Two groups of 6 that far apart, one between them, 8 points of noise: the F test at 0.01 rejects ~80%."""
-    delta = detectable_difference([6, 6, 6], SEED_SD, 0.01)
+def test_the_detectable_difference_is_found_four_times_in_five_by_the_test_that_is_run():
+    """Three choices, 6 trials each, 8 points of noise: the difference power.detectable states, planted between the
+    first and the last choice, is found by parameter_test at 0.01 about 80% of the time on fresh draws."""
+    frame = pd.DataFrame({"optimizer": np.repeat(["adam", "adamw", "sgd"], 6)})
+    delta = power.detectable(frame, "optimizer", SEED_SD, 0.01)
     rng = np.random.default_rng(2)
-    codes = np.repeat([0, 1, 2], 6)
-    means = np.array([delta / 2, 0.0, -delta / 2])[codes]
-    found = [permutation_p(codes, means + rng.normal(0, SEED_SD, 18), 3, seed) < 0.01 for seed in range(200)]
+    shift = np.repeat([-delta / 2, 0.0, delta / 2], 6)
+    found = [parameter_test(frame.assign(score=0.5 + shift + rng.normal(0, SEED_SD, 18)), "optimizer", seed=s).p <= 0.01
+             for s in range(200)]
     assert 0.70 <= np.mean(found) <= 0.90
 
 
