@@ -19,7 +19,8 @@ from reports import inference
 from reports.findings import MIN_TESTED, Interaction, SubsetFindings, compare_subsets, searched_frame
 from reports.inference import ALPHA
 from reports.power import power_at, trials_needed
-from reports.scores import search_trials
+from reports.scaling import Exponent
+from reports.scores import INDEPENDENT, at_budget, expected_max, expected_max_band, search_trials
 from reports.table import plain
 
 MATTERS, NOT_DETECTED, NOT_TESTABLE = "matters", "not_detected", "not_testable"
@@ -59,6 +60,27 @@ class SubsetAnswer:
     best_lr: float | None
     working_lr: tuple[float, float] | None  # the lr range whose trials all learned, when they form one range
     parameters: tuple[ParameterAnswer, ...]
+    could_be_best_from: float | None  # with measured seed noise: scores from here up could be the best config's (95%)
+    exponent: ExponentFit | None  # lr* ~ batch^alpha at the headline budget, where estimated
+
+
+@dataclass(frozen=True)
+class ExponentFit:
+    alpha: float
+    low: float  # 90% t interval
+    high: float
+    lr_at_paper_batch: float  # lr* at batch 256 on the fitted line
+
+
+@dataclass(frozen=True)
+class ExpectedBest:
+    """Dodge et al. (2019): the expected best score of n independent random draws of the space, n = 1..draws, at one
+    budget every draw reached, with a 90% bootstrap band."""
+    subset: str
+    budget: int
+    mean: tuple[float, ...]
+    low: tuple[float, ...]
+    high: tuple[float, ...]
 
 
 @dataclass(frozen=True)
@@ -96,6 +118,8 @@ class TrialRow:
     repeat_of: str | None
     folder_link: str | None  # the trial's experiment folder, relative to the report
     curves_link: str | None  # its accuracy curves, relative to the report (the report's copy when it marks a stop)
+    curve: tuple[float | None, ...]  # val top-1 at epochs 1, 2, ... (None where it was not measured: NaN)
+    train_clips_per_class: float | None
 
 
 @dataclass(frozen=True)
@@ -104,11 +128,13 @@ class StudyAnalysis:
     across: AcrossSubsets
     next_step: NextStep
     trials: tuple[TrialRow, ...]
+    expected_best: tuple[ExpectedBest, ...]
 
     def to_json(self) -> dict:
-        """The ``answer`` and ``trials`` of summary.json: every key a field name above."""
+        """The ``answer``, ``trials`` and ``expected_best`` of summary.json: every key a field name above."""
         data = asdict(self)
-        return {"answer": {k: data[k] for k in ("subsets", "across", "next_step")}, "trials": data["trials"]}
+        return {"answer": {k: data[k] for k in ("subsets", "across", "next_step")}, "trials": data["trials"],
+                "expected_best": data["expected_best"]}
 
 
 # -------------------------------------------------------------------------------------------------- subsets
@@ -158,6 +184,21 @@ def working_lr(words: pd.DataFrame) -> tuple[float, float] | None:
     return (low, high) if (inside["word"] == "learned").all() else None
 
 
+def could_be_best_from(f: SubsetFindings) -> float | None:
+    """The lowest score that could still be the best config's at the headline budget (Gupta's 95% set), where the
+    seed noise was measured; None otherwise."""
+    rows = f.scored[~f.scored["diverged"]] if len(f.scored) else f.scored
+    if f.noise.source != "seeds" or f.noise.dof < 1 or rows.empty:
+        return None
+    spread = inference.gupta_constant(len(rows), dof=f.noise.dof) * math.sqrt(2) * f.noise.sd
+    return float(rows["score"].max() - spread)
+
+
+def exponent_fit(f: SubsetFindings) -> ExponentFit | None:
+    e = f.exponent
+    return ExponentFit(e.alpha, e.low, e.high, e.lr_at_paper_batch) if isinstance(e, Exponent) else None
+
+
 def subset_answer(f: SubsetFindings, parameters: list[str]) -> SubsetAnswer:
     rows, words = f.scored, f.words
     verdict = f.learning.get(f.budget)
@@ -171,7 +212,8 @@ def subset_answer(f: SubsetFindings, parameters: list[str]) -> SubsetAnswer:
         None if best is None else float(best["score"]),
         None if best is None else int(best["experiment_id"]),
         None if best is None or "lr" not in best else _number(best["lr"]),
-        working_lr(words) if f.learns() else None, parameter_answers(f, parameters))
+        working_lr(words) if f.learns() else None, parameter_answers(f, parameters), could_be_best_from(f),
+        exponent_fit(f))
 
 
 def across_answer(found: dict[str, SubsetFindings], parameters: list[str]) -> AcrossSubsets:
@@ -241,7 +283,7 @@ def study_command(manifest: dict, study: str, per_subset: int) -> str:
 Links = Callable[[str], tuple[str | None, str | None]]
 
 
-def trial_rows(trials: pd.DataFrame, found: dict[str, SubsetFindings], parameters: list[str],
+def trial_rows(trials: pd.DataFrame, epochs: pd.DataFrame, found: dict[str, SubsetFindings], parameters: list[str],
                links: Links) -> tuple[TrialRow, ...]:
     """Every trial, search and seed repeats, in the subsets' order, with the searched parameters' values, its score at
     each budget it was compared at, its verdict at the headline budget, and ``links(folder)``: its folder and its
@@ -256,6 +298,7 @@ def trial_rows(trials: pd.DataFrame, found: dict[str, SubsetFindings], parameter
             words.update(zip(f.words["trial_id"], f.words["word"]))
     if trials.empty:
         return ()
+    curves = {trial_id: rows.sort_values("epoch") for trial_id, rows in epochs.groupby("trial_id")} if len(epochs) else {}
     order = {subset: i for i, subset in enumerate(found)}
     rows = searched_frame(trials, parameters)
     rows = rows.assign(_order=rows["subset"].map(order).fillna(len(order))).sort_values(["_order", "index"])
@@ -263,7 +306,17 @@ def trial_rows(trials: pd.DataFrame, found: dict[str, SubsetFindings], parameter
         str(row["subset"]), str(row["trial_id"]), _integer(row.get("experiment_id")), _text(row.get("folder")),
         {p: _value(row.get(p)) for p in parameters}, scores.get(row["trial_id"], {}), _text(row.get("stop_reason")),
         _integer(row.get("epochs_run")), _integer(row.get("epochs_planned")), words.get(row["trial_id"]),
-        _text(row.get("repeat_of")), *links(str(row.get("folder")))) for _, row in rows.iterrows())
+        _text(row.get("repeat_of")), *links(str(row.get("folder"))), _curve(curves.get(row["trial_id"])),
+        _number(row["train_clips"] / row["num_classes"]) if pd.notna(row.get("train_clips")) and pd.notna(
+            row.get("num_classes")) else None) for _, row in rows.iterrows())
+
+
+def _curve(rows: pd.DataFrame | None) -> tuple[float | None, ...]:
+    """val top-1 by epoch, 1 to the last recorded (None for an epoch missing or NaN)."""
+    if rows is None or rows.empty:
+        return ()
+    by_epoch = dict(zip(rows["epoch"].astype(int), rows["val_top1"]))
+    return tuple(_number(by_epoch.get(e)) for e in range(1, max(by_epoch) + 1))
 
 
 def _value(value) -> float | int | str | bool | None:
@@ -280,8 +333,29 @@ def _text(value) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def analyse_study(found: dict[str, SubsetFindings], trials: pd.DataFrame, parameters: list[str], manifest: dict,
-                  study: str, links: Links) -> StudyAnalysis:
+def expected_best(trials: pd.DataFrame, epochs: pd.DataFrame, subsets: list[str], levels: list[int]) -> tuple[
+        ExpectedBest, ...]:
+    """Per subset and budget, from the independent random draws of the space only (random trials, or a TPE study's
+    random start-up; a Sobol design's points are not independent), diverged draws at chance, at every budget all of
+    them reached (with ASHA: its first rung)."""
+    out = []
+    for subset in subsets:
+        search = search_trials(trials, subset)
+        draws = search[search["sampled_by"].isin(INDEPENDENT) & (search["stop_reason"] != "errored")]
+        for budget in levels if len(draws) >= 2 else []:
+            rows = at_budget(draws, epochs, budget, levels)
+            if len(rows) < len(draws):
+                continue  # not every draw reached this budget: the rest would not be a sample of the space
+            scores = rows["score"].to_numpy(float)
+            low, high = expected_max_band(scores)
+            out.append(ExpectedBest(subset, int(budget), *(tuple(map(float, v)) for v in (expected_max(scores), low,
+                                                                                            high))))
+    return tuple(out)
+
+
+def analyse_study(found: dict[str, SubsetFindings], trials: pd.DataFrame, epochs: pd.DataFrame, levels: list[int],
+                  parameters: list[str], manifest: dict, study: str, links: Links) -> StudyAnalysis:
     answers = tuple(subset_answer(f, parameters) for f in found.values())
     return StudyAnalysis(answers, across_answer(found, parameters), next_step(answers, trials, manifest, study),
-                         trial_rows(trials, found, parameters, links))
+                         trial_rows(trials, epochs, found, parameters, links),
+                         expected_best(trials, epochs, list(found), levels))

@@ -29,7 +29,7 @@ from reports.html import write_page
 from reports.inference import best_set
 from reports.load import NotAStudyError, StudyResults, load_study
 from reports.reproduction import reproduction_table
-from reports.scores import INDEPENDENT, budgets, search_trials
+from reports.scores import budgets
 from reports.spreadsheet import FILENAME, write_workbook
 from reports.summary import FILENAME as SUMMARY
 from reports.summary import facts_of, summarize, tables_of, write_summary
@@ -94,71 +94,6 @@ def links_from(results: StudyResults, out: Path):
         curves = marked if marked.is_file() else found / "matplotlib_graphs" / "accuracy.png"
         return os.path.relpath(found, out), os.path.relpath(curves, out) if curves.is_file() else None
     return links
-
-
-def draw_figures(results: StudyResults, found: dict[str, SubsetFindings], levels: list[int], subsets,
-                 plots: Path) -> tuple[list[tuple[Path, str]], list[str]]:
-    """The figures this study can show, with their captions, and for each one it cannot, why not (said on the page
-    instead of an empty or single-value panel)."""
-    trials, epochs = results.trials, results.epochs
-    shown = varied(trials)
-    figures, not_drawn = [], []
-
-    def draw(wanted: bool, why_not: str, make, caption: str) -> None:
-        if wanted:
-            figures.append((make().path, caption))
-        else:
-            not_drawn.append(why_not)
-
-    tested = {p for f in found.values() for per in f.tests.values() for p in per}
-    independent = search_trials(trials)["sampled_by"].isin(INDEPENDENT).groupby(search_trials(trials)["subset"]).sum()
-    draw("lr" in shown, "No learning-rate plot: every trial has the same learning rate.",
-         lambda: sensitivity.lr_sensitivity(trials, epochs, found, levels, plots), LR_CAPTION)
-    draw(len(tested) >= 2, "No importance plot: it compares the searched parameters with each other, and fewer than two "
-         "were tested (the table 'Does each parameter matter?' has the one test).",
-         lambda: sensitivity.importance_by_budget(found, levels, plots), IMPORTANCE_CAPTION)
-    draw({"lr", "batch_size"} <= shown, "No learning rate against batch size plot: the study varies "
-         f"{'only the learning rate' if 'lr' in shown else 'not the learning rate'} of the two.",
-         lambda: sensitivity.lr_batch(found, plots), LR_BATCH_CAPTION)
-    draw("scheduler" in shown, "No scheduler comparison: every trial uses the same scheduler.",
-         lambda: sensitivity.scheduler_comparison(found, plots), "Val top-1 per learning-rate scheduler at each "
-         "subset's headline budget.")
-    figures.append((sensitivity.learning_curves(epochs, trials, subsets, plots).path, CURVES_CAPTION))
-    draw(bool(len(independent)) and int(independent.max()) >= 2, "No expected-best-vs-trials curve: it needs "
-         "independent random draws of the space, and this study's trials were placed by its sampler "
-         f"({', '.join(sorted(set(search_trials(trials)['sampled_by'].dropna())))}).",
-         lambda: sensitivity.expected_max_plot(trials, epochs, subsets, levels, results.space_name, plots),
-         EXPECTED_MAX_CAPTION)
-    if {"fraction_per_class", "cap_per_class", "sampling"} & set(results.searched):
-        figures.append((sensitivity.data_budget(found, plots).path, DATA_BUDGET_CAPTION))
-    if "pretrained" in results.searched:
-        figures.append((sensitivity.pretraining(epochs, trials, subsets, plots).path, PRETRAINING_CAPTION))
-    return figures, not_drawn
-
-
-LR_CAPTION = ("Validation top-1 against the learning rate at matched budgets: one colour per budget (an ASHA rung, where "
-              "every trial that reached it is scored by its val top-1 there, or the last epoch of the completed trials), "
-              "a marker per optimizer; crosses at the bottom are diverged trials. Grey, where the study measured its "
-              "seed noise: the scores that could belong to the best config at the headline budget (95%).")
-IMPORTANCE_CAPTION = ("How much of the spread of scores each searched parameter explains (omega squared) at each budget, "
-                      "filled at the headline budget (dotted line) where the permutation test finds that it matters "
-                      "after Holm's correction over every parameter and subset, hollow where no effect was detected; at "
-                      "the other budgets the points are descriptive. The table 'Does each parameter matter?' has the "
-                      "p-values and each value's mean in points.")
-LR_BATCH_CAPTION = ("Learning rate against batch size, coloured by val top-1 at the headline budget; dashed: the linear "
-                    "scaling rule through the paper's recipe (lr 0.1 at batch 256); solid: the fitted lr* ~ batch^alpha "
-                    "where estimated.")
-CURVES_CAPTION = ("Validation top-1 per epoch for every trial, one colour per trial (the legend names its learning "
-                  "rate); x marks where ASHA stopped a trial, + a divergence.")
-EXPECTED_MAX_CAPTION = ("Expected best validation top-1 as a function of the number of trials (Dodge et al., 2019), "
-                        "from the independent random draws of the space (random trials, or TPE's random start-up; a "
-                        "Sobol design's points are not independent draws), diverged draws at chance, at each budget "
-                        "every draw reached, with a 90% bootstrap band.")
-DATA_BUDGET_CAPTION = ("Val top-1 at the headline budget against the training clips per class (log scale), per sampling "
-                       "strategy (stratified: every class keeps its share; uniform: over all clips, keeping the class "
-                       "imbalance); bars: the noise floor, 95%.")
-PRETRAINING_CAPTION = ("Validation top-1 per epoch from scratch (grey) and fine-tuned from the checkpoint (red): each "
-                       "search trial thin, the mean over trials per epoch thick.")
 
 
 def summary_tables(per_subset: dict[str, pd.DataFrame], found: dict[str, SubsetFindings],
@@ -263,6 +198,8 @@ def build(study: Path, out: Path | None = None) -> Path:
     out = Path(out) if out else results.root / "report"
     plots = out / "plots"
     plots.mkdir(parents=True, exist_ok=True)
+    for stale in plots.glob("*.png"):  # a plot an earlier build drew and this one may not: the page shows only its own
+        stale.unlink()
     trials, epochs = results.trials, results.epochs
     levels = budgets(trials, epochs, results.manifest) if len(trials) else []
     found = analyse(trials, epochs, list(results.subsets), results.searched, levels,
@@ -272,18 +209,17 @@ def build(study: Path, out: Path | None = None) -> Path:
     if per_subset:
         mark_stops(results, pd.concat(per_subset.values()), out)
     findings = [line for f in found.values() for line in f.sentences] + across_subsets(found, results.searched)
-    subsets = results.subsets or ("kinetics-motion",)
-    figures, not_drawn = draw_figures(results, found, levels, subsets, plots) if len(trials) else ([], [])
-    step(f"{len(figures)} figures drawn")
     tables = summary_tables(per_subset, found, varied(trials)) + [reproduction_table(trials, found),
                                                                     seed_comparisons(trials)]
-    analysis = analyse_study(found, trials, results.searched, results.manifest, results.name,
+    analysis = analyse_study(found, trials, epochs, levels, results.searched, results.manifest, results.name,
                              links_from(results, out))
     summary = write_summary(out / SUMMARY, summarize(results, found, analysis, levels, findings, tables))
+    figures, not_drawn = sensitivity.figures(summary, plots)
     facts, tables = facts_of(summary), tables_of(summary)
     workbook = write_workbook(out / FILENAME, per_subset, answer_lines(summary), summary["findings"], facts, tables,
                               results.experiment_dir)
     write_page(out / "index.html", summary, figures, not_drawn, facts, tables, workbook)
+    step(f"{len(figures)} figures drawn")
     step(f"written to {out}")
     return out
 

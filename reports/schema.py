@@ -1,4 +1,4 @@
-"""summary.json's schema for ``answer`` and ``trials``, generated from the types that hold them
+"""summary.json's schema for ``answer``, ``trials`` and ``expected_best``, generated from the types that hold them
 (reports/analysis.py), so the documented keys are the code's keys: ``python -m reports.schema`` writes them into
 docs/summary.schema.json, and the suite checks the file against this."""
 
@@ -11,7 +11,7 @@ import types
 import typing
 from pathlib import Path
 
-from reports.analysis import AcrossSubsets, NextStep, StudyAnalysis, SubsetAnswer, TrialRow
+from reports.analysis import AcrossSubsets, ExpectedBest, NextStep, StudyAnalysis, SubsetAnswer, TrialRow
 from reports.summary import SCHEMA_VERSION
 
 DOCUMENT = Path(__file__).resolve().parents[1] / "docs" / "summary.schema.json"
@@ -56,8 +56,9 @@ def generated() -> dict:
                              "render them (reports/answer.py)",
               "properties": {"subsets": of_type(tuple[SubsetAnswer, ...]), "across": of_type(AcrossSubsets),
                              "next_step": of_type(NextStep)}}
-    assert set(answer["properties"]) | {"trials"} == {f.name for f in dataclasses.fields(StudyAnalysis)}
-    return {"answer": answer, "trials": of_type(tuple[TrialRow, ...])}
+    assert set(answer["properties"]) | {"trials", "expected_best"} == {f.name for f in dataclasses.fields(StudyAnalysis)}
+    return {"answer": answer, "trials": of_type(tuple[TrialRow, ...]),
+            "expected_best": of_type(tuple[ExpectedBest, ...])}
 
 
 def document() -> dict:
@@ -65,7 +66,7 @@ def document() -> dict:
     schema = json.loads(DOCUMENT.read_text())
     schema["properties"].update(generated())
     schema["properties"]["schema_version"] = {"const": SCHEMA_VERSION}
-    schema["required"] = list(dict.fromkeys([*schema["required"], "answer", "trials"]))
+    schema["required"] = list(dict.fromkeys([*schema["required"], "answer", "trials", "expected_best"]))
     return schema
 
 

@@ -22,7 +22,7 @@ from reports.spreadsheet import write_workbook
 from reports.summary import SCHEMA_VERSION, facts_of, tables_of
 
 ROOT = Path(__file__).resolve().parents[1]
-RENDERERS = ("answer", "html", "spreadsheet", "describe", "table")
+RENDERERS = ("answer", "html", "spreadsheet", "describe", "table", "sensitivity")
 STATISTICS = {"scipy", "reports.inference", "reports.analysis", "reports.findings", "reports.scores",
               "reports.comparisons", "reports.scaling"}
 

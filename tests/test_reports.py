@@ -19,13 +19,9 @@ from openpyxl import load_workbook
 from PIL import Image
 
 from common import logs
-from reports import sensitivity
 from reports.answer import answer_lines
 from reports.build import Steps, build, main
 from reports.describe import notes
-from reports.findings import analyse
-from reports.load import load_study
-from reports.scores import budgets
 from reports.spreadsheet import EXPERIMENT_COLUMNS, FILENAME, write_workbook
 from reports.table import Column, Table
 from training.plots import plot_curves
@@ -198,57 +194,6 @@ def test_a_plot_of_one_value_is_not_drawn_and_the_page_says_why(report):
     assert "No expected-best-vs-trials curve: it needs independent random draws of the space" in page  # 1 of 4 here
     summary = json.loads((out / "summary.json").read_text())
     assert {"by_optimizer"} <= set(summary["tables"]) and not {"by_scheduler", "by_batch_size"} & set(summary["tables"])
-
-
-@pytest.fixture(scope="module")
-def analysed(smoke):
-    root, _ = smoke
-    results = load_study(root)
-    levels = budgets(results.trials, results.epochs, results.manifest)
-    found = analyse(results.trials, results.epochs, list(results.subsets), results.searched, levels)
-    return results, levels, found
-
-
-def test_the_learning_rate_plot_draws_each_budgets_scores_and_nothing_else(analysed, tmp_path):
-    results, levels, found = analysed
-    trials, epochs = results.trials, results.epochs
-    assert levels == [1, 2, 3]  # smoke: ASHA rungs at epochs 1 and 2, then the last epoch
-    drawn = sensitivity.lr_sensitivity(trials, epochs, found, levels, tmp_path).points
-    for subset in results.subsets:
-        mine = drawn[drawn["subset"] == subset]
-        final = mine[mine["series"] == "epoch 3"]
-        done = trials[(trials["subset"] == subset) & (trials["stop_reason"] == "completed")]
-        assert sorted(zip(final["x"], final["y"])) == sorted(zip(done["lr"], done["last_val_top1"]))
-        first = mine[mine["series"] == "epoch 1"]
-        at_one = epochs[(epochs["subset"] == subset) & (epochs["epoch"] == 1) & epochs["val_top1"].notna()]
-        assert sorted(zip(first["x"], first["y"])) == sorted(zip(at_one["lr"], at_one["val_top1"]))
-        assert mine[mine["series"] == "diverged"].empty
-    blown = trials.index[trials["stop_reason"] == "stopped_by_asha"][0]  # as if that trial's loss had gone NaN
-    marked = trials.assign(stop_reason=trials["stop_reason"].where(trials.index != blown, "diverged"))
-    drawn = sensitivity.lr_sensitivity(marked, epochs, found, levels, tmp_path).points
-    at_bottom = drawn[drawn["series"] == "diverged"]
-    assert at_bottom[["subset", "x", "y"]].values.tolist() == [[trials.loc[blown, "subset"], trials.loc[blown, "lr"], 0.0]]
-
-
-def test_the_importance_plot_draws_each_tested_parameter_filled_only_where_its_test_holds(analysed, tmp_path):
-    _, levels, found = analysed
-    drawn = sensitivity.importance_by_budget(found, levels, tmp_path).points
-    expected = [(s, p, b) for s, f in found.items() for b, per in f.tests.items() for p in per]
-    assert sorted(zip(drawn["subset"], drawn["series"], drawn["x"])) == sorted(expected)
-    for _, point in drawn.iterrows():
-        f = found[point["subset"]]
-        assert point["y"] == f.tests[point["x"]][point["series"]].omega2
-        verdict = f.verdicts.get((point["x"], point["series"]))
-        assert point["matters"] == (verdict is not None and verdict.holds)
-        assert verdict is not None or point["x"] != f.budget  # claims at the headline budget only
-
-
-def test_the_learning_curves_are_every_epoch_of_every_trial(analysed, tmp_path):
-    results, _, _ = analysed
-    drawn = sensitivity.learning_curves(results.epochs, results.trials, results.subsets, tmp_path).points
-    assert len(drawn) == len(results.epochs)
-    merged = drawn.merge(results.epochs, left_on=["subset", "series", "x"], right_on=["subset", "trial_id", "epoch"])
-    assert merged["y"].tolist() == pytest.approx(merged["val_top1"].tolist())
 
 
 def test_notes_say_overfitting_and_the_pages_verdicts_and_could_be_best_only_with_seed_noise():

@@ -4,6 +4,7 @@ second driver, starts that fail."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -17,6 +18,7 @@ import pytest
 from optuna.trial import TrialState
 
 from bench.bench_faults import check_optuna_agrees, optuna_trials
+from reports.answer import answer_lines
 from study.run import main
 from study.study_dir import driver_lock
 from training.results import EPOCHS, TRIALS, read_frame
@@ -71,8 +73,11 @@ def test_a_killed_study_resumes_on_a_new_head_from_its_own_space_with_every_tria
     assert main([*resume, "--data", str(tmp_path)]) == 2
     assert "--data: " in capsys.readouterr().err
     assert main([*resume, "--num-samples", "4", "--seed", "0"]) == 0
-    assert "kinetics-motion: 4 trials" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert "kinetics-motion: 4 trials" in said
     local = tmp_path / "new-head" / "studies" / name
+    answer = answer_lines(json.loads((local / "report" / "summary.json").read_text()))
+    assert "\n".join(answer) in said  # the console closes with the page's answer, word for word
     for root in (local, remote):
         trials = read_frame(root, TRIALS)
         assert len(trials) == 4 and (trials["status"] == "terminated").all(), root
