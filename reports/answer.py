@@ -93,6 +93,9 @@ def untestable(parameter: dict) -> str:
 def working_range_line(subset: dict) -> str:
     tally = (f"{subset['learned']} learned, {subset['at_chance']} at chance, {subset['diverged']} diverged "
              f"(loss NaN), each trial tested against chance with Holm")
+    if not subset["final"] and subset["at_chance"]:
+        tally += (f"; at chance at an ASHA rung (epoch {subset['budget']}) is not a verdict on a learning rate: a "
+                  "trial stopped there may learn later")
     window = subset["working_lr"]
     if window is None:
         return f"Trials: {tally}."

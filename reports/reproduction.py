@@ -40,7 +40,8 @@ def reproduction_table(trials: pd.DataFrame, found: dict[str, SubsetFindings]) -
         if len(repeats) >= 2:
             figures, how = repeats[list(METRICS)].mean(), f"mean of {len(repeats)} seed repeats"
         else:
-            figures, how = best[list(METRICS)], f"single run, the highest of {len(done)} (biased upward)"
+            figures, how = best[list(METRICS)], ("the one completed run" if len(done) == 1 else
+                                                  f"single run, the highest of {len(done)} (biased upward)")
         unlike = _not_comparable(best)
         if subset == "kinetics-392":
             table.add(subset, "Kinetics-skeleton, 400 classes", KINETICS_400["top1"], KINETICS_400["top5"],

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 from openpyxl import load_workbook
 
-from reports import inference, power, schema
-from reports.answer import answer_lines, subset_lines
+from reports import inference, power, schema, sensitivity
+from reports.answer import answer_lines, duration, subset_lines
 from reports.html import write_page
 from reports.spreadsheet import write_workbook
 from reports.summary import SCHEMA_VERSION, facts_of, tables_of
@@ -36,7 +36,8 @@ def parameter(verdict: str, **given) -> dict:
 def subset(name: str, parameters: list[dict], **given) -> dict:
     values = {"subset": name, "budget": 2, "final": False, "trials": 5, "chance": 1 / 30, "learns": True,
               "learns_p_holm": 0.0001, "learned": 2, "at_chance": 3, "diverged": 0, "best_score": 0.107,
-              "best_experiment_id": 10000, "best_lr": 0.0133, "working_lr": [0.0053, 0.0133], "parameters": parameters}
+              "best_experiment_id": 10000, "best_lr": 0.0133, "working_lr": [0.0053, 0.0133], "parameters": parameters,
+              "could_be_best_from": None, "exponent": None}
     return {**values, **given}
 
 
@@ -45,7 +46,8 @@ def hand_written() -> dict:
     trial = {"subset": "kinetics-motion", "trial_id": "a1", "experiment_id": 10000, "folder": "0_30_10000_x",
              "config": {"lr": 0.0133}, "scores": {"2": 0.107, "8": 0.486}, "stop_reason": "completed", "epochs_run": 8,
              "epochs_planned": 8, "verdict": "learned", "repeat_of": None, "folder_link": "../experiments/0_30_10000_x",
-             "curves_link": "../experiments/0_30_10000_x/matplotlib_graphs/accuracy.png"}
+             "curves_link": "../experiments/0_30_10000_x/matplotlib_graphs/accuracy.png",
+             "curve": [0.05, 0.107, 0.2, 0.3, 0.35, 0.4, 0.45, 0.486], "train_clips_per_class": 24.0}
     return {
         "schema_version": SCHEMA_VERSION,
         "study": {"name": "by-hand", "data": "synthetic", "space": "sgd_lr", "status": "finished", "seed": 0,
@@ -59,6 +61,7 @@ def hand_written() -> dict:
                                  "command": "python -m study.run --space sgd_lr --num-samples 9",
                                  "because": ["kinetics-motion: lr"]}},
         "trials": [trial],
+        "expected_best": [],
         "findings": ["A sentence of the details."],
         "noise_floors": {"kinetics-motion": {"sd": 0.02, "kind": "evaluation", "runs": 0, "configs": 0, "budget": 2,
                                              "text": "at least 2.0 points"}},
@@ -75,8 +78,11 @@ def test_a_hand_written_summary_is_valid_and_renders_to_page_workbook_and_consol
     summary = hand_written()
     jsonschema.validate(summary, json.loads(schema.DOCUMENT.read_text()))
     lines = answer_lines(summary)
-    page = write_page(tmp_path / "index.html", summary, [], ["No importance plot: one parameter."], facts_of(summary),
-                      tables_of(summary), tmp_path / "book.xlsx")
+    drawn, absent = sensitivity.figures(summary, tmp_path / "plots")
+    assert [path.name for path, _ in drawn] == ["learning_curves.png"]  # one learning rate: nothing else can show
+    assert any(line.startswith("No learning-rate plot") for line in absent)
+    page = write_page(tmp_path / "index.html", summary, drawn, absent, facts_of(summary), tables_of(summary),
+                      tmp_path / "book.xlsx")
     text = html.unescape(re.sub(r"<[^>]+>", "", page.read_text()))
     assert all(line in text for line in lines)
     assert text.index(lines[0]) < text.index("Trials") < text.index("What the data says")  # the answer leads
@@ -123,3 +129,25 @@ def test_the_trials_asked_for_find_the_measured_response_four_times_in_five_and_
     fresh = [power.power_at(measured, "lr", needed, 0.03, 0.025, draws=200, seed=s) for s in (101, 202)]
     assert min(fresh) >= 0.7  # 80% aimed for, read on 60 draws; new draws stay within their noise of it
     assert power.power_at(measured, "lr", needed - 1, 0.03, 0.025, draws=200, seed=303) < 0.9
+
+
+def _numbers_in(data) -> list[float]:
+    if isinstance(data, dict):
+        return [n for value in data.values() for n in _numbers_in(value)]
+    if isinstance(data, list | tuple):
+        return [n for value in data for n in _numbers_in(value)]
+    return [float(data)] if isinstance(data, int | float) and not isinstance(data, bool) else []
+
+
+def test_every_number_in_the_answer_is_one_of_summary_json(tmp_path):
+    """Each number the answer's lines say is a number of ``answer`` as written: a fraction as a percentage or points,
+    a p-value or level to three decimals, a power in whole percent, a learning rate to two significant digits, a count, or a duration."""
+    summary = hand_written()
+    said = set()
+    for value in _numbers_in(summary["answer"]):
+        said |= {f"{100 * value:.1f}", f"{100 * value:.0f}", f"{value:.3f}", f"{value:.2g}", f"{value:g}"}
+        said |= set(re.findall(r"\d+", duration(value))) if value > 0 else set()
+    said |= {"80", "5", "0.001"}  # the power the answer asks for, "at most five lines", "p < 0.001"
+    for line in answer_lines(summary):
+        for number in re.findall(r"(?<![\w-])\d+(?:\.\d+)?(?![\w])", line.split("python -m")[0]):
+            assert number in said, (number, line)

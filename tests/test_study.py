@@ -219,8 +219,9 @@ def test_seed_repeats_rerun_the_best_configs_with_new_seeds_to_the_last_epoch_in
     out = build(location.root)
     page = (out / "index.html").read_text()
     assert "repeat runs of 2 configs" in page and "(repeat seeds only)" in page
-    summary = said[-1]  # the driver's last words: the comparison, from the repeat runs alone
-    assert "Repeat seeds only, 95% Welch intervals" in summary and "over 2 and 2 repeat seeds" in summary
+    compared = json.loads((out / "summary.json").read_text())["tables"]["seed_comparisons"]["rows"]
+    assert len(compared) == 1 and compared[0]["a_repeats"] == compared[0]["b_repeats"] == 2  # the repeat runs alone
+    assert said[-1].startswith("kinetics-motion: 3 trials; ")  # the driver's last words: how the trials ended
 
 
 def test_both_subsets_run_side_by_side_in_one_tune_experiment(smoke):
