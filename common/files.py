@@ -55,6 +55,13 @@ def write_pickle(target: Path, obj) -> None:
         pickle.dump(obj, handle, protocol=4)
 
 
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's several-line message in one: what is wrong and where (line and column, counted from 1)."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else problem
+
+
 def read_yaml_mapping(path: Path, error: type[Exception], what: str) -> dict:
     """A YAML (or JSON) file that must hold a mapping; ``error`` names the file and what went wrong."""
     if not path.is_file():
@@ -62,7 +69,7 @@ def read_yaml_mapping(path: Path, error: type[Exception], what: str) -> dict:
     try:
         values = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        raise error(f"{path}: not valid YAML/JSON ({exc})") from exc
+        raise error(f"{path}: not valid YAML/JSON ({yaml_problem(exc)})") from exc
     if values is None:
         return {}
     if not isinstance(values, dict):

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import yaml
 
+from common.files import yaml_problem
 from model.memory import GIB, step_memory
 
 GFLOP_PER_CLIP = 36.6  # forward + backward of the paper-shape network at T=150, 2 persons (bench_model's count)
@@ -72,8 +73,13 @@ def node_types(path: Path) -> list[NodeType]:
     """The node types of a cluster-launcher file that can run trials (the head's, when it offers CPUs too)."""
     try:
         config = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise PlanError(f"{path}: not a readable cluster file ({exc})") from exc
+    except OSError as exc:
+        raise PlanError(f"{path}: not a readable cluster file ({exc.strerror or exc})") from exc
+    except yaml.YAMLError as exc:
+        raise PlanError(f"{path}: not a cluster file: not valid YAML ({yaml_problem(exc)})") from exc
+    if not isinstance(config, dict) or not ({"provider", "available_node_types"} & set(config)):
+        raise PlanError(f"{path}: not a cluster file: a Ray cluster-launcher config has 'provider' and "
+                        "'available_node_types' (see cluster.yaml)")
     if config.get("provider", {}).get("type") == "local":
         return [_local_node(path, config)]
     types = []

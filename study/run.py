@@ -16,16 +16,28 @@ Examples:
   python -m study.run --space full --data /data/kinetics-converted --plan cluster.yaml   # its cost, before it starts
 Search spaces: search_spaces/*.yaml, or a path to your own file. Relative paths (--data, --storage, the space,
 classes_file and pretrained) are taken against the current directory, once, on the driver.
-Exit status: 0 when the study ran (some trials may have failed), 1 when every trial failed or the storage URI did
-not get every file, 2 on bad input, 130 when interrupted (Ctrl-C: the trials stop and the study's state is saved;
---resume continues it; a second Ctrl-C stops at once).
+Exit status: 0 when every trial ran to its end (completed, stopped by ASHA or diverged), 1 when every trial failed
+or the storage URI did not get every file, 2 on bad input, 3 when the study ran but some trials errored (counted,
+with the first error, in the closing line), 130 when interrupted (Ctrl-C, at any moment: the trials stop and the
+study's state is saved; --resume continues it; a second Ctrl-C stops at once).
 """
 
 from __future__ import annotations
 
+import signal
+import sys
+
+
+def _interrupted_while_loading(*_) -> None:
+    print("interrupted before the study started; nothing was written", file=sys.stderr)
+    sys.exit(130)
+
+
+if __name__ == "__main__":  # Ctrl-C while the modules below load: one line and exit 130, as at any other moment
+    signal.signal(signal.SIGINT, _interrupted_while_loading)
+
 import argparse
 import os
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -52,6 +64,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 INTERRUPTED = 130  # as a shell reports a process ended by Ctrl-C
+SOME_ERRORED = 3  # the study ran to its end, but some trials errored
 DEFAULTS = {"subset": "both", "data": SYNTHETIC, "profile": "auto", "storage": "studies", "dashboard_host": "127.0.0.1",
             "max_failures": 2, "seed": 0, "set": [], "repeats": 0, "seeds": 0}
 
@@ -205,6 +218,19 @@ def all_failed(trials: pd.DataFrame) -> str | None:
     return None
 
 
+def some_errored(trials: pd.DataFrame) -> str | None:
+    """The closing line of a study some of whose trials errored (after their retries, or a config the trainer
+    refused), or None."""
+    errored = trials[trials["stop_reason"] == "errored"] if len(trials) else trials
+    if errored.empty:
+        return None
+    first = errored.sort_values(["subset", "index"]).iloc[0]
+    return (f"{len(errored)} of {len(trials)} trials errored (the first: {first['subset']} trial {first['index']}: "
+            f"{first['error'] or 'no message'}); each one's reason is in trials.parquet (column error) and in the "
+            "report's notes. The study is complete otherwise, and --resume does not run them again: fix the cause, "
+            "then start a new study.")
+
+
 def resume_command(args: argparse.Namespace, location: StudyLocation) -> str:
     storage = f" --storage {args.storage}" if args.storage != DEFAULTS["storage"] else ""
     return f"python -m study.run --space {Path(args.space).stem} --name {location.name}{storage} --resume"
@@ -218,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     from study.driver import SYNC_TIMEOUT_S, StorageIncomplete, StudyInterrupted, mark_interrupted, run_study
     from study.live_report import LiveReport
     from study.plan import PlanError, plan_study
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # from here Ctrl-C is KeyboardInterrupt, handled below
     logs.configure(args.log_level)
     say = logs.get("driver").info
     location = None
@@ -254,6 +281,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     say(f"results: {location.root} ({len(trials)} trials)")
+    try:
+        return finish(args, location, trials, say, SYNC_TIMEOUT_S)
+    except KeyboardInterrupt:
+        print(f"interrupted after the study finished; build its report with: python -m reports.build {location.root}",
+              file=sys.stderr)
+        return INTERRUPTED
+
+
+def finish(args: argparse.Namespace, location: StudyLocation, trials: pd.DataFrame, say, sync_timeout_s: float) -> int:
+    """After the study: its report and answer, then the exit status that says how its trials ended."""
     if not args.no_report:
         from reports.answer import answer_lines
         from reports.build import build
@@ -262,15 +299,23 @@ def main(argv: list[str] | None = None) -> int:
         from reports.summary import read_summary
         report = build(location.root)
         location.push(report)
-        location.sync(SYNC_TIMEOUT_S)
+        location.sync(sync_timeout_s)
         say("\n".join(answer_lines(read_summary(report / SUMMARY))))
         say(f"report: {report / FILENAME}, {report / 'index.html'}, {report / SUMMARY}")
     failed = all_failed(trials)
     if failed:
         print(f"error: every trial failed; the first: {failed}", file=sys.stderr)
         return 1
+    errored = some_errored(trials)
+    if errored:
+        print(f"error: {errored}", file=sys.stderr)
+        return SOME_ERRORED
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # a moment no handler above covers (a --plan being printed): still one line
+        print("interrupted", file=sys.stderr)
+        sys.exit(INTERRUPTED)

@@ -104,29 +104,40 @@ class StudyLocation:
 
 
 def check_storage(where: str | Path, option: str) -> None:
-    """An unusable storage is bad input: refused, naming the path and why, before anything (Ray included) starts.
-    A folder is usable when its nearest existing ancestor is a writable directory (a URI's, a directory)."""
-    if isinstance(where, str) and is_uri(where):
-        try:
-            fs, path = pafs.FileSystem.from_uri(where)
-            while True:
-                info = fs.get_file_info(path)
-                if info.type == pafs.FileType.File:
-                    raise StudyDirError(f"{option} {where}: {path} is a file, so no study folder can be made under it")
-                if info.type == pafs.FileType.Directory or "/" not in path.strip("/"):
-                    return
-                path = path.rstrip("/").rsplit("/", 1)[0]
-        except (pa.ArrowException, OSError, ValueError) as exc:
-            raise StudyDirError(f"{option} {where}: the storage cannot be reached or is not a URI pyarrow knows "
-                                f"({exc})") from exc
-    path = Path(where)
-    for parent in (path, *path.parents):
-        if parent.exists():
-            if not parent.is_dir():
-                raise StudyDirError(f"{option} {where}: {parent} is a file, so no study folder can be made under it")
-            if not os.access(parent, os.W_OK | os.X_OK):
-                raise StudyDirError(f"{option} {where}: {parent} is not writable by this user")
-            return
+    """An unusable storage is bad input: refused in one line, naming the path and why, before anything (Ray included)
+    starts. A storage is usable when its nearest existing folder takes a file: a probe is written there and removed
+    (permissions alone do not tell: root, read-only mounts, object-store policies), so nothing is left behind."""
+    uri = isinstance(where, str) and is_uri(where)
+    try:
+        fs, path = pafs.FileSystem.from_uri(where) if uri else (pafs.LocalFileSystem(), str(Path(where).absolute()))
+        while True:
+            info = fs.get_file_info(path)
+            if info.type == pafs.FileType.File:
+                raise StudyDirError(f"{option} {where}: {path} is a file, so no study folder can be made under it")
+            parent = (path.rstrip("/").rsplit("/", 1)[0] or "/") if "/" in path.rstrip("/") else path
+            if info.type == pafs.FileType.Directory or parent == path:  # a bucket is the top of its URI
+                break
+            path = parent
+    except StudyDirError:
+        raise
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise StudyDirError(f"{option} {where}: the storage cannot be reached or is not a URI pyarrow knows "
+                            f"({_first_line(exc)})") from exc
+    probe = f"{path.rstrip('/')}/.stgcn-study-probe-{os.getpid()}-{time.monotonic_ns()}"
+    try:
+        with fs.open_output_stream(probe) as stream:
+            stream.write(b"")
+        fs.delete_file(probe)
+    except (pa.ArrowException, OSError) as exc:
+        raise StudyDirError(f"{option} {where}: cannot write in {path}: creating a file there failed "
+                            f"({_first_line(exc)})") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    """What the system said, in a few words: the errno's text where there is one."""
+    if isinstance(exc, OSError) and exc.errno:
+        return os.strerror(exc.errno)
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def default_name(space: str) -> str:

@@ -141,7 +141,8 @@ def _numbers_in(data) -> list[float]:
 
 def test_every_number_in_the_answer_is_one_of_summary_json(tmp_path):
     """Each number the answer's lines say is a number of ``answer`` as written: a fraction as a percentage or points,
-    a p-value or level to three decimals, a power in whole percent, a learning rate to two significant digits, a count, or a duration."""
+    a p-value or level to three decimals, a power in whole percent, a learning rate to two significant digits, a
+    count, or a duration."""
     summary = hand_written()
     said = set()
     for value in _numbers_in(summary["answer"]):

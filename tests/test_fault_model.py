@@ -49,8 +49,24 @@ def test_a_storage_under_a_file_is_refused_naming_it_before_ray_starts(data, tmp
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     assert main(["--space", "smoke", "--data", str(data), "--storage", storage.format(tmp=tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert f"{tmp_path / 'a-file'} is a file, so no study folder can be made under it" in err
+    assert err.startswith("error: --storage ") and err.count("\n") == 1  # one line, not wrapped in 'cannot be reached'
+    assert err.endswith(f": {tmp_path / 'a-file'} is a file, so no study folder can be made under it\n")
     assert "Traceback" not in err and "Started a local Ray" not in err
+
+
+@pytest.mark.parametrize("storage", ["/proc/stgcn-study/studies", "file:///proc/stgcn-study/studies"])
+def test_a_storage_that_cannot_be_written_is_refused_by_a_probe_before_ray_starts(data, tmp_path, monkeypatch, capsys,
+                                                                                   storage):
+    """/proc takes no file, even from root (whom permissions never stop): only writing one tells."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setenv("STGCN_STUDY_CACHE", str(tmp_path / "cache"))
+    assert main(["--space", "smoke", "--data", str(data), "--storage", storage, "--name", "x"]) == 2
+    err = capsys.readouterr().err
+    assert f"--storage {storage}: cannot write in /proc: creating a file there failed (" in err
+    assert len(err.strip().splitlines()) == 1 and "Started a local Ray" not in err
+    assert not list(tmp_path.iterdir()) or [p.name for p in tmp_path.iterdir()] == ["cache"]
+    assert not list((tmp_path / "cache").rglob("study.json"))
 
 
 def test_ray_client_in_ray_address_is_refused_like_the_option(data, tmp_path, monkeypatch, capsys):
@@ -154,3 +170,22 @@ def test_the_state_upload_window_copies_the_files_before_one_half_of_it_and_none
     assert (cut / "a.json").read_bytes() == (staged / "a.json").read_bytes()
     assert (cut / "b.pkl").read_bytes() == (staged / "b.pkl").read_bytes()[:len(b"b.pkl") * 50]
     assert not (cut / "c.json").exists()
+
+
+@pytest.mark.parametrize("module", ["yaml", "study.driver"])
+def test_ctrl_c_while_the_cli_loads_its_modules_exits_130_with_one_line(tmp_path, module):
+    """Ctrl-C delivered the moment study.run imports ``module`` (at its top, or the driver once the arguments parse):
+    exactly then, by an import hook, so the test needs no timing."""
+    hook = ("import builtins, os, runpy, signal, sys\n"
+            "load = builtins.__import__\n"
+            "def interrupting(name, *args, **kwargs):\n"
+            f"    if name == {module!r}:\n"
+            "        os.kill(os.getpid(), signal.SIGINT)\n"
+            "    return load(name, *args, **kwargs)\n"
+            "builtins.__import__ = interrupting\n"
+            f"sys.argv = ['study.run', '--space', 'smoke', '--storage', {str(tmp_path / 'studies')!r}]\n"
+            "runpy.run_module('study.run', run_name='__main__', alter_sys=True)\n")
+    done = subprocess.run([sys.executable, "-c", hook], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 130
+    assert done.stderr.strip() == "interrupted before the study started; nothing was written"
+    assert not (tmp_path / "studies").exists()

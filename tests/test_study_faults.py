@@ -19,7 +19,7 @@ from optuna.trial import TrialState
 
 from bench.bench_faults import check_optuna_agrees, optuna_trials
 from reports.answer import answer_lines
-from study.run import main
+from study.run import SOME_ERRORED, main
 from study.study_dir import driver_lock
 from training.results import EPOCHS, TRIALS, read_frame
 
@@ -131,9 +131,13 @@ def test_a_sample_the_config_refuses_errors_its_trial_only_and_optuna_is_told_ho
     (tmp_path / "bad.yaml").write_text(BAD_SAMPLES)
     monkeypatch.chdir(tmp_path)
     assert main(["--space", "bad.yaml", "--data", str(data), "--storage", "studies", "--name", "bad",
-                 "--max-failures", "2", "--no-report", "--address", cluster]) == 0
+                 "--max-failures", "2", "--no-report", "--address", cluster]) == SOME_ERRORED
     study = tmp_path / "studies" / "bad"
     trials = read_frame(study, TRIALS)
+    err = capsys.readouterr().err.strip().splitlines()
+    count = (trials["stop_reason"] == "errored").sum()
+    assert err[-1].startswith(f"error: {count} of 4 trials errored (the first: kinetics-motion trial ")
+    assert "--resume does not run them again" in err[-1]
     assert len(trials) == 4  # the paper recipe first, then three samples
     assert {"errored", "diverged", "completed"} <= set(trials["stop_reason"])
     errored = trials[trials["stop_reason"] == "errored"]
