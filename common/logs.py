@@ -29,7 +29,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("-q", "--quiet", action="store_const", const=logging.WARNING, dest="log_level",
                        help="say only warnings and errors (no progress)")
     group.add_argument("-v", "--verbose", action="store_const", const=logging.DEBUG, dest="log_level",
-                       help="say more: debug detail, and Tune's per-result table")
+                       help="say more: debug detail (and, in study.run, Tune's line per result)")
 
 
 def configure(level: int | None) -> int:

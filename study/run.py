@@ -1,7 +1,7 @@
 """python -m study.run: a hyperparameter sensitivity study of ST-GCN with Ray Tune (Optuna + ASHA).
 
-Each subset (kinetics-motion, kinetics-392) is its own Tune experiment over the same search space, so their
-results compare cleanly. Results are written while the study runs: STORAGE/NAME/{epochs,trials}.parquet,
+Both subsets (kinetics-motion, kinetics-392) run side by side in one Tune experiment over the same search space,
+each with its own Optuna study and its own ASHA, so their results compare cleanly. Results are written while the study runs: STORAGE/NAME/{epochs,trials}.parquet,
 experiments/<one folder per trial>, optuna/<subset>.journal; at the end the report (python -m reports.build) goes
 to STORAGE/NAME/report/. With no --data the built-in synthetic set (made once, cached) and the labelled CPU-sized
 network are used, so a study finishes in minutes on a laptop.
@@ -47,7 +47,7 @@ from common import logs
 from kinetics.errors import DataError
 from kinetics.subsets import SUBSET_NAMES
 from study.mirror import is_uri
-from study.spaces import SearchSpace, SpaceError, load_space
+from study.spaces import SearchSpace, SpaceError, load_space, shipped_spaces
 from study.study_dir import (
     StudyDirError,
     StudyLocation,
@@ -84,9 +84,10 @@ def parser(defaults: bool = True) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m study.run", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 argument_default=None if defaults else argparse.SUPPRESS)
-    p.add_argument("--space", required=True, help="search space name (search_spaces/NAME.yaml) or file path")
+    p.add_argument("--space", help="search space name (search_spaces/NAME.yaml; --list names them) or file path")
+    p.add_argument("--list", action="store_true", help="list the named search spaces with what each one varies, and exit")
     p.add_argument("--subset", choices=(*SUBSET_NAMES, "both"),
-                   help="which subset(s); default both, each its own Tune experiment (or the space's own list)")
+                   help="which subset(s); default both, side by side (or the space's own list)")
     p.add_argument("--num-samples", type=int, help="trials per subset (default: the space's 'trials')")
     p.add_argument("--data", help="converted dataset directory, or 'synthetic' (default)")
     p.add_argument("--profile", choices=("auto", "paper", "cpu"),
@@ -239,6 +240,13 @@ def resume_command(args: argparse.Namespace, location: StudyLocation) -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parser().parse_args(argv)
+    if args.list:
+        width = max(len(name) for name, _ in shipped_spaces())
+        print("\n".join(f"{name:{width}}  {text}" for name, text in shipped_spaces()))
+        return 0
+    if not args.space:
+        print("error: --space is required: a named space (python -m study.run --list) or a file", file=sys.stderr)
+        return 2
     # Imported once the arguments parse: torch, Ray and the report's libraries take seconds, which --help and a
     # refused option should not wait for.
     from study.driver import SYNC_TIMEOUT_S, StorageIncomplete, StudyInterrupted, mark_interrupted, run_study

@@ -183,8 +183,10 @@ def _param(path: Path, name: str, spec: Any, earlier: dict[str, Param], fixed: l
     if name not in FIELD_TYPES and name not in SWITCHES:
         searchable = ", ".join(sorted(set(FIELD_TYPES) | SWITCHES))
         raise _fail(path, where, f"not a config field; searchable: {searchable}")
-    if not isinstance(spec, dict) or spec.get("type") not in PARAM_TYPES:
+    if not isinstance(spec, dict) or "type" not in spec:
         raise _fail(path, where, f"needs 'type', one of {', '.join(PARAM_TYPES)}")
+    if spec["type"] not in PARAM_TYPES:
+        raise _fail(path, f"{where}.type", f"{spec['type']!r} is not a parameter type; one of {', '.join(PARAM_TYPES)}")
     kind = spec["type"]
     _check_known(path, where, spec, {"type", "when"} | PARAM_TYPES[kind])
     missing = PARAM_TYPES[kind] - set(spec)
@@ -267,6 +269,15 @@ def _resolve_paths(raw: dict, root: Path) -> dict:
             spec = {**spec, "values": [absolute_paths({name: v}, root)[name] for v in spec["values"]]}
         params[name] = spec
     return {**out, "params": params}
+
+
+def shipped_spaces() -> list[tuple[str, str]]:
+    """The named spaces (search_spaces/*.yaml) with the first sentence of each one's description."""
+    out = []
+    for path in sorted(SPACES_DIR.glob("*.yaml")):
+        text = " ".join(str(read_yaml_mapping(path, SpaceError, "search space").get("description", "")).split())
+        out.append((path.stem, text.split(". ")[0].rstrip(".") + "." if text else ""))
+    return out
 
 
 def load_space(name_or_path: str | Path, paths_relative_to: Path | None = None) -> SearchSpace:

@@ -2,7 +2,7 @@
 
 Examples:
   python -m study.train --cpu-profile                      # synthetic data, CPU-sized network, a few minutes
-  python -m study.train --config my.yaml --data /data/kinetics-skeleton --out runs/
+  python -m study.train --config my.yaml --data /data/kinetics-converted --out runs/
   python -m study.train --config my.yaml --out runs/ --resume runs/0_30_12345_kinetics_motion_30_From_Scratch
 """
 
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, help="YAML/JSON file of config fields (others: the paper recipe)")
     parser.add_argument("--cpu-profile", action="store_true",
                         help="the labelled CPU-sized variant (width x0.125, frame stride 3, window 40, no random move, "
-                             "9 epochs)")
+                             f"{CPU_PROFILE['epochs']} epochs)")
     parser.add_argument("--data", help="converted dataset directory, or 'synthetic' (default)")
     parser.add_argument("--subset", choices=("kinetics-motion", "kinetics-392"))
     parser.add_argument("--optimizer", choices=("sgd", "adam", "adamw"))
