@@ -1,9 +1,9 @@
 """python -m study.run: a hyperparameter sensitivity study of ST-GCN with Ray Tune (Optuna + ASHA).
 
 Both subsets (kinetics-motion, kinetics-392) run side by side in one Tune experiment over the same search space,
-each with its own Optuna study and its own ASHA, so their results compare cleanly. Results are written while the study runs: STORAGE/NAME/{epochs,trials}.parquet,
-experiments/<one folder per trial>, optuna/<subset>.journal; at the end the report (python -m reports.build) goes
-to STORAGE/NAME/report/. With no --data the built-in synthetic set (made once, cached) and the labelled CPU-sized
+each with its own Optuna study and its own ASHA, so their results compare cleanly. Results are written while the
+study runs: STORAGE/NAME/{epochs,trials}.parquet, experiments/<one folder per trial>, optuna/<subset>.journal; at
+the end the report (python -m reports.build) goes to STORAGE/NAME/report/. With no --data the built-in synthetic set (made once, cached) and the labelled CPU-sized
 network are used, so a study finishes in minutes on a laptop.
 
 Examples:
