@@ -3,8 +3,8 @@
 Both subsets (kinetics-motion, kinetics-392) run side by side in one Tune experiment over the same search space,
 each with its own Optuna study and its own ASHA, so their results compare cleanly. Results are written while the
 study runs: STORAGE/NAME/{epochs,trials}.parquet, experiments/<one folder per trial>, optuna/<subset>.journal; at
-the end the report (python -m reports.build) goes to STORAGE/NAME/report/. With no --data the built-in synthetic set (made once, cached) and the labelled CPU-sized
-network are used, so a study finishes in minutes on a laptop.
+the end the report (python -m reports.build) goes to STORAGE/NAME/report/. With no --data the built-in synthetic
+set (made once, cached) and the labelled CPU-sized network are used, so a study finishes in minutes on a laptop.
 
 Examples:
   python -m study.run --space sgd_lr                                 # the learning-rate study, both subsets
