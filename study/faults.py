@@ -59,24 +59,17 @@ def install() -> None:
 def _after_checkpoint_registered() -> None:
     """Right after a trial's new checkpoint is registered (Tune deletes the one num_to_keep drops there) and before
     the experiment state that names the checkpoints is saved."""
-    from ray.tune.experiment.trial import Trial
-    original = Trial.on_checkpoint
-
-    def on_checkpoint(self, checkpoint_result):
-        original(self, checkpoint_result)
-        point("tune.checkpoint_registered")
-
-    Trial.on_checkpoint = on_checkpoint
+    from study import ray_compat  # Ray only where a fault point is planned
+    ray_compat.on_checkpoint_registered(lambda: point("tune.checkpoint_registered"))
 
 
 def _inside_state_upload() -> None:
     """In the middle of Tune's upload of its experiment state (trial states, searcher state) to the storage: the
     files before one are copied, that one only half (a copy in flight when the driver dies), the rest not at all.
     Which file is cut turns with the occurrence, so the kill points reach each of them."""
-    from ray.train._internal import storage
-    original = storage._upload_to_fs_path
+    from study import ray_compat
 
-    def upload(local_path, fs, fs_path, exclude=None):
+    def upload(original, local_path, fs, fs_path, exclude=None):
         sig = _due("tune.state_upload_cut")
         if sig is None or not Path(local_path).is_dir():
             return original(local_path, fs, fs_path, exclude)
@@ -90,4 +83,4 @@ def _inside_state_upload() -> None:
                 out.write(data if i < cut else data[:len(data) // 2])
         os.kill(os.getpid(), sig)
 
-    storage._upload_to_fs_path = upload
+    ray_compat.within_state_upload(upload)

@@ -252,7 +252,13 @@ def main(argv: list[str] | None = None) -> int:
     from study.driver import SYNC_TIMEOUT_S, StorageIncomplete, StudyInterrupted, mark_interrupted, run_study
     from study.live_report import LiveReport
     from study.plan import PlanError, plan_study
+    from study.ray_compat import UntestedRay, check_version
     signal.signal(signal.SIGINT, signal.default_int_handler)  # from here Ctrl-C is KeyboardInterrupt, handled below
+    try:
+        check_version()
+    except UntestedRay as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     logs.configure(args.log_level)
     say = logs.get("driver").info
     location = None

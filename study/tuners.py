@@ -17,17 +17,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.fs as pafs
 from ray import tune
-from ray.train._internal.session import _TrainingResult
-from ray.train._internal.storage import StorageContext
 from ray.tune.execution.placement_groups import PlacementGroupFactory
-from ray.tune.result import TRAINING_ITERATION
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search import Searcher
-from ray.tune.trainable.function_trainable import wrap_function
 
 from common import logs
 from common.files import atomic_path, write_json
-from study import session
+from study import ray_compat, session
 from study.recorder import StudyRecorder
 from study.searcher import METRIC, MODE, StudySearcher
 from study.spaces import ASHA_METRICS
@@ -58,7 +54,7 @@ TUNE_VERBOSITY = {logging.WARNING: 0, logging.INFO: 1, logging.DEBUG: 2}
 def named_trainable(trainable: Callable, plans: dict[str, TrialPlan]):
     """The function trainable as Tune's class, whose actors show the trial's name (STUDY.SUBSET.INDEX) as their
     name in the Ray dashboard and the State API instead of the function's, with the resources of its subset."""
-    base = wrap_function(tune.with_parameters(trainable, plans=plans))
+    base = ray_compat.wrap_function(tune.with_parameters(trainable, plans=plans))
 
     class NamedTrial(base):
         """Also: a trial always continues from its newest checkpoint on storage (see ``newest_checkpoint``)."""
@@ -67,11 +63,11 @@ def named_trainable(trainable: Callable, plans: dict[str, TrialPlan]):
             return self.trial_name
 
         def restore(self, checkpoint_path):
-            return super().restore(newest_checkpoint(self._storage, checkpoint_path))
+            return super().restore(newest_checkpoint(ray_compat.trainable_storage(self), checkpoint_path))
 
         def step(self):
-            if not self._restored and self.iteration == 0:  # Tune's state may name no checkpoint that storage has
-                found = newest_checkpoint(self._storage, None)
+            if not ray_compat.was_restored(self) and self.iteration == 0:  # Tune's state may name no checkpoint
+                found = newest_checkpoint(ray_compat.trainable_storage(self), None)  # that storage has
                 if found is not None:
                     self.restore(found)
             return super().step()
@@ -87,7 +83,7 @@ def newest_checkpoint(storage, given):
     checkpoint, or none for a trial's first one, while a newer one is on storage. A checkpoint on storage whose epoch
     the driver never recorded (the epoch in flight) is continued from too: its epochs travel with the trial's next
     report (``restored_history``). The storage context's index is moved past it, so the next checkpoint gets a new
-    name. ``given``: what Tune would restore (a _TrainingResult), or None."""
+    name. ``given``: what Tune would restore (ray_compat.restored_result), or None."""
     fs, trial_dir = storage.storage_filesystem, storage.trial_fs_path
     try:
         entries = fs.get_file_info(pafs.FileSelector(trial_dir, allow_not_found=True))
@@ -101,11 +97,10 @@ def newest_checkpoint(storage, given):
         return given
     newest = indices[-1]
     storage.current_checkpoint_index = max(storage.current_checkpoint_index, newest)
-    path = f"{trial_dir}/{StorageContext._make_checkpoint_dir_name(newest)}"
+    path = f"{trial_dir}/{ray_compat.checkpoint_dir_name(newest)}"
     if given is not None and given.checkpoint.path.rstrip("/") == path:
         return given
-    return _TrainingResult(checkpoint=tune.Checkpoint(path, filesystem=fs),
-                           metrics={TRAINING_ITERATION: newest + 1})  # a checkpoint with every report
+    return ray_compat.restored_result(tune.Checkpoint(path, filesystem=fs), newest + 1)  # a checkpoint every report
 
 
 def _resources(plans: dict[str, TrialPlan], config: dict) -> PlacementGroupFactory:

@@ -1,0 +1,77 @@
+"""Every use of Ray's private API, in one module: what the runner and the fault harness need that Ray Tune does not
+offer publicly. Each of these can change in any Ray release, so pyproject.toml bounds Ray to the releases listed in
+TESTED_RAY (the suite runs on the locked one, tests/test_ray_compat.py), and ``check_version`` refuses another
+before a study starts, naming what to install.
+
+- the function trainable as Tune's class, to subclass it (a trial named in the dashboard, restored from its newest
+  checkpoint on storage): ``wrap_function``, and the trainable's storage context and whether it was restored;
+- the checkpoint folder's name for an index, and the result Tune restores a trial from;
+- two hooks of the fault harness (study/faults.py): after Tune registers a trial's checkpoint, and inside Tune's
+  upload of its experiment state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import ray
+from ray import tune
+from ray.train._internal import storage as _storage
+from ray.train._internal.session import _TrainingResult
+from ray.tune.trainable.function_trainable import wrap_function
+
+TESTED_RAY = ("2.60",)  # major.minor releases whose private API this module was checked against
+
+__all__ = ["TESTED_RAY", "check_version", "checkpoint_dir_name", "on_checkpoint_registered", "restored_result",
+           "trainable_storage", "was_restored", "within_state_upload", "wrap_function"]
+
+
+class UntestedRay(RuntimeError):
+    pass
+
+
+def check_version(version: str = ray.__version__) -> None:
+    """Refuses a Ray release whose private API this module was not checked against."""
+    if ".".join(version.split(".")[:2]) not in TESTED_RAY:
+        raise UntestedRay(f"Ray {version} is installed; stgcn-study uses parts of Ray Tune that are not public and was "
+                          f"tested on Ray {', '.join(TESTED_RAY)}.x: pip install 'ray[tune,default]=={TESTED_RAY[-1]}.*'")
+
+
+def checkpoint_dir_name(index: int) -> str:
+    return _storage.StorageContext._make_checkpoint_dir_name(index)
+
+
+def restored_result(checkpoint: tune.Checkpoint, iteration: int):
+    """What Tune restores a trial from: its checkpoint, with the iteration it was taken at."""
+    from ray.tune.result import TRAINING_ITERATION
+    return _TrainingResult(checkpoint=checkpoint, metrics={TRAINING_ITERATION: iteration})
+
+
+def trainable_storage(trainable):
+    """A trainable's storage context: its trial folder on storage and the index of its next checkpoint."""
+    return trainable._storage
+
+
+def was_restored(trainable) -> bool:
+    return trainable._restored
+
+
+def on_checkpoint_registered(hook: Callable[[], None]) -> None:
+    """Calls ``hook`` each time Tune has registered a trial's new checkpoint (and deleted the one num_to_keep drops),
+    before the experiment state that names the checkpoints is saved."""
+    from ray.tune.experiment.trial import Trial
+    original = Trial.on_checkpoint
+
+    def on_checkpoint(self, checkpoint_result):
+        original(self, checkpoint_result)
+        hook()
+
+    Trial.on_checkpoint = on_checkpoint
+
+
+def within_state_upload(upload: Callable) -> None:
+    """Replaces Tune's copy of a local folder to the storage (its experiment state among them) by ``upload(original,
+    local_path, fs, fs_path, exclude)``."""
+    original = _storage._upload_to_fs_path
+    _storage._upload_to_fs_path = lambda local_path, fs, fs_path, exclude=None: upload(original, local_path, fs,
+                                                                                      fs_path, exclude)
