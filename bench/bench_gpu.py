@@ -1,6 +1,6 @@
 """The GPU path measured on a card, in one command that needs torch and nothing else (no Ray, no network).
 
-    python -m bench.bench_gpu [--out bench/gpu/figures.json] [--clips 40000] [--quick]
+    python -m bench.bench_gpu [--out study/gpu_figures.json] [--clips 40000] [--quick]
     python -m bench.bench_gpu --device cpu --quick --out /tmp/figures.json      # plumbing only, on the CPU
 
 On one device, printing each figure and writing them all to ``--out`` (the JSON ``--plan`` reads,
@@ -51,7 +51,7 @@ from training.trainer import Trainer, loader_workers_for
 
 CLASSES = 400
 FRAMES = [150]  # the window the step is timed at (--quick: 16)
-DEFAULT_OUT = Path(__file__).resolve().parent / "gpu" / "figures.json"
+DEFAULT_OUT = Path(__file__).resolve().parents[1] / "study" / "gpu_figures.json"  # where study.plan reads it
 SETTINGS = {  # name -> (bf16, channels-last, cudnn.benchmark, tf32, compile)
     "defaults (bf16, channels-last, cudnn.benchmark)": (True, True, True, False, False),
     "bf16 off (fp32, TF32 off)": (False, True, True, False, False),

@@ -5,7 +5,7 @@ For each subset: the node type its trials land on and how many fit on one node (
 step needs at the space's largest batch, model/memory.py), how many run at once under the space's concurrency and
 the cluster's node limits, the epochs ASHA is expected to run (every trial to the first rung, 1/rf of them to each
 next one), and the GPU-hours and the wall time from a clips/s figure: measured by ``python -m bench.bench_gpu`` (its
-JSON, bench/gpu/figures.json, when there is one for the card) or else assumed from the card's dense bf16 rate at 30%
+JSON, study/gpu_figures.json, when there is one for the card) or else assumed from the card's dense bf16 rate at 30%
 of peak for 36.6 GFLOP per clip, and said to be assumed. Whether the node can feed that rate (the training array in
 its page cache, or read from its volume) is checked too. A space whose trials fit no node type is refused with why.
 """
@@ -16,6 +16,7 @@ import json
 import math
 import shlex
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import yaml
@@ -26,7 +27,7 @@ from model.memory import GIB, step_memory
 GFLOP_PER_CLIP = 36.6  # forward + backward of the paper-shape network at T=150, 2 persons (bench_model's count)
 ASSUMED_UTILISATION = 0.30  # of the card's dense bf16 rate, until bench_gpu measured the card
 MEMORY_HEADROOM = 0.90  # of a card's memory a trial's share may plan to use
-FIGURES = Path(__file__).resolve().parents[1] / "bench" / "gpu" / "figures.json"
+FIGURES = Path(str(resources.files("study"))) / "gpu_figures.json"  # python -m bench.bench_gpu writes it; installed too
 
 
 @dataclass(frozen=True)

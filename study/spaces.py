@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ from common.files import read_yaml_mapping
 from kinetics.subsets import SUBSET_NAMES
 from training.config import CPU_PROFILE, FIELD_TYPES, ConfigError, TrainConfig, absolute_paths, from_dict, is_path_field
 
-SPACES_DIR = Path(__file__).resolve().parents[1] / "search_spaces"
+SPACES_DIR = Path(str(resources.files("search_spaces")))  # in the source tree or where the package is installed
 PARAM_TYPES = {"loguniform": {"low", "high"}, "uniform": {"low", "high"}, "int": {"low", "high"},
                "pow2": {"low", "high"}, "choice": {"values"}}
 TOP_KEYS = {"name", "description", "base", "cpu_profile", "params", "sampler", "startup_trials", "asha", "report_budget",
