@@ -244,9 +244,12 @@ def pace_s(trials: pd.DataFrame) -> float | None:
 
 
 def next_step(answers: tuple[SubsetAnswer, ...], trials: pd.DataFrame, manifest: dict, study: str) -> NextStep:
-    """What to run next: more trials when a parameter could not be tested (as many as the power analysis asks for);
-    a later budget when no subset is shown above chance; else nothing is needed for the verdicts."""
-    asked = [(a.subset, p) for a in answers for p in a.parameters if p.verdict == NOT_TESTABLE]
+    """What to run next: a later budget when no subset is shown above chance (nothing can be attributed then); more
+    trials when a parameter of a subset that learns could not be tested (as many as the power analysis asks for);
+    else nothing is needed for the verdicts."""
+    if answers and not any(a.learns for a in answers):
+        return NextStep("train_longer", None, None, None, None, tuple(a.subset for a in answers))
+    asked = [(a.subset, p) for a in answers if a.learns for p in a.parameters if p.verdict == NOT_TESTABLE]
     if asked:
         counts = [p.trials_needed for _, p in asked]
         because = tuple(f"{s}: {p.parameter}" for s, p in asked)
@@ -258,8 +261,6 @@ def next_step(answers: tuple[SubsetAnswer, ...], trials: pd.DataFrame, manifest:
         pace = pace_s(search_trials(trials))
         expected = None if pace is None else pace * per_subset * len(answers)  # the command runs a study that size
         return NextStep("add_trials", per_subset, added, expected, study_command(manifest, study, per_subset), because)
-    if answers and not any(a.learns for a in answers):
-        return NextStep("train_longer", None, None, None, None, tuple(a.subset for a in answers))
     return NextStep("done", None, None, None, None, ())
 
 

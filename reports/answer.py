@@ -129,8 +129,9 @@ def next_step_lines(step: dict) -> list[str]:
                 "is shown to find an effect: widen the search, or judge at a later budget (report_budget in the "
                 "space), where the trials are further apart."]
     if step["action"] == "train_longer":
-        return [f"Next: no trial learned at the headline budget ({because}): declare a later report_budget in the space, "
-                "or train longer before comparing."]
+        return [f"Next: no trial is shown above chance at the headline budget ({because}): judge at a later budget "
+                "(report_budget: an epoch of the study's budgets, in a copy of the space), where trials have had time "
+                "to learn, or train longer (more epochs, a longer grace period)."]
     return ["Next: nothing more is needed for these verdicts; repeat the best configs with new seeds (--repeats K "
             "--seeds N) to measure the seed noise."]
 

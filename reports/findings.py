@@ -430,6 +430,8 @@ def compare_subsets(found: dict[str, SubsetFindings], parameters: list[str]) -> 
     rows_a, rows_b = a.scored, b.scored
     if len(rows_a) < MIN_TESTED or len(rows_b) < MIN_TESTED:
         return f"{len(rows_a)} and {len(rows_b)} trials at epoch {budget} (at least {MIN_TESTED} each)"
+    if not (a.learns() or b.learns()):
+        return "neither subset is shown above chance there, so neither has an effect to compare"
     if not (testable(a) or testable(b)):
         return "neither subset has enough trials for its own test of a parameter to reach the corrected level"
     both = pd.concat([rows_a.assign(_second=0), rows_b.assign(_second=1)], ignore_index=True)
