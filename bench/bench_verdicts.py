@@ -12,7 +12,7 @@ report's own analysis on them (reports.findings.analyse, the code the page is wr
 - power: the share of studies that find a planted effect, against 80%;
 - coverage: the share of intervals (or sets) that hold the true value, against their nominal level.
 
-A rate is "ok" when it is within two standard errors of its target on the right side. The README quotes the
+A rate is "ok" when it is within two standard errors of its target on the right side. docs/report.md quotes the
 table; tests/test_verdicts.py runs a smaller draw of the same scenarios.
 """
 

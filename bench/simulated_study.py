@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-SEED_SD = 0.08  # the last epoch's seed noise on the synthetic set (README, "Seed noise")
+SEED_SD = 0.08  # the last epoch's seed noise on the synthetic set (docs/report.md, "Seed noise")
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """``report/summary.json``: the report's answers for programs, and what the page and the spreadsheet are rendered from.
 
-One JSON object, described in README "The report" and checked against docs/summary.schema.json in the suite
+One JSON object, described in docs/report.md and checked against docs/summary.schema.json in the suite
 (``SCHEMA_VERSION`` changes when a key does):
 
 - ``study``: name, data (synthetic or real), space, status, seed, trial count, budgets, each subset's headline

@@ -2,7 +2,7 @@
 
 ``STGCN_STUDY_FAULT=POINT:N:SIGNAL`` (for example ``tune.checkpoint_registered:3:KILL``) makes the driver send
 itself SIGNAL (KILL or INT) the N-th time it passes POINT. Unset, ``point`` is a dictionary lookup and nothing else.
-The points are the windows the README's guarantees are about: a checkpoint Tune registered (and its older one
+The points are the windows docs/faults.md's guarantees are about: a checkpoint Tune registered (and its older one
 deleted) before the experiment state that names it is saved; Tune's own upload of that state to the storage cut in
 the middle of a file; a result written locally but not yet copied to the storage URI; a trial asked of Optuna but not
 yet known to Tune; the search over and the repeats not yet chosen; the study done but not yet marked finished.

@@ -194,7 +194,7 @@ def location_from(args: argparse.Namespace) -> StudyLocation:
     if address and address.startswith("ray://"):
         raise ConfigError(f"{where} {address}: under Ray Client, Tune's driver loop would run on the head and "
                           "write the study there; submit the study as a Ray Job instead: ray job submit --address "
-                          "http://HEAD:8265 --working-dir . -- python -m study.run ... (README, 'Beyond one machine')")
+                          "http://HEAD:8265 --working-dir . -- python -m study.run ... (docs/cluster.md)")
     remote = args.storage if is_uri(args.storage) else None
     if remote and args.resume and not args.name:
         raise StudyDirError(f"{args.storage}: --resume of a study in remote storage needs its --name")

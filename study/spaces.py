@@ -50,7 +50,7 @@ TOP_KEYS = {"name", "description", "base", "cpu_profile", "params", "sampler", "
 ASHA_KEYS = {"grace_period", "reduction_factor", "metric"}
 # What ASHA compares trials by at its rungs, and which way is better. The validation loss by default: on the synthetic
 # set val top-1 sits at chance, tied, for the first epochs (Ray's ASHA lets trials tied at its cutoff through),
-# while the loss already ranks the trials as their final top-1 will (README, "Search spaces").
+# while the loss already ranks the trials as their final top-1 will (docs/running.md, "Search spaces").
 ASHA_METRICS = {"val_loss": "min", "val_top1": "max"}
 SAMPLERS = ("tpe", "qmc", "random")
 RESOURCE_KEYS = {"cpus", "gpus"}

@@ -4,7 +4,7 @@ Each subset's Optuna study is its own journal (optuna/<subset>.journal: the resu
 this starts one optuna-dashboard server per journal, on consecutive ports from --port, in one process, and prints
 their addresses. The pages show every trial with its parameters and state (PRUNED: stopped by ASHA), its per-epoch
 val top-1 as intermediate values, and the history, importance and slice plots, updated as the driver writes.
-Optuna's own plots count only COMPLETE trials, so they are not matched-budget answers: the report is (README,
+Optuna's own plots count only COMPLETE trials, so they are not matched-budget answers: the report is (docs/running.md,
 "Watching a study").
 
 Needs the optional extra: pip install 'stgcn-study[watch]' (locked with the rest in requirements.lock).

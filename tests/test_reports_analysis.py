@@ -220,7 +220,7 @@ def test_welch_intervals_keep_their_coverage_with_four_seeds():
     assert false_alarms / 500 <= 0.08
     found = sum(welch_interval(rng.normal(0.5 + 3 * SEED_SD, SEED_SD, 4), rng.normal(0.5, SEED_SD, 4))[1] > 0
                 for _ in range(500))
-    assert found / 500 >= 0.8  # python -m bench.bench_intervals prints both rates (README, "Seed noise")
+    assert found / 500 >= 0.8  # python -m bench.bench_intervals prints both rates (docs/report.md, "Seed noise")
 
 
 def _study(n: int, subset: str = MOTION) -> pd.DataFrame:

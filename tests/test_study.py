@@ -88,7 +88,7 @@ def test_parquet_tables_match_tunes_own_results(smoke):
 
 
 def test_pandas_reads_the_tables_with_their_types(smoke):
-    """Times as UTC timestamps, integers with gaps as nullable integers, labels as categories, as the README says."""
+    """Times as UTC timestamps, integers with gaps as nullable integers, labels as categories, as docs/running.md says."""
     root, trials = smoke
     table = pd.read_parquet(root / TRIALS)
     for column in ("started_at", "updated_at"):

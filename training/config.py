@@ -119,7 +119,7 @@ APPLIES_WHEN = {"momentum": ("optimizer", ("sgd",)), "nesterov": ("optimizer", (
 # CPU-sized variant for the synthetic demo and tests: an eighth of the paper's width, every 3rd frame (10 fps) in
 # 40-frame windows, batch 8 (more steps per clip), and no random move: on the synthetic set the move's rotation,
 # scale and translation (on top of the generator's own camera nuisance) kept the small network at chance for its
-# first 3-4 epochs (README, "The CPU profile"), which a study of a few minutes cannot afford.
+# first 3-4 epochs (docs/running.md, "The CPU profile"), which a study of a few minutes cannot afford.
 CPU_PROFILE = {"width": 0.125, "frame_stride": 3, "window": 40, "batch_size": 8, "epochs": 8, "milestones": [7],
                "random_move": False, "eval_batch_size": 64}
 
