@@ -6,15 +6,15 @@ seeds, on the cached synthetic set with the CPU profile; one local Ray, all stud
 
 For each study seed (the TPE sampler's seed and every trial's training seed, as study.run's --seed) prints each
 study's best val top-1 and the epochs it consumed, their difference and ratio, then the median over the seeds,
-and writes a plot of best-so-far val top-1 against epochs consumed (``--out``/asha_vs_no_stopping.png). Issue 6
-asks ASHA to come within 1 point of the no-stopping best with at most 35% of its epochs. With at most 10 trials
+and writes a plot of best-so-far val top-1 against epochs consumed (``--out``/asha_vs_no_stopping.png). The target:
+ASHA within 1 point of the no-stopping best with at most 35% of its epochs. With at most 10 trials
 TPE is still in its seeded random start-up phase, so both studies of a seed train exactly the same configs and
 only the stopping differs; beyond that each TPE learns from its own study's results, and which configs it then
 proposes is what several seeds average over. ``--set`` fixes config fields of all studies (``--set epochs=12``):
 ASHA's floor is set by its rungs within the epoch budget, about a third of the epochs at 6 epochs with rungs 1, 3.
 Per seed it also prints how well val top-1 at each of ASHA's rungs ranks the no-stopping study's trials by
 their best (Spearman): a rung whose ranking is near 0 stops trials at random; and how many of the ASHA study's
-trials went on past each rung (values tied at a rung's cutoff all go on), and how many seeds meet each of issue 6's
+trials went on past each rung (values tied at a rung's cutoff all go on), and how many seeds meet each of the target's
 bounds. ``--report-only`` prints all this again from the studies already in ``--storage``, without training.
 """
 
@@ -41,7 +41,7 @@ from study.study_dir import StudyLocation  # noqa: E402
 from training.results import EPOCHS, TRIALS, read_frame  # noqa: E402
 
 STUDIES = (("no early stopping", ["--no-early-stopping"]), ("ASHA", []))
-TARGET_POINTS, TARGET_SHARE = -1.0, 0.35  # issue 6: within 1 point of val top-1, at most 35% of the epochs
+TARGET_POINTS, TARGET_SHARE = -1.0, 0.35  # within 1 point of val top-1, at most 35% of the epochs
 
 
 def best_so_far(epochs: pd.DataFrame):

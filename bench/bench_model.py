@@ -68,7 +68,7 @@ def step_flops(model, x, y) -> dict[str, float]:
 def peak_gflops(size: int = 4096, repeats: int = 5) -> float:
     """The machine's practical fp32 peak: the faster of a size x size matmul (torch's BLAS, MKL) and the same GEMM
     as a 1x1 convolution (oneDNN, which the network's convolutions run on). On an AMD CPU with AVX-512 MKL's
-    sgemm stays well below oneDNN's kernels (session 10), and a bound from it alone is no bound."""
+    sgemm can stay well below oneDNN's kernels, and a bound from it alone is then no bound."""
     a, b = torch.randn(size, size), torch.randn(size, size)
     image = a.t().reshape(1, size, size, 1)  # (1, C=size, H=size, W=1): the convolution multiplies the same matrices
     kernel = b.t().reshape(size, size, 1, 1)

@@ -5,7 +5,7 @@ without actor reuse, one local Ray, both in this process.
 
 For every trial: (first epoch recorded) - (trial started, as the driver's callback saw it: Tune calls it once
 the trial's actor exists, so the actor's own process start is not in this figure) - (that epoch's own time).
-Issue 6 asks at most 3 s after the first trial on a node.
+The target: at most 3 s after the first trial on a node.
 """
 
 from __future__ import annotations

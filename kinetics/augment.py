@@ -87,7 +87,7 @@ def sample_move(batch: int, frames: int, gen: torch.Generator) -> torch.Tensor:
 def apply_move_(x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
     """In place: rotate, scale and translate x/y of every joint by its clip's and frame's parameters; absent
     joints (score 0) get no translation and stay 0. In place, with one temporary channel, because a fresh
-    allocation costs page faults that take longer than the arithmetic (bench/README.md)."""
+    allocation costs page faults that take longer than the arithmetic (python -m bench.bench_augment)."""
     angle, scale, tx, ty = (p.to(x.device)[:, :, None, None] for p in params.unbind(dim=2))
     cos_s, sin_s = torch.cos(angle) * scale, torch.sin(angle) * scale
     px, py = x[:, 0], x[:, 1]

@@ -40,11 +40,10 @@ class ModelConfig:
 
 
 # Up to this many (input x output) channels the graph convolution runs as one dense matmul (see GraphConv). Where
-# the forms cross depends on the CPU; measured per layer (forward + backward, one thread) by
-# ``python -m bench.bench_model --layers``. AVX2 (session 7): dense 11x faster at 3->8 channels, 1.5x at 16->32,
-# 1.25x at 24->24, 0.7x from 32->32. AVX-512 (Zen 5, session 10): 3.1x at 3->8, 2.5x at 8->8, 1.05x at 8->16,
-# 0.70x at 16->16, 0.30x at 32->32, and 3.6x at the paper's 3->64: there the factored form's 1x1 convolution
-# (oneDNN) outruns the dense form's matmul (MKL's sgemm). Both forms give the same outputs (tests/test_model.py).
+# the forms cross depends on the CPU's vector width: ``python -m bench.bench_model --layers`` times both per layer
+# (forward + backward, one thread) and prints where the dense form stops being faster, which is where these
+# thresholds come from. With AVX-512 the factored form's 1x1 convolution (oneDNN) outruns the dense form's matmul
+# (MKL's sgemm) from smaller layers on. Both forms give the same outputs (tests/test_model.py).
 DENSE_MAX_CHANNEL_PRODUCT = {"AVX512": 192}.get(torch.backends.cpu.get_cpu_capability(), 640)
 
 

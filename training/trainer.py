@@ -83,7 +83,8 @@ class Trainer:
         if cuda:
             torch.backends.cudnn.benchmark = config.cudnn_benchmark
         # The compiled module shares the model's parameters; checkpoints keep the plain module's names. Not on
-        # CPU: it measured no faster there (bench/README.md) and torch 2.13's CPU backward crashed on some shapes.
+        # CPU: it measured no faster there (python -m bench.bench_gpu --device cpu) and torch 2.13's CPU backward
+        # crashed on some shapes.
         self.train_model = torch.compile(self.model) if config.compile and cuda else self.model
         self.optimizer = self._build_optimizer()
         self.schedule = EpochSchedule(config)
@@ -118,9 +119,9 @@ class Trainer:
 
     def _build_optimizer(self) -> torch.optim.Optimizer:
         """The fused implementation: one kernel over all parameters instead of a few per parameter, the same
-        update (0.4 against 3.2 ms per SGD step of the CPU-sized network's hundred small tensors; bench/README).
+        update, several times faster on the CPU-sized network's hundred small tensors (``python -m bench.bench_model``).
         Not while a backbone is frozen: torch's fused SGD fails once some parameters have a momentum buffer and
-        the ones unfrozen later do not; the multi-tensor (foreach) form takes that, at 1.6 ms."""
+        the ones unfrozen later do not; the multi-tensor (foreach) form takes that."""
         c, params = self.config, self.model.parameters()
         fused = {"fused": True} if not c.freeze_epochs else {"foreach": True}
         if c.optimizer == "sgd":
