@@ -4,10 +4,10 @@ first, atomically, and a background thread copies each one up after it changes. 
 the current tables, and nothing lives only on a node the autoscaler may remove.
 
 The copies never hold up Tune's loop (a storage that hangs would stall every trial through it): ``push`` only marks
-a path as changed. The copier copies each marked path as it is at that moment, and retries a failed copy with back-
-off, for as long as the study runs; a path marked again while it waits is copied once. ``flush`` waits until every
-marked path has landed: the driver copies all its files and flushes before it calls the study finished, so a study
-the storage says is finished has all its tables there.
+a path as changed. The copier copies each marked path as it is at that moment, and retries a failed copy with
+back-off, for as long as the study runs; a path marked again while it waits is copied once. ``flush`` waits until
+every marked path has landed: the driver copies all its files and flushes before it calls the study finished, so a
+study the storage says is finished has all its tables there.
 """
 
 from __future__ import annotations
