@@ -53,10 +53,18 @@ def connect(address: str | None, echo: Callable[[str], None], dashboard_host: st
                 "see the study and submit jobs to it; prefer an SSH tunnel to 127.0.0.1:8265")
         context = ray.init(address="local", include_dashboard=True, dashboard_host=dashboard_host,
                            log_to_driver=not quiet)
-    url = getattr(context, "dashboard_url", None)
-    echo(f"ray: {'joined ' + address if address else 'local cluster'}; "
-         f"dashboard: {'http://' + url if url else 'not running'}")
+    echo(ray_line(address, getattr(context, "dashboard_url", None)))
     return not address
+
+
+def ray_line(address: str | None, url: str | None) -> str:
+    """Which Ray the study runs on and where its dashboard is; with Ray's token authentication on (its default for a
+    local Ray, RAY_AUTH_MODE=token) the dashboard asks for the token, which ``ray get-auth-token`` prints."""
+    line = f"ray: {'joined ' + address if address else 'local cluster'}; dashboard: "
+    if not url:
+        return line + "not running"
+    token = os.environ.get("RAY_AUTH_MODE", "").lower() == "token"
+    return line + f"http://{url}" + (" (it asks for Ray's token: ray get-auth-token prints it)" if token else "")
 
 
 def trial_resources(space: SearchSpace, request: StudyRequest, subset: str, cpu: bool) -> dict[str, float]:

@@ -100,6 +100,8 @@ class SubsetSearch:
         self.study = optuna.create_study(
             study_name=self.subset, storage=self.storage, direction="maximize", load_if_exists=True,
             sampler=make_sampler(self.space.sampler, active.seed, self.space.startup_trials))
+        if self.study.metric_names is None:  # what optuna-dashboard calls the objective, instead of "Objective 0"
+            self.study.set_metric_names([METRIC])
         self.study_id = self.storage.get_study_id_from_name(self.subset)
 
     def _storage_id(self, number: int) -> int:

@@ -24,6 +24,7 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
 from kinetics.source import cache_root
+from kinetics.subsets import SUBSET_NAMES
 from study.mirror import is_uri
 from training.results import MANIFEST, OPTUNA
 
@@ -46,7 +47,9 @@ def journals(root: Path) -> dict[str, Path]:
     if not (root / MANIFEST).is_file():
         raise FileNotFoundError(f"{root}: no study here ({MANIFEST} missing); give the study's name and its --storage, "
                                 "or the study's directory")
-    found = {path.stem: path for path in sorted((root / OPTUNA).glob("*.journal"))}
+    order = {subset: i for i, subset in enumerate(SUBSET_NAMES)}  # kinetics-motion first: on --port itself
+    found = {path.stem: path for path in sorted((root / OPTUNA).glob("*.journal"),
+                                                key=lambda p: (order.get(p.stem, len(order)), p.stem))}
     if not found:
         raise FileNotFoundError(f"{root / OPTUNA}: no Optuna journal yet (the study has not asked for a trial)")
     return found

@@ -51,3 +51,12 @@ def test_a_misspelled_parameter_type_names_the_value_and_the_allowed_ones(tmp_pa
     allowed = "one of loguniform, uniform, int, pow2, choice"
     with pytest.raises(SpaceError, match=rf"params\.lr\.type: 'log-uniform' is not a parameter type; {allowed}"):
         load_space(space)
+
+
+def test_the_dashboards_address_comes_with_how_to_get_its_token(monkeypatch):
+    from study.driver import ray_line
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    assert ray_line(None, "127.0.0.1:8265") == ("ray: local cluster; dashboard: http://127.0.0.1:8265 (it asks for Ray's "
+                                                "token: ray get-auth-token prints it)")
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    assert ray_line("10.0.0.1:6379", "10.0.0.1:8265").endswith("dashboard: http://10.0.0.1:8265")

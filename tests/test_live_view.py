@@ -80,3 +80,17 @@ def test_every_trial_has_the_tensorboard_events_the_readme_points_to(smoke):
     searched = trials[trials["repeat_of"].isna()]
     with_events = {path.parent.name.rsplit("_", 1)[-1] for path in (root / "search").glob("*/events.out.tfevents.*")}
     assert set(searched["trial_id"]) <= with_events
+
+
+def test_each_subsets_journal_names_its_objective_and_kinetics_motion_gets_the_first_port(smoke):
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    from study.watch import journals
+    root, _ = smoke
+    found = journals(root)
+    assert list(found) == ["kinetics-motion", "kinetics-392"]  # --port, then --port + 1, as docs/running.md says
+    for subset, journal in found.items():
+        study = optuna.load_study(study_name=subset, storage=JournalStorage(JournalFileBackend(str(journal))))
+        assert study.metric_names == ["val_top1"]
