@@ -107,7 +107,7 @@ def trial_epochs(sampled: dict, plans: dict[str, TrialPlan]) -> Iterator[dict]:
     logs.configure(plan.log_level)
     said = logs.get("trainer")
     root = Path(plan.experiments_dir or context.get_trial_dir())
-    experiment = Experiment(config, open_dataset(config.data), root, index=index,
+    experiment = Experiment(config, open_dataset(config.data), root, index=index, curves_every_epoch=False,
                             device=trial_device(config.device, ray.get_gpu_ids()),
                             experiment_id=plan.experiment_id(index),
                             echo=lambda line: said.info(f"[{context.get_trial_name()}] {line}"),

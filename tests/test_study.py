@@ -133,7 +133,12 @@ def test_experiment_folders_are_written_by_the_trials(smoke):
     for folder in trials["folder"]:
         path = root / "experiments" / folder
         assert (path / "save_values_csv" / "epochs.csv").is_file()
-        assert (path / "matplotlib_graphs" / "accuracy.png").is_file()
+    for folder in trials.loc[trials["stop_reason"] == "completed", "folder"]:  # curves drawn at a trial's end only:
+        assert (root / "experiments" / folder / "matplotlib_graphs" / "accuracy.png").is_file()
+    for folder in trials.loc[trials["stop_reason"] == "stopped_by_asha", "folder"]:  # the report draws these
+        assert not (root / "experiments" / folder / "matplotlib_graphs" / "accuracy.png").exists()
+    for folder in trials["folder"]:
+        path = root / "experiments" / folder
         assert json.loads((path / "log" / "config.json").read_text())["data_source"] == "synthetic"
 
 

@@ -38,10 +38,13 @@ class Experiment:
 
     def __init__(self, config: TrainConfig, dataset: ConvertedDataset, root: Path, index: int = 0,
                  experiment_id: int | None = None, echo: Callable[[str], None] | None = None, run_info: dict | None = None,
-                 continues: str | None = None, device: str | None = None):
+                 continues: str | None = None, device: str | None = None, curves_every_epoch: bool = True):
         """``continues``: the name of an existing folder this run must go on writing; a config or dataset that would
-        name another folder is refused before anything is written."""
+        name another folder is refused before anything is written. ``curves_every_epoch``: redraw the curves after
+        every epoch (a run someone watches), or only at its end (a study's trial: its report draws the curves of a
+        trial ASHA stopped, and a figure nobody looks at is time taken from training)."""
         self.config, self.echo = config, echo or logs.get("trainer").info
+        self.curves_every_epoch = curves_every_epoch
         weights = resolve_pretrained(config, self.echo)
         self.pretrained_sha256 = sha256(weights) if weights else None  # names the exact weights a result started from
         self.trainer = Trainer(config, dataset, device, weights)
@@ -71,7 +74,8 @@ class Experiment:
         self.folder.log(line)
         self.echo(line)
         stop = (metrics["epoch"], "diverged (loss NaN)") if metrics["diverged"] else (None, None)
-        self.folder.record_epochs(self.trainer.history, self.title, *stop)
+        ended = self.trainer.finished or metrics["diverged"]
+        self.folder.record_epochs(self.trainer.history, self.title, *stop, curves=self.curves_every_epoch or ended)
         if self.config.sample_images and (self.trainer.finished or metrics["epoch"] == 1):
             self.folder.write_samples(*self.trainer.sample_predictions(self.config.sample_images),
                                       self.trainer.class_names, LAYOUTS[self.trainer.model.config.layout].bones)

@@ -61,12 +61,13 @@ class ExperimentFolder:
             handle.write(line.rstrip("\n") + "\n")
 
     def record_epochs(self, history: list[dict], title: str, stop_epoch: int | None = None,
-                      stop_label: str | None = None) -> pd.DataFrame:
-        """Rewrite the per-epoch CSV and the curves from the full history (after a restore too)."""
+                      stop_label: str | None = None, curves: bool = True) -> pd.DataFrame:
+        """Rewrite the per-epoch CSV, and with ``curves`` the curves, from the full history (after a restore too)."""
         table = pd.DataFrame(history)
         with atomic_path(self.path / "save_values_csv" / "epochs.csv") as tmp:
             table.to_csv(tmp, index=False)
-        plot_curves(table, self.path / "matplotlib_graphs", title, stop_epoch, stop_label)
+        if curves:
+            plot_curves(table, self.path / "matplotlib_graphs", title, stop_epoch, stop_label)
         return table
 
     def write_samples(self, clips, true_labels, predicted, class_names, bones) -> None:
