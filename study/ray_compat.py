@@ -6,6 +6,8 @@ before a study starts, naming what to install.
 - the function trainable as Tune's class, to subclass it (a trial named in the dashboard, restored from its newest
   checkpoint on storage): ``wrap_function``, and the trainable's storage context and whether it was restored;
 - the checkpoint folder's name for an index, and the result Tune restores a trial from;
+- whether an exception from ``tune.report`` with a checkpoint is the storage not taking it (an outage), which Tune
+  raises as a pyarrow error, or as a RuntimeError when its storage marker cannot be seen;
 - two hooks of the fault harness (study/faults.py): after Tune registers a trial's checkpoint, and inside Tune's
   upload of its experiment state.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pyarrow as pa
 import ray
 from ray import tune
 from ray.train._internal import storage as _storage
@@ -23,7 +26,7 @@ from ray.tune.trainable.function_trainable import wrap_function
 TESTED_RAY = ("2.60",)  # major.minor releases whose private API this module was checked against
 
 __all__ = ["TESTED_RAY", "check_version", "checkpoint_dir_name", "on_checkpoint_registered", "restored_result",
-           "trainable_storage", "was_restored", "within_state_upload", "wrap_function"]
+           "trainable_storage", "upload_failed", "was_restored", "within_state_upload", "wrap_function"]
 
 
 class UntestedRay(RuntimeError):
@@ -45,6 +48,16 @@ def restored_result(checkpoint: tune.Checkpoint, iteration: int):
     """What Tune restores a trial from: its checkpoint, with the iteration it was taken at."""
     from ray.tune.result import TRAINING_ITERATION
     return _TrainingResult(checkpoint=checkpoint, metrics={TRAINING_ITERATION: iteration})
+
+
+def upload_failed(exc: BaseException) -> str | None:
+    """Why the storage did not take a checkpoint, when ``exc`` (raised by ``tune.report`` with one) says so; None
+    for any other failure."""
+    if isinstance(exc, (OSError, pa.ArrowException)):
+        return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+    if isinstance(exc, RuntimeError) and str(exc).startswith("Unable to set up cluster storage"):
+        return "the storage cannot be read: Tune's marker file in the experiment folder is not there"
+    return None
 
 
 def trainable_storage(trainable):

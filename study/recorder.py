@@ -12,7 +12,7 @@ from ray.tune import Callback
 from common import logs
 from study import faults, session
 from study.searcher import OPTUNA_NUMBER, SAMPLED_BY
-from study.trainable import INDEX, REPEAT_OF, REPLAYED, RESTORED_HISTORY, SUBSET
+from study.trainable import INDEX, REPEAT_OF, REPLAYED, RESTORED_HISTORY, STORAGE_BEHIND, STORAGE_ERROR, SUBSET
 from training.config import ConfigError
 from training.results import TrialRecord, optuna_journal, reload, write_record
 
@@ -36,6 +36,7 @@ class StudyRecorder(Callback):
 
     def __init__(self):
         self.records: dict[str, TrialRecord] = {}
+        self.storage_behind: set[str] = set()  # trials whose newest checkpoint waits for the storage
 
     def __getstate__(self) -> dict:
         """Tune pickles callbacks into tuner.pkl; the in-memory records are left out: a resumed driver reloads
@@ -76,6 +77,7 @@ class StudyRecorder(Callback):
             trial.max_failures = 0  # a sample the config refuses fails the same way every time: error once
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
+        self.say_storage(trial, result)
         record = self.record_for(trial)
         for earlier in result.get(RESTORED_HISTORY) or []:  # epochs a killed driver had not recorded
             if int(earlier["epoch"]) not in record.epochs:
@@ -91,6 +93,19 @@ class StudyRecorder(Callback):
             self._write(record, ended=True)
             return
         self._write(record)
+
+    def say_storage(self, trial, result: dict) -> None:
+        """Once when the storage stops taking the trials' checkpoints, once when it takes them all again."""
+        behind = int(result.get(STORAGE_BEHIND) or 0)
+        if behind and trial.trial_id not in self.storage_behind:
+            if not self.storage_behind:
+                session.active().echo(f"storage: {trial} could not upload its checkpoint ({result.get(STORAGE_ERROR)}); "
+                                      "trials train on and keep their newest checkpoint until the storage takes it")
+            self.storage_behind.add(trial.trial_id)
+        elif not behind and trial.trial_id in self.storage_behind:
+            self.storage_behind.discard(trial.trial_id)
+            if not self.storage_behind:
+                session.active().echo("storage: it takes the trials' checkpoints again; none is waiting")
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         record = self.record_for(trial)

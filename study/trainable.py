@@ -10,9 +10,11 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import shutil
 import socket
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +25,7 @@ from ray import tune
 from common import logs
 from kinetics.dataset import ConvertedDataset
 from kinetics.source import resolve_data_dir
-from study import live_metrics
+from study import live_metrics, ray_compat
 from study.spaces import SearchSpace
 from training.config import ConfigError, TrainConfig
 from training.experiment import Experiment
@@ -39,6 +41,9 @@ REPORTED_CONFIG = ("optimizer", "batch_size", "scheduler")
 RESTORED_HISTORY = "restored_history"
 # Marks that report when the restored checkpoint is the last epoch's: no new epoch, the last one sent again.
 REPLAYED = "replayed"
+# In every report: how many epochs' checkpoints could not reach the storage (0: the newest one is there), and why.
+STORAGE_BEHIND, STORAGE_ERROR = "storage_behind", "storage_error"
+OUTAGE_LIMIT_S = float(os.environ.get("STGCN_STUDY_OUTAGE_LIMIT_S", "86400"))  # how long an ended trial waits
 
 
 @dataclass(frozen=True)
@@ -128,15 +133,75 @@ def trial_epochs(sampled: dict, plans: dict[str, TrialPlan]) -> Iterator[dict]:
             experiment.restore(Path(directory))
         restored = list(experiment.trainer.history)  # the driver may not have recorded all of them (study/tuners.py)
         if experiment.finished:  # its last epoch's checkpoint is on storage, the driver died before its result
-            report({**restored[-1], REPLAYED: True}, restored, None)  # so the driver records those epochs now
-    while not experiment.finished:
-        metrics = experiment.step()
-        with tempfile.TemporaryDirectory() as directory:
-            experiment.save_checkpoint(Path(directory))
-            report(metrics, restored, tune.Checkpoint.from_directory(directory))
-        restored = []
-        live_metrics.publish(plan.study, plan.subset, context.get_trial_name(), metrics)
-        yield metrics
+            report({**restored[-1], REPLAYED: True, STORAGE_BEHIND: 0}, restored, None)  # recorded now
+    uploads = CheckpointUploads(report, said)
+    try:
+        while not experiment.finished:
+            metrics = experiment.step()
+            uploads.send(metrics, restored, experiment.save_checkpoint)
+            restored = []
+            live_metrics.publish(plan.study, plan.subset, context.get_trial_name(), metrics)
+            yield metrics
+        uploads.finish()
+    finally:
+        uploads.close()
+
+
+class CheckpointUploads:
+    """A storage outage does not stop a trial. Each epoch's checkpoint goes to the storage with its result; when the
+    storage cannot take it, the result goes alone (the driver records the epoch, ASHA judges it), training goes on,
+    and the newest checkpoint waits on the node, replaced by each newer one and sent with the next result the
+    storage takes. A trial that ends while its last checkpoint waits sends it again with back-off (1 s doubling to
+    60 s) before it ends, for at most STGCN_STUDY_OUTAGE_LIMIT_S (a day): its result is recorded either way, and a
+    restart before the upload continues from the newest checkpoint the storage has."""
+
+    def __init__(self, report: Callable, said: logging.Logger):
+        self.report, self.said = report, said
+        self.waiting = Path(tempfile.mkdtemp(prefix="stgcn-checkpoint-"))
+        self.behind, self.last = 0, None
+
+    def send(self, metrics: dict, restored: list[dict], save: Callable[[Path], Path]) -> None:
+        shutil.rmtree(self.waiting)
+        self.waiting.mkdir()
+        save(self.waiting)
+        self.last = metrics
+        self._send(metrics, restored)
+
+    def _send(self, metrics: dict, restored: list[dict], **marks) -> bool:
+        try:
+            self.report({**metrics, STORAGE_BEHIND: 0, **marks}, restored, tune.Checkpoint.from_directory(self.waiting))
+        except Exception as exc:
+            reason = ray_compat.upload_failed(exc)
+            if reason is None:
+                raise
+            self.behind += 0 if marks else 1
+            if not marks:
+                if self.behind == 1:
+                    self.said.warning(f"the storage did not take this epoch's checkpoint ({reason}); training goes "
+                                      "on, the newest checkpoint kept here until it does")
+                self.report({**metrics, STORAGE_BEHIND: self.behind, STORAGE_ERROR: reason, **marks}, restored, None)
+            return False
+        if self.behind:
+            self.said.info(f"the storage took the newest checkpoint again, after {self.behind} epoch(s) without")
+        self.behind = 0
+        return True
+
+    def finish(self) -> None:
+        """The last checkpoint, if it still waits, is sent until the storage takes it (as a replay of the last
+        epoch, which the driver does not record twice)."""
+        delay, deadline = 1.0, time.monotonic() + OUTAGE_LIMIT_S
+        while self.behind and self.last is not None and time.monotonic() < deadline:
+            time.sleep(delay)
+            delay = min(2 * delay, 60.0)
+            self._send(self.last, [], **{REPLAYED: True})
+        if self.behind:
+            self.said.warning(f"the storage has not taken the last checkpoint after {OUTAGE_LIMIT_S:.0f} s; the trial "
+                              "ends with its results recorded, and a restart would continue from the newest checkpoint "
+                              "the storage has")
+
+    def close(self) -> None:
+        shutil.rmtree(self.waiting, ignore_errors=True)
+
 
 
 def run_trial(sampled: dict, plans: dict[str, TrialPlan]) -> None:

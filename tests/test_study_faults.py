@@ -15,12 +15,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 from optuna.trial import TrialState
 
 from bench.bench_faults import check_optuna_agrees, optuna_trials
 from reports.answer import answer_lines
 from study.run import SOME_ERRORED, main
 from study.study_dir import driver_lock
+from training.experiment import CHECKPOINT
 from training.results import EPOCHS, TRIALS, read_frame
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -198,3 +200,48 @@ def test_optuna_learns_asha_stopped_trials_as_pruned_and_each_trial_says_how_it_
             assert trial.user_attrs["sampled_by"] == ("random start-up" if finished < startup else "tpe")
         states = {t.state for t in recorded}
         assert TrialState.PRUNED in states or not (rows["stop_reason"] == "stopped_by_asha").any()
+
+
+def test_a_storage_outage_fails_no_trial_and_every_last_checkpoint_reaches_the_storage_when_it_is_back(
+        cluster, data, tmp_path):
+    """Tune's whole storage (its experiment folder, where the checkpoints go) made unwritable while the trials train,
+    even for root: a file stands where the folder was, so every write under it fails. The trials train on, each epoch
+    is recorded, no trial is retried or errors; once the folder is back, each trial's newest checkpoint reaches it,
+    the last one included, and the driver said once that the storage was out and once that it was back."""
+    bucket, name = tmp_path / "bucket", "outage"
+    cache = tmp_path / "cache"
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "study.run", "--space", "smoke", "--subset", "kinetics-motion", "--num-samples", "2",
+         "--set", "epochs=6", "--set", "cap_per_class=3", "--no-early-stopping", "--data", str(data),
+         "--storage", f"file://{bucket}", "--name", name, "--address", cluster, "--no-report"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "STGCN_STUDY_CACHE": str(cache)})
+    local, search = cache / "studies" / name, bucket / name / "search"
+
+    def recorded() -> int:
+        return len(_epochs(local))
+
+    def wait_for(ready, what: str, timeout_s: float = 300) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not ready() and driver.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        ended = driver.poll() is not None
+        assert ready(), f"{what}: the study " + (f"ended: {driver.stdout.read()[-3000:]}" if ended else "still runs")
+
+    wait_for(lambda: recorded() >= 1 and search.is_dir(), "a first epoch recorded")
+    away = search.with_name("search.away")
+    search.rename(away)
+    search.write_text("the storage is out")
+    started = recorded()
+    wait_for(lambda: recorded() >= started + 4, "four epochs recorded while the storage was out")
+    search.unlink()
+    away.rename(search)
+    said, _ = driver.communicate(timeout=600)
+    assert driver.returncode == 0, said[-3000:]
+    trials = read_frame(local, TRIALS)
+    assert (trials["stop_reason"] == "completed").all() and (trials["retries"] == 0).all(), trials[["stop_reason"]]
+    assert said.count("could not upload its checkpoint") == 1 and said.count("takes the trials' checkpoints again") == 1
+    for trial_id, epochs_run in zip(trials["trial_id"], trials["epochs_run"]):
+        (folder,) = [p for p in search.iterdir() if p.is_dir() and p.name.endswith(trial_id)]
+        newest = max((p for p in folder.glob("checkpoint_*") if (p / CHECKPOINT).is_file()), key=lambda p: p.name)
+        assert torch.load(newest / CHECKPOINT, weights_only=False)["epoch"] == epochs_run
