@@ -160,12 +160,13 @@ def parameter_answers(f: SubsetFindings, parameters: list[str]) -> tuple[Paramet
         if verdict.holds:
             kind, needed = MATTERS, None
             power = power_at(f.scored, parameter, len(f.scored), f.noise.sd, level)
-        elif reach > level:  # the noise planted: the spread within the test's groups unless seed repeats measured it
+        elif reach > level or f.detectable.get((f.budget, parameter)) is None:  # it cannot find even the largest
+            # difference 4 times in 5; the noise planted: the spread within the test's groups, unless seeds measured it
             noise = f.noise.sd if f.noise.source == "seeds" else max(f.noise.sd, _number(test.within_sd) or 0.0)
             kind, needed = NOT_TESTABLE, trials_needed(parameter, f.scored, noise, level)
         else:
             kind, needed = NOT_DETECTED, None
-            found_at = f.detectable.get((f.budget, parameter))
+            found_at = f.detectable[(f.budget, parameter)]
         out.append(ParameterAnswer(parameter, kind, test.trials, _number(test.p), _number(verdict.adjusted), level,
                                    _number(test.effect), found_at, reach, needed, power))
     return tuple(out)
@@ -245,10 +246,11 @@ def pace_s(trials: pd.DataFrame) -> float | None:
 
 def next_step(answers: tuple[SubsetAnswer, ...], trials: pd.DataFrame, manifest: dict, study: str) -> NextStep:
     """What to run next: a later budget when no subset is shown above chance (nothing can be attributed then); more
-    trials when a parameter of a subset that learns could not be tested (as many as the power analysis asks for);
-    else nothing is needed for the verdicts."""
-    if answers and not any(a.learns for a in answers):
-        return NextStep("train_longer", None, None, None, None, tuple(a.subset for a in answers))
+    trials when a parameter of a subset that learns could not be tested (as many as the power analysis asks for); a
+    later budget for a subset not shown above chance; else nothing is needed for the verdicts."""
+    silent = tuple(a.subset for a in answers if not a.learns)
+    if answers and len(silent) == len(answers):
+        return NextStep("train_longer", None, None, None, None, silent)
     asked = [(a.subset, p) for a in answers if a.learns for p in a.parameters if p.verdict == NOT_TESTABLE]
     if asked:
         counts = [p.trials_needed for _, p in asked]
@@ -261,6 +263,8 @@ def next_step(answers: tuple[SubsetAnswer, ...], trials: pd.DataFrame, manifest:
         pace = pace_s(search_trials(trials))
         expected = None if pace is None else pace * per_subset * len(answers)  # the command runs a study that size
         return NextStep("add_trials", per_subset, added, expected, study_command(manifest, study, per_subset), because)
+    if silent:
+        return NextStep("train_longer", None, None, None, None, silent)
     return NextStep("done", None, None, None, None, ())
 
 

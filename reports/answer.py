@@ -86,6 +86,9 @@ def untestable(parameter: dict) -> str:
     trials = count(parameter["trials"], "trial")
     if parameter["reach"] is None:
         return f"{name(parameter['parameter'])}: {trials} are too few for its test to run"
+    if parameter["reach"] <= parameter["level"]:
+        return (f"{name(parameter['parameter'])}: with {trials}, spread over its values as they are, the test would find "
+                "even the largest difference less than 4 times in 5")
     return (f"{name(parameter['parameter'])}: with {trials} the test's smallest p is {parameter['reach']:.3f}, above the "
             f"corrected level {parameter['level']:.3f}")
 
@@ -129,7 +132,7 @@ def next_step_lines(step: dict) -> list[str]:
                 "is shown to find an effect: widen the search, or judge at a later budget (report_budget in the "
                 "space), where the trials are further apart."]
     if step["action"] == "train_longer":
-        return [f"Next: no trial is shown above chance at the headline budget ({because}): judge at a later budget "
+        return [f"Next: no trial is shown above chance at the headline budget on {because}: judge at a later budget "
                 "(report_budget: an epoch of the study's budgets, in a copy of the space), where trials have had time "
                 "to learn, or train longer (more epochs, a longer grace period)."]
     return ["Next: nothing more is needed for these verdicts; repeat the best configs with new seeds (--repeats K "

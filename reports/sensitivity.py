@@ -99,7 +99,7 @@ def lr_sensitivity(summary: dict, out: Path) -> Plot:
             ax.axhline(100 * answer["chance"], color="grey", linestyle="--", linewidth=1, label="chance")
         ax.set(xscale="log", xlabel="learning rate", ylabel="val top-1 (%)", title=subset)
         ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=6)
+        ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)  # below: never over a point
     save_figure(fig, out / "lr_sensitivity.png")
     return Plot(out / "lr_sensitivity.png", pd.DataFrame(points, columns=["subset", "series", "x", "y", "optimizer"]))
 
