@@ -51,6 +51,8 @@ class NodeType:
     memory_gib: float  # host RAM
     volume_mb_s: float  # the root volume's read rate
     max_workers: int
+    price: float | None = None  # USD per node-hour
+    price_declared: bool = False  # by the cluster file (its label), else the list price assumed
 
 
 # AWS instance types the plan knows: vCPUs, GPUs, card, host GiB. (gp3 volumes read 125 MB/s unless the node
@@ -64,6 +66,17 @@ INSTANCES = {
     "p5.48xlarge": (192, 8, "H100", 2048), "p5e.48xlarge": (192, 8, "H200", 2048),
     "m5.xlarge": (4, 0, None, 16), "m5.2xlarge": (8, 0, None, 32), "m5.4xlarge": (16, 0, None, 64)}
 GP3_MB_S = 125
+# On-demand list prices (USD per hour, us-east-1, Linux) of the instance types above: an assumption the plan labels,
+# used where the cluster file does not declare a node type's price as its label `price-usd-per-hour`.
+LIST_PRICES = {"g5.xlarge": 1.006, "g5.2xlarge": 1.212, "g5.4xlarge": 1.624, "g5.8xlarge": 2.448, "g5.12xlarge": 5.672,
+               "g5.24xlarge": 8.144, "g5.48xlarge": 16.288, "g6.xlarge": 0.805, "g6.12xlarge": 4.602,
+               "g6e.xlarge": 1.861, "g6e.12xlarge": 10.493, "p4d.24xlarge": 32.773, "p4de.24xlarge": 40.966,
+               "p5.48xlarge": 98.32, "p5e.48xlarge": 108.0, "m5.xlarge": 0.192, "m5.2xlarge": 0.384,
+               "m5.4xlarge": 0.768}
+PRICE_LABEL = "price-usd-per-hour"
+NODE_START_MIN = 6.0  # ASSUMED: a GPU node from launch to running trials (boot, image pull, setup, data sync)
+# Kinetics-skeleton as released (Yan et al.): planned at its average clips per class when no --data is given.
+RELEASE_CLIPS = {"train": 240_436, "val": 19_796, "classes": 400}
 
 
 class PlanError(ValueError):
@@ -96,8 +109,11 @@ def node_types(path: Path) -> list[NodeType]:
         volume = max((m.get("Ebs", {}).get("Throughput", GP3_MB_S) for m in node.get("BlockDeviceMappings", [])),
                      default=GP3_MB_S)
         limit = spec.get("max_workers", config.get("max_workers", 1)) if name != config.get("head_node_type") else 1
+        declared_price = (spec.get("labels") or {}).get(PRICE_LABEL)
+        price = float(declared_price) if declared_price is not None else LIST_PRICES.get(instance)
         if cpus or gpus:
-            types.append(NodeType(name, cpus, gpus, CARDS[card] if card and gpus else None, memory, volume, limit))
+            types.append(NodeType(name, cpus, gpus, CARDS[card] if card and gpus else None, memory, volume, limit,
+                                  price, declared_price is not None))
     if not types:
         raise PlanError(f"{path}: no node type offers CPUs or GPUs to trials")
     return types
@@ -208,6 +224,25 @@ class SubsetPlan:
     def wall_hours(self) -> float:
         return self.gpu_hours / (self.gpu * self.concurrent) if self.gpu else math.nan
 
+    @property
+    def nodes(self) -> int:
+        return math.ceil(self.concurrent / self.per_node)
+
+    @property
+    def cost(self) -> float | None:
+        """USD: the nodes the concurrent trials hold, for the wall time plus their start-up."""
+        if self.node.price is None:
+            return None
+        return self.node.price * self.nodes * (self.wall_hours + NODE_START_MIN / 60)
+
+    def cost_text(self) -> str:
+        if self.cost is None:
+            return "no price known for this node type (label it price-usd-per-hour in the cluster file)"
+        source = "the price the cluster file declares" if self.node.price_declared else \
+            "ASSUMED: its on-demand list price in us-east-1"
+        return (f"about ${self.cost:,.2f} for {self.nodes} node(s) at ${self.node.price:g}/h ({source}), "
+                f"{NODE_START_MIN:g} min of node start-up included (ASSUMED)")
+
     def lines(self) -> list[str]:
         source = "measured by bench_gpu" if self.measured else (
             f"ASSUMED: {ASSUMED_UTILISATION:.0%} of the {self.node.card.name}'s {self.node.card.bf16_tflops:g} dense "
@@ -223,7 +258,8 @@ class SubsetPlan:
                 f"each: a step at batch {self.batch} needs {self.needed_gib:.1f} GiB), {self.concurrent} at once{room}",
                 f"  {self.epochs:,.0f} epochs expected ({self.train_clips:,} training and {self.val_clips:,} validation "
                 f"clips each), {self.clips_per_s:,.0f} train clips/s per trial ({source}){feed}",
-                f"  {_hours(self.gpu_hours)} GPU-hours, about {_hours(self.wall_hours)} hours of wall time"]
+                f"  {_hours(self.gpu_hours)} GPU-hours, about {_hours(self.wall_hours)} hours of wall time, "
+                f"{self.cost_text()}"]
 
 
 def _hours(value: float) -> str:
@@ -232,30 +268,43 @@ def _hours(value: float) -> str:
 
 def plan_subset(subset: str, types: list[NodeType], cpus: float, gpus_declared: float | None, batch: int,
                 needed: int, concurrency: int, epochs: float, clips: tuple[int, int], bytes_per_clip: int,
-                array_bytes: int) -> SubsetPlan:
-    """The first node type the subset's trials fit, and what they cost there."""
-    reasons = []
+                array_bytes: int) -> list[SubsetPlan]:
+    """The subset's trials on every node type they fit, the cheapest first (by cost, where every price is known;
+    else in the file's order)."""
+    fits, reasons = [], []
     for node in types:
-        if node.card is None:
-            reasons.append(f"{node.name} has no GPU")
-            continue
-        gpu = gpu_share(needed, node.card)
-        if gpu is None:
-            reasons.append(f"{node.name}: a {node.card.name} has {node.card.memory_gib:g} GiB, a trial needs "
-                           f"{needed / GIB:.1f} GiB at batch {batch}")
-            continue
-        gpu = max(gpu, gpus_declared or 0.0)
-        per_node = min(int(node.cpus // cpus) if cpus else 10 ** 6, int(node.gpus // gpu))
-        if per_node < 1:
-            reasons.append(f"{node.name} has {node.cpus:g} CPUs, a trial asks for {cpus:g}")
-            continue
-        measured = measured_clips_per_s(node.card, batch)
-        rate = measured or ASSUMED_UTILISATION * node.card.bf16_tflops * 1e3 / GFLOP_PER_CLIP * gpu
-        feed = node.volume_mb_s * 1e6 / bytes_per_clip if array_bytes > 0.8 * node.memory_gib * GIB else None
-        capacity = per_node * node.max_workers
-        return SubsetPlan(subset, node, cpus, gpu, per_node, min(concurrency, capacity), capacity, batch,
-                          needed / GIB, epochs, rate, measured is not None, clips[0], clips[1], feed)
-    raise PlanError(f"{subset}: its trials fit no node type: " + "; ".join(reasons))
+        try:
+            fits.append(_on_node(subset, node, cpus, gpus_declared, batch, needed, concurrency, epochs, clips,
+                                 bytes_per_clip, array_bytes))
+        except PlanError as exc:
+            reasons.append(str(exc))
+    if not fits:
+        raise PlanError(f"{subset}: its trials fit no node type: " + "; ".join(reasons))
+    if all(plan.cost is not None for plan in fits):
+        fits.sort(key=lambda plan: plan.cost)
+    return fits
+
+
+def _on_node(subset: str, node: NodeType, cpus: float, gpus_declared: float | None, batch: int, needed: int,
+             concurrency: int, epochs: float, clips: tuple[int, int], bytes_per_clip: int,
+             array_bytes: int) -> SubsetPlan:
+    """The subset's trials on one node type, or a PlanError saying why they do not fit it."""
+    if node.card is None:
+        raise PlanError(f"{node.name} has no GPU")
+    gpu = gpu_share(needed, node.card)
+    if gpu is None:
+        raise PlanError(f"{node.name}: a {node.card.name} has {node.card.memory_gib:g} GiB, a trial needs "
+                        f"{needed / GIB:.1f} GiB at batch {batch}")
+    gpu = max(gpu, gpus_declared or 0.0)
+    per_node = min(int(node.cpus // cpus) if cpus else 10 ** 6, int(node.gpus // gpu))
+    if per_node < 1:
+        raise PlanError(f"{node.name} has {node.cpus:g} CPUs, a trial asks for {cpus:g}")
+    measured = measured_clips_per_s(node.card, batch)
+    rate = measured or ASSUMED_UTILISATION * node.card.bf16_tflops * 1e3 / GFLOP_PER_CLIP * gpu
+    feed = node.volume_mb_s * 1e6 / bytes_per_clip if array_bytes > 0.8 * node.memory_gib * GIB else None
+    capacity = per_node * node.max_workers
+    return SubsetPlan(subset, node, cpus, gpu, per_node, min(concurrency, capacity), capacity, batch,
+                      needed / GIB, epochs, rate, measured is not None, clips[0], clips[1], feed)
 
 
 def largest_batch(space, profile_cpu: bool) -> int:
@@ -266,32 +315,64 @@ def largest_batch(space, profile_cpu: bool) -> int:
     return int(space.base_config(profile_cpu).get("batch_size", 256))
 
 
+def mean_fraction(space) -> float:
+    """The share of each class's training clips a trial of ``space`` trains on, on average: a searched
+    fraction_per_class's mean (uniform draws), else its base value, else all of them."""
+    for param in space.params:
+        if param.name == "fraction_per_class":
+            return (param.low + param.high) / 2 if param.low is not None else 1.0
+    return float(space.base_config(False).get("fraction_per_class") or 1.0)
+
+
+SUBSET_CLASSES = {"kinetics-motion": 30, "kinetics-392": 392}
+
+
 def plan_study(request, space, cluster: Path) -> list[str]:
     """The plan's lines for every subset of ``request`` (a StudyRequest) on the node types of ``cluster``: the
-    paper-shape network's trials, as a study on real data runs them."""
+    paper-shape network's trials, as a study on real data runs them. Without real data (--data), the clip counts are
+    the Kinetics-skeleton release's, at its average clips per class, and the plan says so."""
     from kinetics.dataset import ConvertedDataset
     from kinetics.source import resolve_data_dir
     from training.trainer import subset_spec
 
     types = node_types(cluster)
     dataset = ConvertedDataset(resolve_data_dir(request.data))
+    real = dataset.source == "real"
+    fraction = mean_fraction(space)
     lines = [f"plan of {space.name} on {cluster} ({len(types)} node type(s) for trials), {request.num_samples} trials "
-             f"per subset, data {dataset.root} ({dataset.source}), the paper-shape network"]
-    if dataset.source != "real":
-        lines.append("  (synthetic data: the clip counts are the synthetic set's; plan with --data on the real set)")
+             f"per subset, the paper-shape network, " + (f"data {dataset.root}" if real else
+             f"Kinetics-skeleton as released ({RELEASE_CLIPS['train']:,} training and {RELEASE_CLIPS['val']:,} "
+             f"validation clips over {RELEASE_CLIPS['classes']} classes; each subset planned at the average clips per "
+             "class: give --data with the converted release for its exact counts)")]
+    if fraction < 1:
+        lines.append(f"  the space trains on {fraction:.0%} of each class's clips on average (fraction_per_class)")
+    plans = []
     for subset in request.subsets:
         config = space.to_config({}, False, {**request.overrides, "subset": subset, "data": request.data})
-        index = dataset.subset(subset_spec(config))
+        if real:
+            index = dataset.subset(subset_spec(config))
+            classes, train, val = len(index["train"].class_names), len(index["train"]), len(index["val"])
+        else:
+            classes = SUBSET_CLASSES[subset]
+            train, val = (round(RELEASE_CLIPS[split] * classes / RELEASE_CLIPS["classes"]) for split in ("train", "val"))
         batch = largest_batch(space, False)
-        needed = step_memory(config.width, config.window, len(index["train"].class_names), config.amp,
-                             config.optimizer).total(batch)
+        needed = step_memory(config.width, config.window, classes, config.amp, config.optimizer).total(batch)
         declared = space.trial_resources(False, subset)
         epochs = expected_epochs(request.num_samples, config.epochs, space.grace_period, space.reduction_factor,
                                  request.early_stopping) + request.repeats * request.seeds * config.epochs
         bytes_per_clip = 3 * ((config.window - 1) * config.frame_stride + 1) * 18 * 2 * 4
-        plan = plan_subset(subset, types, request.cpus_per_trial or declared["cpu"],
-                           request.gpus_per_trial or declared["gpu"], batch, needed, request.max_concurrent, epochs,
-                           (len(index["train"]), len(index["val"])), bytes_per_clip,
-                           dataset.splits["train"].data_path.stat().st_size)
-        lines += plan.lines()
+        stored_clip = 3 * 300 * 18 * 2 * 4  # the converted array's bytes per clip (all 300 frames): a subset's share
+        options = plan_subset(subset, types, request.cpus_per_trial or declared["cpu"],
+                              request.gpus_per_trial or declared["gpu"], batch, needed, request.max_concurrent, epochs,
+                              (round(train * fraction), val), bytes_per_clip, stored_clip * train)
+        lines += options[0].lines()
+        lines += [f"  also fits {other.node.name}: {_hours(other.gpu_hours)} GPU-hours, about "
+                  f"{_hours(other.wall_hours)} hours, " + (f"about ${other.cost:,.2f}" if other.cost is not None else
+                                                          "no price known") for other in options[1:]]
+        plans.append(options[0])
+    costs = [p.cost for p in plans]
+    lines.append(f"study: {_hours(sum(p.gpu_hours for p in plans))} GPU-hours; about "
+                 f"{_hours(max(p.wall_hours for p in plans))} hours of wall time with the subsets side by side (each its "
+                 f"own concurrency), plus about {NODE_START_MIN:g} min to start the nodes (ASSUMED)"
+                 + (f"; about ${sum(costs):,.2f} on the node types above" if None not in costs else ""))
     return lines

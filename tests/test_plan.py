@@ -50,6 +50,27 @@ def test_every_shipped_space_is_planned_on_both_cluster_files(data, cluster, spa
         line = next(line for line in out.splitlines() if line.startswith(f"{subset}: node type"))
         assert "trial(s) per node" in line and "at once" in line
     assert "GPU-hours" in out and "epochs expected" in out and "ASSUMED" in out
+    assert out.strip().splitlines()[-1].startswith("study: ")  # the total across the subsets
+    if cluster == "cluster.yaml":  # every node type the trials fit, the cheapest planned, money included
+        assert "also fits gpu_large" in out and "$" in out and "on-demand list price" in out
+
+
+def test_without_real_data_the_plan_uses_the_releases_counts_and_says_so(capsys):
+    assert main(["--space", "sgd_lr", "--plan", str(ROOT / "cluster.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "Kinetics-skeleton as released (240,436 training and 19,796 validation clips over 400 classes" in out
+    assert "(18,033 training and 1,485 validation clips each)" in out  # 30 of the 400 classes, at the average
+    motion = out.split("kinetics-392:")[0]
+    assert "page cache" not in motion  # kinetics-motion's share of the array fits a 16 GiB node
+
+
+def test_a_price_the_cluster_file_declares_is_the_one_planned(tmp_path, capsys):
+    import yaml
+    config = yaml.safe_load((ROOT / "cluster.yaml").read_text())
+    config["available_node_types"]["gpu_small"]["labels"] = {"price-usd-per-hour": "0.5"}
+    (tmp_path / "priced.yaml").write_text(yaml.safe_dump(config))
+    assert main(["--space", "sgd_lr", "--plan", str(tmp_path / "priced.yaml")]) == 0
+    assert "at $0.5/h (the price the cluster file declares)" in capsys.readouterr().out
 
 
 def test_a_space_whose_trials_fit_no_node_type_is_refused_naming_why(data, tmp_path, capsys):
