@@ -67,7 +67,7 @@ include_paper_recipe: true
 STATE_OF = {"completed": TrialState.COMPLETE, "stopped_by_asha": TrialState.PRUNED, "diverged": TrialState.FAIL,
             "errored": TrialState.FAIL}
 # Windows and how many times a study of this size passes each (at most), to draw the occurrence from.
-WINDOWS = {"searcher.asked": 3, "recorder.result_written": 8, "recorder.trial_ended": 4,
+WINDOWS = {"searcher.asked": 3, "recorder.writing": 8, "recorder.result_written": 8, "recorder.trial_ended": 4,
            "tune.checkpoint_registered": 8, "tune.state_upload_cut": 6, "mirror.copied_one": 30,
            "driver.search_done": 1, "driver.repeats_chosen": 1, "driver.finishing": 1}
 
@@ -76,13 +76,14 @@ WINDOWS = {"searcher.asked": 3, "recorder.result_written": 8, "recorder.trial_en
 class KillPoint:
     window: str | None  # a study/faults.py point, or None for a kill after ``after_s`` seconds
     occurrence: int
-    signal: str  # KILL or INT
+    signal: str  # KILL, INT, or ENOSPC (the disk fills under the write at that point: the driver stops itself)
     after_s: float
     new_head: bool
 
     def describe(self) -> str:
         where = f"{self.window} #{self.occurrence}" if self.window else f"after {self.after_s:.0f} s"
-        return f"SIG{self.signal} at {where}, resumed on {'a new' if self.new_head else 'the same'} head"
+        what = "a full disk" if self.signal == "ENOSPC" else f"SIG{self.signal}"
+        return f"{what} at {where}, resumed on {'a new' if self.new_head else 'the same'} head"
 
 
 def draw(count: int, seed: int) -> list[KillPoint]:
@@ -94,8 +95,9 @@ def draw(count: int, seed: int) -> list[KillPoint]:
     for i in range(count):
         timed = i % 4 == 3
         window = None if timed else (windows[i % len(windows)] if i < 2 * len(windows) else rng.choice(windows))
-        points.append(KillPoint(window, rng.randint(1, WINDOWS[window]) if window else 0,
-                                "INT" if rng.random() < 0.25 else "KILL", rng.uniform(8, 45), i % 2 == 1))
+        action = "ENOSPC" if window == "recorder.writing" else ("INT" if rng.random() < 0.25 else "KILL")
+        points.append(KillPoint(window, rng.randint(1, WINDOWS[window]) if window else 0, action, rng.uniform(8, 45),
+                                i % 2 == 1))
     return points
 
 
@@ -172,10 +174,10 @@ def run_point(point: KillPoint, work: Path, data: str, address: str, timeout_s: 
     failures = []
     manifest = json.loads((local_a / "study.json").read_text()) if (local_a / "study.json").is_file() else {}
     finished_first = manifest.get("status") == "finished"
-    if point.signal == "INT" and not finished_first and first != 130:
-        failures.append(f"Ctrl-C: exit {first}, expected 130")
-    if point.signal == "INT" and not finished_first and manifest and manifest.get("status") != "interrupted":
-        failures.append(f"Ctrl-C: status {manifest.get('status')!r}, expected 'interrupted'")
+    if point.signal in ("INT", "ENOSPC") and not finished_first and first != 130:
+        failures.append(f"{point.signal}: exit {first}, expected 130")
+    if point.signal in ("INT", "ENOSPC") and not finished_first and manifest and manifest.get("status") != "interrupted":
+        failures.append(f"{point.signal}: status {manifest.get('status')!r}, expected 'interrupted'")
     if point.signal == "KILL" and not finished_first and first not in (-9, 0):
         failures.append(f"SIGKILL: exit {first}")
     known = bucket / name if point.new_head else local_a  # what the resuming head can know: the storage, or its disk

@@ -10,34 +10,44 @@ yet known to Tune; the search over and the repeats not yet chosen; the study don
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 from pathlib import Path
 
 ENV = "STGCN_STUDY_FAULT"
-POINTS = ("searcher.asked", "recorder.result_written", "recorder.trial_ended", "tune.checkpoint_registered",
-          "tune.state_upload_cut", "mirror.copied_one", "driver.search_done", "driver.repeats_chosen",
-          "driver.finishing")
+POINTS = ("searcher.asked", "recorder.writing", "recorder.result_written", "recorder.trial_ended",
+          "tune.checkpoint_registered", "tune.state_upload_cut", "mirror.copied_one", "driver.search_done",
+          "driver.repeats_chosen", "driver.finishing")
 _counts: dict[str, int] = {}
 
 
-def _planned() -> tuple[str, int, int] | None:
+# What a planned fault does: a signal to the process, or a full disk under the write at that point.
+ACTIONS = {"KILL": signal.SIGKILL, "INT": signal.SIGINT, "ENOSPC": errno.ENOSPC}
+
+
+def _planned() -> tuple[str, int, str] | None:
     spec = os.environ.get(ENV)
     if not spec:
         return None
-    name, count, sig = spec.split(":")
-    if name not in POINTS:
-        raise ValueError(f"{ENV}={spec}: unknown point {name!r}; known: {', '.join(POINTS)}")
-    return name, int(count), {"KILL": signal.SIGKILL, "INT": signal.SIGINT}[sig]
+    name, count, action = spec.split(":")
+    if name not in POINTS or action not in ACTIONS:
+        raise ValueError(f"{ENV}={spec}: a point of {', '.join(POINTS)}, a count, and one of {', '.join(ACTIONS)}")
+    return name, int(count), action
 
 
 def _due(name: str) -> int | None:
-    """Counts a passage of ``name``; the signal to send when this passage is the planned one."""
+    """Counts a passage of ``name``; the signal to send when this passage is the planned one (a planned full disk
+    raises here, as the write at that point would)."""
     planned = _planned()
     if planned is None or planned[0] != name:
         return None
     _counts[name] = _counts.get(name, 0) + 1
-    return planned[2] if _counts[name] == planned[1] else None
+    if _counts[name] != planned[1]:
+        return None
+    if planned[2] == "ENOSPC":
+        raise OSError(errno.ENOSPC, f"No space left on device (fault point {name})")
+    return ACTIONS[planned[2]]
 
 
 def point(name: str) -> None:

@@ -7,6 +7,9 @@ done: its scheduler said STOP there; the study sets no other stopper), or comple
 
 from __future__ import annotations
 
+import errno
+import signal
+
 from ray.tune import Callback
 
 from common import logs
@@ -37,6 +40,7 @@ class StudyRecorder(Callback):
     def __init__(self):
         self.records: dict[str, TrialRecord] = {}
         self.storage_behind: set[str] = set()  # trials whose newest checkpoint waits for the storage
+        self.stopping = False  # a full disk has asked the study to stop
 
     def __getstate__(self) -> dict:
         """Tune pickles callbacks into tuner.pkl; the in-memory records are left out: a resumed driver reloads
@@ -65,12 +69,29 @@ class StudyRecorder(Callback):
 
     def _write(self, record: TrialRecord, ended: bool = False) -> None:
         location = session.active().location
-        written = write_record(location.root, record)
+        try:
+            faults.point("recorder.writing")
+            written = write_record(location.root, record)
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise
+            self.disk_full(exc)
+            return
         log.debug(f"{record.subset} trial {record.trial_id}: {len(record.epochs)} epoch(s) recorded"
                   f"{', ' + record.stop_reason if ended else ''}")
         faults.point("recorder.trial_ended" if ended else "recorder.result_written")
         journal = optuna_journal(location.root, record.subset)
         location.push(*written, *([journal] if journal.is_file() else []))
+
+    def disk_full(self, exc: OSError) -> None:
+        """A full disk stops the study as Ctrl-C does: Tune saves its state and the trials stop, the status says
+        interrupted, and the resume command is printed. The result that could not be written travels with the trial's
+        next report after the resume (its restored history), so nothing is lost once space is freed."""
+        if not self.stopping:
+            self.stopping = True
+            session.active().echo(f"error: the disk of {session.active().location.root} is full ({exc.strerror}); the "
+                                  "study stops here, its state saved: free space, then resume it")
+            signal.raise_signal(signal.SIGINT)  # the driver's Ctrl-C handler: the same clean stop
 
     def on_trial_start(self, iteration, trials, trial, **info):
         if self.record_for(trial).error:  # its start time: the first epoch's row then shows the start-up cost

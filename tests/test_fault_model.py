@@ -89,6 +89,7 @@ def test_an_interrupted_runs_summary_counts_every_trial():
 @pytest.mark.parametrize("point", [
     KillPoint("recorder.result_written", 3, "INT", 0.0, new_head=False),
     KillPoint("tune.checkpoint_registered", 3, "KILL", 0.0, new_head=True),
+    KillPoint("recorder.writing", 3, "ENOSPC", 0.0, new_head=False),  # the disk full under a table's write
 ], ids=lambda point: point.describe())
 def test_the_fault_harness_holds_its_invariants(cluster, data, tmp_path, point):
     assert run_point(point, tmp_path, str(data), cluster) == []
