@@ -18,6 +18,7 @@ from typing import NamedTuple
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
 from common.plotting import save_figure
 from reports.answer import count
@@ -269,9 +270,15 @@ def data_budget(summary: dict, out: Path) -> Plot:
                                                                                            score))
         for strategy, xy in sorted(groups.items()):
             x, y = zip(*xy)
-            ax.errorbar(x, 100 * np.array(y), yerr=100 * 1.96 * sd, fmt="o", capsize=3, label=f"{strategy} sampling")
+            y = 100 * np.array(y)
+            band = 100 * 1.96 * sd  # cut to [0, 100]: an accuracy's interval holds nothing outside it
+            ax.errorbar(x, y, yerr=[np.minimum(band, y), np.minimum(band, 100 - y)], fmt="o", capsize=3,
+                        label=f"{strategy} sampling")
             points += [(subset, strategy, a, b) for a, b in xy]
         ax.set(xscale="log", xlabel="training clips per class", ylabel="val top-1 (%)")
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(ScalarFormatter())  # 2, 5, 10, 20: not 2x10^0 over its neighbours
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_title(_headline_title(answer), fontsize=9)
         ax.grid(alpha=0.3, which="both")
         if groups:
