@@ -101,7 +101,9 @@ class SubsetSearch:
             study_name=self.subset, storage=self.storage, direction="maximize", load_if_exists=True,
             sampler=make_sampler(self.space.sampler, active.seed, self.space.startup_trials))
         if self.study.metric_names is None:  # what optuna-dashboard calls the objective, instead of "Objective 0"
-            self.study.set_metric_names([METRIC])
+            with warnings.catch_warnings():  # experimental since Optuna 3.2, unchanged through 5.0
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                self.study.set_metric_names([METRIC])
         self.study_id = self.storage.get_study_id_from_name(self.subset)
 
     def _storage_id(self, number: int) -> int:

@@ -69,7 +69,7 @@ GOOD = "params:\n  lr: {type: loguniform, low: 1.0e-4, high: 1.0}\n"
     ("params:\n  momentum: {type: uniform, low: 0.5, high: 0.9, when: {optimiser: sgd}}\n",
      "params.momentum.when: parent 'optimiser' is neither a parameter defined above nor a config field"),
     ("params:\n  learning_rate: {type: uniform, low: 0.1, high: 0.2}\n", "params.learning_rate: not a config field"),
-    ("params:\n  lr: {type: gaussian, low: 0.1, high: 0.2}\n", "params.lr: needs 'type', one of"),
+    ("params:\n  lr: {type: gaussian, low: 0.1, high: 0.2}\n", "params.lr.type: 'gaussian' is not a parameter type; one of"),
     ("params:\n  lr: {type: uniform, low: 0.1}\n", "params.lr: type uniform needs high"),
     ("params:\n  optimizer: {type: choice, values: []}\n", "params.optimizer.values: must be a non-empty list"),
     ("subsets: [kinetics-700]\n" + GOOD, "subsets: unknown subset\\(s\\) kinetics-700"),
