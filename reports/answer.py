@@ -8,7 +8,7 @@ from __future__ import annotations
 NAMES = {"lr": "learning rate", "batch_size": "batch size", "weight_decay": "weight decay", "warmup_epochs": "warm-up",
          "linear_scaling": "linear scaling of the lr", "fraction_per_class": "training fraction per class",
          "cap_per_class": "training clips per class (cap)", "plateau_patience": "plateau patience",
-         "plateau_factor": "plateau factor"}
+         "plateau_factor": "plateau factor", "pretrained": "pre-training", "freeze_epochs": "frozen epochs"}
 
 
 def name(parameter: str) -> str:
@@ -115,7 +115,7 @@ def across_line(across: dict) -> str | None:
     said = []
     for parameter, p in zip(across["tested"], across["p_holm"]):
         verb = "differs" if parameter in across["differs"] else "no difference detected"
-        said.append(f"{name(parameter)}'s effect: {verb} (Holm {p_text(p)})")
+        said.append(f"the effect of {name(parameter)}: {verb} (Holm {p_text(p)})")
     return f"Across the subsets at epoch {across['budget']}: " + "; ".join(said) + "."
 
 
