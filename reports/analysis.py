@@ -120,6 +120,9 @@ class TrialRow:
     curves_link: str | None  # its accuracy curves, relative to the report (the report's copy when it marks a stop)
     curve: tuple[float | None, ...]  # val top-1 at epochs 1, 2, ... (None where it was not measured: NaN)
     train_clips_per_class: float | None
+    could_be_best: bool  # in the set holding the truly best config at the headline budget (95%; seed noise measured)
+    record: dict[str, float | int | str | bool | list | None]  # its trials.parquet row, RECORD_FIELDS of it: what
+    # the workbook's experiment sheet shows
 
 
 @dataclass(frozen=True)
@@ -286,6 +289,22 @@ def study_command(manifest: dict, study: str, per_subset: int) -> str:
 
 # ---------------------------------------------------------------------------------------------------- trials
 Links = Callable[[str], tuple[str | None, str | None]]
+# The trials.parquet columns a trial's row in the workbook is written from (reports/spreadsheet.py).
+RECORD_FIELDS = ("experiment_id", "folder", "subset", "index", "epochs_run", "epochs_planned", "optimizer", "momentum",
+                 "nesterov", "beta1", "beta2", "lr", "batch_size", "scheduler", "milestones", "gamma", "plateau_patience",
+                 "plateau_factor", "warmup_epochs", "weight_decay", "fraction_per_class", "cap_per_class", "sampling",
+                 "seed", "train_clips", "data_source", "pretrained", "pretrained_sha256", "model_variant",
+                 "last_train_top1", "last_val_top1", "best_val_top1", "best_epoch", "last_val_top5", "last_motion_top1",
+                 "stop_reason", "wall_time_s", "optuna_number", "sampled_by", "retries", "error", "repeat_of")
+
+
+def could_be_best(f: SubsetFindings) -> set[str]:
+    """The trials in the 95% set that holds the best config at the headline budget (Gupta), seed noise measured."""
+    threshold = could_be_best_from(f)
+    if threshold is None:
+        return set()
+    rows = f.scored[~f.scored["diverged"]]
+    return set(rows.loc[rows["score"] >= threshold, "trial_id"])
 
 
 def trial_rows(trials: pd.DataFrame, epochs: pd.DataFrame, found: dict[str, SubsetFindings], parameters: list[str],
@@ -301,6 +320,7 @@ def trial_rows(trials: pd.DataFrame, epochs: pd.DataFrame, found: dict[str, Subs
                 scores.setdefault(trial_id, {})[str(budget)] = float(score)
         if len(f.words):
             words.update(zip(f.words["trial_id"], f.words["word"]))
+    candidates = {trial_id for f in found.values() for trial_id in could_be_best(f)}
     if trials.empty:
         return ()
     curves = {trial_id: rows.sort_values("epoch") for trial_id, rows in epochs.groupby("trial_id")} if len(epochs) else {}
@@ -313,7 +333,14 @@ def trial_rows(trials: pd.DataFrame, epochs: pd.DataFrame, found: dict[str, Subs
         _integer(row.get("epochs_run")), _integer(row.get("epochs_planned")), words.get(row["trial_id"]),
         _text(row.get("repeat_of")), *links(str(row.get("folder"))), _curve(curves.get(row["trial_id"])),
         _number(row["train_clips"] / row["num_classes"]) if pd.notna(row.get("train_clips")) and pd.notna(
-            row.get("num_classes")) else None) for _, row in rows.iterrows())
+            row.get("num_classes")) else None, row["trial_id"] in candidates,
+        {key: _record_value(row.get(key)) for key in RECORD_FIELDS}) for _, row in rows.iterrows())
+
+
+def _record_value(value) -> float | int | str | bool | list | None:
+    if hasattr(value, "tolist"):  # a list held as an array (milestones)
+        return value.tolist()
+    return _value(value)
 
 
 def _curve(rows: pd.DataFrame | None) -> tuple[float | None, ...]:

@@ -23,10 +23,8 @@ from reports import sensitivity
 from reports.analysis import analyse_study
 from reports.answer import answer_lines
 from reports.comparisons import seed_comparisons
-from reports.describe import notes
 from reports.findings import SubsetFindings, across_subsets, analyse, name
 from reports.html import write_page
-from reports.inference import best_set
 from reports.load import NotAStudyError, StudyResults, load_study
 from reports.reproduction import reproduction_table
 from reports.scores import budgets
@@ -37,32 +35,6 @@ from reports.table import Column, Table
 from training.plots import plot_curves
 
 STOP_LABELS = {"stopped_by_asha": "stopped by ASHA", "diverged": "diverged (loss NaN)", "errored": "errored"}
-
-
-def annotate(results: StudyResults, found: dict[str, SubsetFindings]) -> dict[str, pd.DataFrame]:
-    """Per subset: the trials sorted by index, with the Observations and Notes column, in the page's words at the
-    headline budget: each trial's verdict against chance, the best there, and, where the seed noise was measured,
-    the set that could hold the best config."""
-    per_subset = {}
-    for subset in results.subsets:
-        rows = results.trials[results.trials["subset"] == subset].sort_values("index") if len(results.trials) else \
-            pd.DataFrame()
-        if rows.empty:
-            continue
-        f = found.get(subset)
-        words = dict(zip(f.words["trial_id"], f.words["word"])) if f is not None and len(f.words) else {}
-        best = f.best["trial_id"] if f is not None and f.best is not None else None
-        noise = f.noise if f is not None else None
-        could_be = set()
-        if noise is not None and noise.source == "seeds" and noise.dof >= 1:
-            scored = f.scored[~f.scored["diverged"]]
-            could_be = set(scored.loc[best_set(scored["score"].to_numpy(float), noise.sd, noise.dof), "trial_id"])
-        rows["notes"] = [notes(r, f.budget if r["trial_id"] == best else None, r["trial_id"] in could_be,
-                               noise.sd if could_be else None,
-                               words.get(r["trial_id"]), f.budget if f is not None else None)
-                         for _, r in rows.iterrows()]
-        per_subset[subset] = rows
-    return per_subset
 
 
 def mark_stops(results: StudyResults, trials: pd.DataFrame, out: Path) -> None:
@@ -96,8 +68,7 @@ def links_from(results: StudyResults, out: Path):
     return links
 
 
-def summary_tables(per_subset: dict[str, pd.DataFrame], found: dict[str, SubsetFindings],
-                   shown: set[str]) -> list[Table]:
+def summary_tables(trials: pd.DataFrame, found: dict[str, SubsetFindings], shown: set[str]) -> list[Table]:
     best = Table("Best experiment per subset", [
         Column("Subset"), Column("Budget (epochs)", "int"), Column("Experiment ID", "int"),
         Column("Test top-1 at the budget", "percent"), Column("Test top-1 (last epoch)", "percent"),
@@ -129,7 +100,7 @@ def summary_tables(per_subset: dict[str, pd.DataFrame], found: dict[str, SubsetF
     tables += verdict_tables(found)
     counts = Table("Trials by stop reason", [Column("Subset"), *(Column(h, "int") for h in (
         "trials", "completed", "stopped_by_asha", "diverged", "errored", "running"))], key="stop_reasons")
-    for subset, rows in per_subset.items():
+    for subset, rows in trials.groupby("subset", sort=False) if len(trials) else []:
         reasons = rows["stop_reason"].value_counts()
         counts.add(subset, len(rows), *(int(reasons.get(c.header, 0)) for c in counts.columns[2:]))
     tables.append(counts)
@@ -205,19 +176,16 @@ def build(study: Path, out: Path | None = None) -> Path:
     found = analyse(trials, epochs, list(results.subsets), results.searched, levels,
                     results.space.get("report_budget")) if len(trials) else {}
     step(f"verdicts at budgets {levels}")
-    per_subset = annotate(results, found)
-    if per_subset:
-        mark_stops(results, pd.concat(per_subset.values()), out)
+    if len(trials):
+        mark_stops(results, trials, out)
     findings = [line for f in found.values() for line in f.sentences] + across_subsets(found, results.searched)
-    tables = summary_tables(per_subset, found, varied(trials)) + [reproduction_table(trials, found),
-                                                                    seed_comparisons(trials)]
+    tables = summary_tables(trials, found, varied(trials)) + [reproduction_table(trials, found), seed_comparisons(trials)]
     analysis = analyse_study(found, trials, epochs, levels, results.searched, results.manifest, results.name,
                              links_from(results, out))
     summary = write_summary(out / SUMMARY, summarize(results, found, analysis, levels, findings, tables))
     figures, not_drawn = sensitivity.figures(summary, plots)
     facts, tables = facts_of(summary), tables_of(summary)
-    workbook = write_workbook(out / FILENAME, per_subset, answer_lines(summary), summary["findings"], facts, tables,
-                              results.experiment_dir)
+    workbook = write_workbook(out / FILENAME, summary, answer_lines(summary), facts, tables)
     write_page(out / "index.html", summary, figures, not_drawn, facts, tables, workbook)
     step(f"{len(figures)} figures drawn")
     step(f"written to {out}")

@@ -26,9 +26,11 @@ def of_type(hint) -> dict:
         return of_dataclass(hint)
     if hint in PRIMITIVES:
         return {"type": PRIMITIVES[hint]}
+    if hint is list:
+        return {"type": "array"}
     if origin in (typing.Union, types.UnionType):
-        if all(a in PRIMITIVES for a in args):
-            return {"type": [PRIMITIVES[a] for a in args]}
+        if all(a in PRIMITIVES or a is list for a in args):
+            return {"type": [PRIMITIVES.get(a, "array") for a in args]}
         return {"anyOf": [of_type(a) for a in args]}
     if origin is tuple:
         if len(args) == 2 and args[1] is Ellipsis:

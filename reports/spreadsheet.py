@@ -5,12 +5,10 @@ Every number is formatted by the unit its column declares (reports/table.py)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
 from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
@@ -18,7 +16,7 @@ from openpyxl.workbook.defined_name import DefinedName
 from openpyxl.worksheet.hyperlink import Hyperlink
 
 from common.files import atomic_path
-from reports.describe import dataset_text, optimizer_text, pretrained_text, scheduler_text
+from reports.describe import dataset_text, notes, optimizer_text, pretrained_text, scheduler_text
 from reports.table import Column, Table, plain
 
 FILENAME = "[kinetics-skeleton]implem_details_ST-GCN.xlsx"
@@ -30,11 +28,11 @@ LINK_FONT = Font(color="0563C1", underline="single")
 @dataclass(frozen=True)
 class ExperimentColumn:
     column: Column
-    value: Callable[[pd.Series], object]
+    value: Callable[[dict], object]
     width: int = 12
 
 
-def _field(name: str) -> Callable[[pd.Series], object]:
+def _field(name: str) -> Callable[[dict], object]:
     return lambda row: plain(row.get(name))
 
 
@@ -83,21 +81,25 @@ def _row(sheet, values: list, columns: list[Column], row: int) -> None:
             cell.number_format = column.number_format
 
 
-def subset_sheet(book: Workbook, subset: str, rows: pd.DataFrame, link_base: Path,
-                 locate: Callable[[str], Path | None]) -> None:
+def subset_sheet(book: Workbook, subset: str, trials: list[dict], summary: dict) -> None:
+    """A row per experiment of ``subset`` from summary.json's trials: its record, and notes in the page's words."""
     sheet = book.create_sheet(subset[:31])
     columns = [c.column for c in EXPERIMENT_COLUMNS]
     _header(sheet, [c.header for c in columns], [c.width for c in EXPERIMENT_COLUMNS], 1)
     sheet.freeze_panes = "A2"
     folder_column = [c.header for c in columns].index("Folder") + 1
-    for _, row in rows.iterrows():
+    answer = next((a for a in summary["answer"]["subsets"] if a["subset"] == subset), None)
+    noise = summary["noise_floors"].get(subset)
+    seed_sd = noise["sd"] if noise and noise["kind"] == "seeds" else None
+    for trial in sorted(trials, key=lambda t: t["record"]["index"]):
+        best_at = answer["budget"] if answer and trial["experiment_id"] == answer["best_experiment_id"] else None
+        row = {**trial["record"], "notes": notes(trial["record"], best_at, trial["could_be_best"], seed_sd,
+                                                  trial["verdict"], answer["budget"] if answer else None)}
         excel_row = sheet.max_row + 1
         _row(sheet, [c.value(row) for c in EXPERIMENT_COLUMNS], columns, excel_row)
-        folder = locate(row["folder"])
-        if folder is not None:
+        if trial["folder_link"]:
             cell = sheet.cell(row=excel_row, column=folder_column)
-            cell.hyperlink = os.path.relpath(folder, link_base)
-            cell.font = LINK_FONT
+            cell.hyperlink, cell.font = trial["folder_link"], LINK_FONT
         sheet.cell(row=excel_row, column=len(columns)).alignment = Alignment(wrap_text=True, vertical="top")
     if sheet.max_row > 1:
         sheet.auto_filter.ref = sheet.dimensions
@@ -170,13 +172,16 @@ def table_sheet(book: Workbook, table: Table) -> None:
     book.defined_names[table.key] = DefinedName(table.key, attr_text=f"'{table.key}'!$A$1:{last}")
 
 
-def write_workbook(target: Path, per_subset: dict[str, pd.DataFrame], answer: list[str], findings: list[str],
-                   facts: list[list], tables: list[Table], locate: Callable[[str], Path | None]) -> Path:
-    """``locate``: a trial's folder name -> its experiment folder (or None), for the hyperlinks."""
+def write_workbook(target: Path, summary: dict, answer: list[str], facts: list[list], tables: list[Table]) -> Path:
+    """Rendered from summary.json alone (``summary``, and what the page shows of it: the answer's lines, the facts,
+    the tables), so the workbook says what the page says."""
     book = Workbook()
-    summary_sheet(book, answer, findings, facts, tables)
-    for subset, rows in per_subset.items():
-        subset_sheet(book, subset, rows, target.parent, locate)
+    summary_sheet(book, answer, summary["findings"], facts, tables)
+    by_subset: dict[str, list[dict]] = {}
+    for trial in summary["trials"]:
+        by_subset.setdefault(trial["subset"], []).append(trial)
+    for subset, trials in by_subset.items():
+        subset_sheet(book, subset, trials, summary)
     with atomic_path(target) as tmp:
         book.save(tmp)
     return target

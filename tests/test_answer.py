@@ -47,7 +47,15 @@ def hand_written() -> dict:
              "config": {"lr": 0.0133}, "scores": {"2": 0.107, "8": 0.486}, "stop_reason": "completed", "epochs_run": 8,
              "epochs_planned": 8, "verdict": "learned", "repeat_of": None, "folder_link": "../experiments/0_30_10000_x",
              "curves_link": "../experiments/0_30_10000_x/matplotlib_graphs/accuracy.png",
-             "curve": [0.05, 0.107, 0.2, 0.3, 0.35, 0.4, 0.45, 0.486], "train_clips_per_class": 24.0}
+             "curve": [0.05, 0.107, 0.2, 0.3, 0.35, 0.4, 0.45, 0.486], "train_clips_per_class": 24.0,
+             "could_be_best": False,
+             "record": {"experiment_id": 10000, "folder": "0_30_10000_x", "subset": "kinetics-motion", "index": 0,
+                        "epochs_run": 8, "epochs_planned": 8, "optimizer": "sgd", "momentum": 0.9, "nesterov": True,
+                        "lr": 0.0133, "batch_size": 8, "scheduler": "step", "milestones": [7], "gamma": 0.1,
+                        "weight_decay": 0.0001, "seed": 0, "train_clips": 720, "data_source": "synthetic",
+                        "model_variant": "cpu-sized", "last_train_top1": 0.5, "last_val_top1": 0.486,
+                        "best_val_top1": 0.486, "best_epoch": 8, "last_val_top5": 0.8, "stop_reason": "completed",
+                        "wall_time_s": 30.0, "optuna_number": 0, "sampled_by": "qmc", "retries": 0}}
     return {
         "schema_version": SCHEMA_VERSION,
         "study": {"name": "by-hand", "data": "synthetic", "space": "sgd_lr", "status": "finished", "seed": 0,
@@ -87,10 +95,12 @@ def test_a_hand_written_summary_is_valid_and_renders_to_page_workbook_and_consol
     assert all(line in text for line in lines)
     assert text.index(lines[0]) < text.index("Trials") < text.index("What the data says")  # the answer leads
     assert 'href="../experiments/0_30_10000_x"' in page.read_text()
-    book = write_workbook(tmp_path / "book.xlsx", {}, lines, summary["findings"], facts_of(summary), [],
-                          lambda folder: None)
-    column = [c.value for c in load_workbook(book)["Summary"]["A"]]
+    book = load_workbook(write_workbook(tmp_path / "book.xlsx", summary, lines, facts_of(summary), []))
+    column = [c.value for c in book["Summary"]["A"]]
     assert column[0] == "The answer" and column[1:1 + len(lines)] == lines
+    experiment = [c.value for c in book["kinetics-motion"][2]]
+    assert experiment[:2] == [10000, "0_30_10000_x"] and "best at epoch 2" in experiment[-1]
+    assert book["kinetics-motion"].cell(row=2, column=2).hyperlink.target == "../experiments/0_30_10000_x"
 
 
 def test_each_subset_leads_with_at_most_five_lines_and_the_next_step_gives_command_trials_and_time():

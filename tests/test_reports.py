@@ -113,7 +113,7 @@ def test_numbers_are_formatted_by_the_unit_their_column_declares_in_the_page_and
                         Column("lr", "lr"), Column("n", "int")])
     table.add(0.02, -0.013, 0.5, 0.1, 4)
     assert [c.text(v) for c, v in zip(table.columns, table.rows[0])] == ["+2.0 pts", "-1.3 pts", "50.0%", "0.1", "4"]
-    book = load_workbook(write_workbook(tmp_path / "x.xlsx", {}, [], [], [], [table], lambda folder: None))
+    book = load_workbook(write_workbook(tmp_path / "x.xlsx", {"findings": [], "trials": []}, [], [], [table]))
     cells = {c.value: c for row in book["t"].iter_rows() for c in row}
     assert cells[0.02].number_format == cells[-0.013].number_format == Column("", "points").number_format
     assert cells[0.5].number_format == "0.0%" and cells[0.1].number_format == "0.0#####"
