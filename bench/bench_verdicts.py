@@ -30,7 +30,7 @@ import numpy as np
 
 from bench.simulated_study import Design, Truth, learning_curve, simulate
 from reports import inference
-from reports.analysis import NOT_TESTABLE, parameter_answers
+from reports.analysis import MATTERS, NOT_TESTABLE, parameter_answers
 from reports.findings import analyse, compare_subsets
 from reports.scaling import batch_exponent
 
@@ -162,6 +162,37 @@ def trials_asked_for_find_it(trials, epochs, truth, found, design):
     return hits, cases
 
 
+def flagged_overstated_is_overstated(trials, epochs, truth, found, design):
+    """Where lr is found to matter but the page flags the effect as likely overstated (its test's power at the
+    measured response under 80%): is the reported best-minus-worst difference above the true one (the truth's
+    expected scores over the same bins)?"""
+    hits = cases = 0
+    for f in found.values():
+        for answer in parameter_answers(f, design.parameters):
+            if answer.parameter != "lr" or answer.verdict != MATTERS or not answer.power or answer.power >= 0.8:
+                continue
+            test = f.tests[f.budget]["lr"]
+            expected = np.array([truth[t][f.budget] for t in f.scored["trial_id"]])
+            means = [expected[test.groups.codes == g].mean() for g in range(test.groups.count)
+                     if (test.groups.codes == g).any()]
+            hits += answer.effect > max(means) - min(means)
+            cases += 1
+    return hits, cases
+
+
+def uninformative_set_said(trials, epochs, truth, found, design):
+    """No config better than another (lr inert), seed repeats measured: the page says the could-be-best set rules
+    out almost nothing whenever it holds 80% of the trials or more, and is that set as wide as the truth is flat?"""
+    hits = cases = 0
+    for f in found.values():
+        said = any("rules out almost nothing" in s for s in f.sentences)
+        if f.noise.source != "seeds" or f.noise.dof < 1:
+            continue
+        hits += said
+        cases += 1
+    return hits, cases
+
+
 def any_interaction_claim(trials, epochs, truth, found, design):
     compared = compare_subsets(found, design.parameters)
     return (int(any(c.holds for c in compared)), 1) if not isinstance(compared, str) else (0, 0)
@@ -230,6 +261,13 @@ def scenarios(quick: bool = False) -> list[Scenario]:
         Check("could be the best, 95% set", best_set_coverage, 0.95, "coverage"),)))
     out.append(Scenario("lr window, 5 trials (too few to test): a study of the size the page asks for", Design(
         trials=5, subsets=BOTH), (Check("lr found with the trials asked for", trials_asked_for_find_it, 0.80, "power"),)))
+    out.append(Scenario("lr window of 20 points (chance to 23%), 12 trials: effects found with little power",
+                        Design(trials=12, subsets={MOTION: replace(WINDOW, top=0.23), K392: replace(
+                            WINDOW, classes=32, val_clips=190, top=0.23)}), (
+        Check("'likely overstated' is overstated", flagged_overstated_is_overstated, 0.50, "coverage"),)))
+    out.append(Scenario("lr inert, the 2 best configs x 2 repeat seeds", Design(
+        trials=20, subsets={MOTION: NO_LR_EFFECT, K392: replace(NO_LR_EFFECT, classes=32)}, repeats=2, seeds=2), (
+        Check("a flat truth's set said to rule out nothing", uninformative_set_said, 0.80, "power"),)))
     flat = Design(trials=40, reduction=0, optimizers=("sgd", "adam"),
                   subsets={MOTION: NO_LR_EFFECT, K392: replace(NO_LR_EFFECT, classes=32)})
     out.append(Scenario("Adam as many points above SGD as the page said it could detect, lr without effect", flat, (
