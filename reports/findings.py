@@ -551,8 +551,8 @@ def pretraining_sentence(f: SubsetFindings) -> str:
     rows = f.scored
     tuned, scratch = rows[rows["pretrained"].notna()], rows[rows["pretrained"].isna()]
     if min(len(tuned), len(scratch)) < 2:
-        return (f"Pre-training: too few trials to compare at epoch {f.budget} ({len(tuned)} fine-tuned, {len(scratch)} "
-                "from scratch; at least 2 of each).")
+        return (f"Fine-tuned vs from scratch: too few trials to compare at epoch {f.budget} ({len(tuned)} fine-tuned, "
+                f"{len(scratch)} from scratch; at least 2 of each).")
     diff, low, high = welch_interval(tuned["score"].to_numpy(), scratch["score"].to_numpy())
     verdict = f.verdicts.get((f.budget, "pretrained"))
     if verdict is not None and verdict.holds:
@@ -561,7 +561,7 @@ def pretraining_sentence(f: SubsetFindings) -> str:
         said = f"no difference detected ({_p(verdict.adjusted)} after Holm)"
     else:
         said = "not tested"
-    return (f"Pre-training: at epoch {f.budget}, fine-tuned trials score {_pct(tuned['score'].mean())} on average "
-            f"({trial_count(len(tuned))}) against {_pct(scratch['score'].mean())} from scratch ({len(scratch)}): "
+    return (f"Fine-tuned vs from scratch at epoch {f.budget}: fine-tuned trials score {_pct(tuned['score'].mean())} "
+            f"on average ({trial_count(len(tuned))}) against {_pct(scratch['score'].mean())} from scratch ({len(scratch)}): "
             f"{100 * diff:+.1f} points [{100 * low:+.1f}, {100 * high:+.1f}] (95%, Welch); {said}. Different learning "
             "rates are pooled in each group.")

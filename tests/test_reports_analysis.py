@@ -299,8 +299,9 @@ def test_fine_tuned_and_from_scratch_are_compared_at_the_headline_budget_inside_
         last_val_top1=[0.7, 0.3, 0.6] + [np.nan] * 9)
     epochs = pd.DataFrame({"subset": MOTION, "trial_id": trials["trial_id"], "epoch": 2, "val_top1": at_two})
     found = analyse(trials, epochs, [MOTION], ["pretrained", "lr"], [2, 8])[MOTION]
-    sentence = next(s for s in found.sentences if s.startswith("Pre-training: "))
-    assert sentence.startswith("Pre-training: at epoch 2, fine-tuned trials score") and f"; {verdict}" in sentence
+    sentence = next(s for s in found.sentences if s.startswith("Fine-tuned vs from scratch"))
+    assert sentence.startswith("Fine-tuned vs from scratch at epoch 2: fine-tuned trials score")
+    assert f"; {verdict}" in sentence
     assert "(6 trials)" in sentence and "from scratch (6)" in sentence
     assert found.verdicts[(2, "pretrained")].holds == (gain > 0)  # the same verdict as the parameter table's
 
