@@ -37,6 +37,7 @@ if __name__ == "__main__":  # Ctrl-C while the modules below load: one line and 
     signal.signal(signal.SIGINT, _interrupted_while_loading)
 
 import argparse
+import errno
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -311,7 +312,14 @@ def finish(args: argparse.Namespace, location: StudyLocation, trials: pd.DataFra
         from reports.spreadsheet import FILENAME
         from reports.summary import FILENAME as SUMMARY
         from reports.summary import read_summary
-        report = build(location.root)
+        try:
+            report = build(location.root)
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise
+            print(f"error: the disk is full ({exc.strerror}) while the report was built; the study itself is finished "
+                  f"and complete: free space, then python -m reports.build {location.root}", file=sys.stderr)
+            return 1
         location.push(report)
         location.sync(sync_timeout_s)
         say("\n".join(answer_lines(read_summary(report / SUMMARY))))

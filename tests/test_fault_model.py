@@ -190,3 +190,21 @@ def test_ctrl_c_while_the_cli_loads_its_modules_exits_130_with_one_line(tmp_path
     assert done.returncode == 130
     assert done.stderr.strip() == "interrupted before the study started; nothing was written"
     assert not (tmp_path / "studies").exists()
+
+
+def test_a_full_disk_while_the_report_is_built_says_in_one_line_how_to_build_it_later(monkeypatch, capsys, tmp_path):
+    import errno
+
+    import reports.build
+    from study.run import finish, parser
+    from study.study_dir import StudyLocation
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(reports.build, "build", full)
+    location = StudyLocation(tmp_path, "done")
+    assert finish(parser().parse_args(["--space", "smoke"]), location, pd.DataFrame(), print, 1) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: the disk is full (No space left on device) while the report was built; the study itself is "
+                   f"finished and complete: free space, then python -m reports.build {location.root}"]
