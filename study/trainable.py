@@ -167,7 +167,7 @@ class CheckpointUploads:
         self.last = metrics
         self._send(metrics, restored)
 
-    def _send(self, metrics: dict, restored: list[dict], **marks) -> bool:
+    def _send(self, metrics: dict, restored: list[dict], **marks) -> None:
         try:
             self.report({**metrics, STORAGE_BEHIND: 0, **marks}, restored, tune.Checkpoint.from_directory(self.waiting))
         except Exception as exc:
@@ -179,12 +179,11 @@ class CheckpointUploads:
                 if self.behind == 1:
                     self.said.warning(f"the storage did not take this epoch's checkpoint ({reason}); training goes "
                                       "on, the newest checkpoint kept here until it does")
-                self.report({**metrics, STORAGE_BEHIND: self.behind, STORAGE_ERROR: reason, **marks}, restored, None)
-            return False
+                self.report({**metrics, STORAGE_BEHIND: self.behind, STORAGE_ERROR: reason}, restored, None)
+            return
         if self.behind:
             self.said.info(f"the storage took the newest checkpoint again, after {self.behind} epoch(s) without")
         self.behind = 0
-        return True
 
     def finish(self) -> None:
         """The last checkpoint, if it still waits, is sent until the storage takes it (as a replay of the last
@@ -201,7 +200,6 @@ class CheckpointUploads:
 
     def close(self) -> None:
         shutil.rmtree(self.waiting, ignore_errors=True)
-
 
 
 def run_trial(sampled: dict, plans: dict[str, TrialPlan]) -> None:
