@@ -9,11 +9,13 @@ before a study starts, naming what to install.
 - whether an exception from ``tune.report`` with a checkpoint is the storage not taking it (an outage), which Tune
   raises as a pyarrow error, or as a RuntimeError when its storage marker cannot be seen;
 - two hooks of the fault harness (study/faults.py): after Tune registers a trial's checkpoint, and inside Tune's
-  upload of its experiment state.
+  upload of its experiment state;
+- the name of the trial a reused actor runs now: in its log lines' prefix, and on every task Tune sends it.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 
 import pyarrow as pa
@@ -25,8 +27,9 @@ from ray.tune.trainable.function_trainable import wrap_function
 
 TESTED_RAY = ("2.60",)  # major.minor releases whose private API this module was checked against
 
-__all__ = ["TESTED_RAY", "check_version", "checkpoint_dir_name", "on_checkpoint_registered", "restored_result",
-           "trainable_storage", "upload_failed", "was_restored", "within_state_upload", "wrap_function"]
+__all__ = ["TESTED_RAY", "announce_actor_name", "check_version", "checkpoint_dir_name", "name_trial_tasks",
+           "on_checkpoint_registered", "restored_result", "trainable_storage", "upload_failed", "was_restored",
+           "within_state_upload", "wrap_function"]
 
 
 class UntestedRay(RuntimeError):
@@ -88,3 +91,46 @@ def within_state_upload(upload: Callable) -> None:
     original = _storage._upload_to_fs_path
     _storage._upload_to_fs_path = lambda local_path, fs, fs_path, exclude=None: upload(original, local_path, fs,
                                                                                       fs_path, exclude)
+
+
+def announce_actor_name(name: str) -> None:
+    """Ray prefixes an actor's log lines with the name its ``__repr__`` gave when it was created; a reused actor says
+    its new one in the marker line that Ray's log monitor reads from the worker's output."""
+    from ray._private.ray_constants import LOG_PREFIX_ACTOR_NAME
+    for stream in (sys.stdout, sys.stderr):
+        print(f"{LOG_PREFIX_ACTOR_NAME}{name}", file=stream, flush=True)
+
+
+class _TasksNamed:
+    """An actor handle whose method calls are Ray tasks named ``NAME.METHOD``."""
+
+    def __init__(self, actor, name: str):
+        self._actor, self._name = actor, name
+
+    def __getattr__(self, method: str):
+        return getattr(self._actor, method).options(name=f"{self._name}.{method}")
+
+
+def name_trial_tasks() -> None:
+    """Every task Tune sends a trial's live actor is named after the trial (STUDY.SUBSET.INDEX.train), so the
+    dashboard's task lists and the worker's process title name the trial that a reused actor runs now (the actor
+    keeps the name of the trial it was started for). Installed once per driver process."""
+    from ray.tune.execution.tune_controller import TuneController
+    original = TuneController._schedule_trial_task
+    if getattr(original, "names_tasks", False):
+        return
+
+    def schedule(self, trial, method_name, *args, **kwargs):
+        live = self._actor_manager._live_actors_to_ray_actors_resources
+        tracked = self._trial_to_actor.get(trial)
+        if tracked not in live:  # an actor still starting: its tasks wait, and go under its own (this trial's) name
+            return original(self, trial, method_name, *args, **kwargs)
+        actor, resources = live[tracked]
+        live[tracked] = (_TasksNamed(actor, str(trial)), resources)
+        try:
+            return original(self, trial, method_name, *args, **kwargs)
+        finally:
+            live[tracked] = (actor, resources)
+
+    schedule.names_tasks = True
+    TuneController._schedule_trial_task = schedule

@@ -117,9 +117,10 @@ def parser(defaults: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="training seed of every trial and the sampler's seed (default 0)")
     p.add_argument("--set", action="append", metavar="FIELD=VALUE",
                    help="fix a config field for every trial, e.g. --set epochs=4 (not a field the space searches)")
-    p.add_argument("--reuse-actors", action="store_true",
-                   help="start trials in finished trials' workers (faster start; the dashboard then shows an actor under "
-                        "its first trial's name)")
+    p.add_argument("--no-reuse-actors", action="store_true",
+                   help="start every trial in a new worker process (default: a trial starts in the worker of a "
+                        "finished one, where the imports and the open data stay; its log lines and tasks carry its own "
+                        "name, its scores are those of a new worker)")
     p.add_argument("--no-early-stopping", action="store_true",
                    help="run every trial to its last epoch (no ASHA): the baseline to judge ASHA's savings by")
     p.add_argument("--repeats", type=int, metavar="K",
@@ -162,12 +163,12 @@ def request_from(args: argparse.Namespace, space: SearchSpace | None = None) -> 
                         gpus_per_trial=args.gpus_per_trial,
                         max_concurrent=args.max_concurrent or space.max_concurrent, max_failures=args.max_failures,
                         overrides=overrides, repeats=args.repeats, seeds=args.seeds,
-                        early_stopping=not args.no_early_stopping, reuse_actors=args.reuse_actors)
+                        early_stopping=not args.no_early_stopping, reuse_actors=not args.no_reuse_actors)
 
 
 # Options that describe the study itself (stored in study.json), as opposed to where and how this driver runs it.
 REQUEST_OPTIONS = ("subset", "num_samples", "data", "profile", "cpus_per_trial", "gpus_per_trial", "max_concurrent",
-                   "max_failures", "seed", "set", "reuse_actors", "no_early_stopping", "repeats", "seeds")
+                   "max_failures", "seed", "set", "no_reuse_actors", "no_early_stopping", "repeats", "seeds")
 
 
 def check_resume_options(argv: list[str], location: StudyLocation) -> None:
@@ -182,7 +183,8 @@ def check_resume_options(argv: list[str], location: StudyLocation) -> None:
     for option in REQUEST_OPTIONS:
         if option not in given:
             continue
-        field = {"subset": "subsets", "set": "overrides", "no_early_stopping": "early_stopping"}.get(option, option)
+        field = {"subset": "subsets", "set": "overrides", "no_early_stopping": "early_stopping",
+                 "no_reuse_actors": "reuse_actors"}.get(option, option)
         if getattr(asked, field) != getattr(stored, field):
             raise StudyDirError(f"--{option.replace('_', '-')}: {getattr(asked, field)!r} differs from the study's "
                                 f"{getattr(stored, field)!r}; --resume continues the study as it was started, so drop "

@@ -53,9 +53,9 @@ class StudyRequest:
     max_concurrent: int
     max_failures: int
     overrides: dict = field(default_factory=dict)
-    # A trial may start in the worker of a finished one (imports and data stay open, ~0.9 s saved per trial on the
-    # CPU demo), but its actor then keeps the first trial's name in the dashboard; off by default.
-    reuse_actors: bool = False
+    # A trial starts in the worker of a finished one, where the imports and the open data stay (its scores are those
+    # of a fresh worker: tests/test_study.py); False starts a new worker process for every trial.
+    reuse_actors: bool = True
     early_stopping: bool = True  # ASHA; False runs every trial to its last epoch (the baseline ASHA is judged by)
     repeats: int = 0  # after the search: re-run the best `repeats` configs of each subset ...
     seeds: int = 0  # ... with this many other seeds, to measure the seed-noise floor

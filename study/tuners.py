@@ -53,7 +53,9 @@ TUNE_VERBOSITY = {logging.WARNING: 0, logging.INFO: 1, logging.DEBUG: 2}
 
 def named_trainable(trainable: Callable, plans: dict[str, TrialPlan]):
     """The function trainable as Tune's class, whose actors show the trial's name (STUDY.SUBSET.INDEX) as their
-    name in the Ray dashboard and the State API instead of the function's, with the resources of its subset."""
+    name in the Ray dashboard and the State API instead of the function's, with the resources of its subset. An
+    actor reused for a later trial names that trial in its log lines and its tasks (ray_compat.name_trial_tasks)."""
+    ray_compat.name_trial_tasks()
     base = ray_compat.wrap_function(tune.with_parameters(trainable, plans=plans))
 
     class NamedTrial(base):
@@ -61,6 +63,12 @@ def named_trainable(trainable: Callable, plans: dict[str, TrialPlan]):
 
         def __repr__(self) -> str:
             return self.trial_name
+
+        def reset_config(self, new_config) -> bool:
+            if not super().reset_config(new_config):
+                return False
+            ray_compat.announce_actor_name(self.trial_name)
+            return True
 
         def restore(self, checkpoint_path):
             return super().restore(newest_checkpoint(ray_compat.trainable_storage(self), checkpoint_path))

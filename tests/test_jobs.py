@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from ray.job_submission import JobStatus, JobSubmissionClient
-from ray.util.state import list_actors, list_jobs
+from ray.util.state import list_actors, list_jobs, list_tasks
 
 RAY = str(Path(sys.executable).parent / "ray")
 
@@ -56,7 +56,8 @@ def head(cluster):
 def test_smoke_study_as_a_job_is_visible_in_the_dashboard_and_exports_trial_metrics(head, data, tmp_path):
     url, metrics_url = head
     client = JobSubmissionClient(url)
-    entrypoint = (f"{sys.executable} -m study.run --space smoke --subset kinetics-motion --num-samples 2 --set epochs=2 "
+    entrypoint = (f"{sys.executable} -m study.run --space smoke --subset kinetics-motion --num-samples 3 --set epochs=2 "
+                  "--max-concurrent 1 "
                   f"--data {data} --storage {tmp_path} --name jobstudy --no-report")
     for _ in range(30):  # the head's job agent starts a few seconds after its dashboard
         try:
@@ -83,8 +84,14 @@ def test_smoke_study_as_a_job_is_visible_in_the_dashboard_and_exports_trial_metr
     assert status == JobStatus.SUCCEEDED, logs[-3000:]
     assert "ray: joined" in logs and "results:" in logs
     assert any(j.submission_id == job for j in list_jobs(address=url))
-    names = {a.repr_name for a in list_actors(address=url, limit=1000, detail=True)}
-    assert {f"jobstudy.kinetics-motion.{i:04d}" for i in range(2)} <= names  # trial actors, named by trial
+    # One trial at a time: the three trials run in one actor, started for the first and named after it; each task
+    # it ran and each line it logged names the trial it ran then.
+    trials = [f"jobstudy.kinetics-motion.{i:04d}" for i in range(3)]
+    actors = [a for a in list_actors(address=url, limit=1000, detail=True) if a.repr_name.startswith("jobstudy.")]
+    assert [a.repr_name for a in actors] == trials[:1]
+    tasks = {t.name for t in list_tasks(address=url, limit=10_000, detail=True)}
+    assert {f"{trial}.train" for trial in trials} <= tasks
+    assert all(f"({trial} pid=" in logs and f"[{trial}] epoch 1:" in logs for trial in trials)
     assert 'study="jobstudy"' in seen_metric and 'subset="kinetics-motion"' in seen_metric
     assert 'trial="jobstudy.kinetics-motion.' in seen_metric
     assert (tmp_path / "jobstudy" / "trials.parquet").is_dir()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
 import sys
 from pathlib import Path
 
@@ -198,14 +199,11 @@ def _worker_pids(root: Path, trials: pd.DataFrame) -> list[int]:
 def test_seed_repeats_rerun_the_best_configs_with_new_seeds_to_the_last_epoch_in_reused_workers(
         cluster, data, tmp_path, smoke_request, smoke):
     """After the search, the two best configs again with seeds 1 and 2; the driver's summary and the report compare
-    them from the repeat runs alone. With --reuse-actors later trials run in finished trials' workers (by default,
-    as in the smoke study, every trial has its own)."""
-    root, smoke_trials = smoke
-    assert len(set(_worker_pids(root, smoke_trials))) == len(smoke_trials)
+    them from the repeat runs alone. Later trials run in finished trials' workers (Tune's actors are reused)."""
     location, said = StudyLocation(tmp_path, "noise"), []
     trials = run_study(location, smoke_request(data, "--subset", "kinetics-motion", "--num-samples", "3",
-                                               "--repeats", "2", "--seeds", "2", "--set", "epochs=2",
-                                               "--reuse-actors"), echo=said.append)
+                                               "--repeats", "2", "--seeds", "2", "--set", "epochs=2"),
+                       echo=said.append)
     search, repeats = trials[trials["repeat_of"].isna()], trials[trials["repeat_of"].notna()]
     assert len(search) == 3 and len(repeats) == 4
     ranked = search.assign(completed=search["stop_reason"] == "completed")  # the study's score: the last epoch,
@@ -227,6 +225,47 @@ def test_seed_repeats_rerun_the_best_configs_with_new_seeds_to_the_last_epoch_in
     compared = json.loads((out / "summary.json").read_text())["tables"]["seed_comparisons"]["rows"]
     assert len(compared) == 1 and compared[0]["a_repeats"] == compared[0]["b_repeats"] == 2  # the repeat runs alone
     assert said[-1].startswith("kinetics-motion: 3 trials; ")  # the driver's last words: how the trials ended
+
+
+FRESH_PROCESS_TRIAL = """
+import json, sys
+from pathlib import Path
+import torch
+from kinetics.source import open_data
+from training.config import from_dict
+from training.experiment import Experiment
+torch.set_num_threads(1)  # as the trial had: the smoke space gives each trial one CPU
+config = from_dict(json.loads(sys.argv[1]), source="the trial's config.json")
+experiment = Experiment(config, open_data(config.data), Path(sys.argv[2]), curves_every_epoch=False)
+for _ in range(int(sys.argv[3])):
+    experiment.step()
+print(json.dumps(experiment.trainer.history))
+"""
+
+
+def test_a_trial_in_a_reused_worker_scores_exactly_as_in_a_new_process(smoke, tmp_path):
+    """Tune reuses a finished trial's actor for the next trial (the default). What that worker holds from its earlier
+    trials (the random generators' state, the open dataset of the other subset, the earlier trial's model, optimizer
+    and open log files) must not touch the later trial: trained again in a new process, it gives the same numbers."""
+    root, trials = smoke
+    ordered = trials.assign(pid=_worker_pids(root, trials)).sort_values("started_at").reset_index(drop=True)
+    reused = ordered[ordered.duplicated("pid")]  # trials that started in the worker of an earlier trial
+    assert not reused.empty
+
+    def after_the_other_subset(i: int) -> bool:
+        before = ordered.loc[:i - 1]
+        return bool(set(before.loc[before["pid"] == ordered.loc[i, "pid"], "subset"]) - {ordered.loc[i, "subset"]})
+
+    row = ordered.loc[([i for i in reused.index if after_the_other_subset(i)] or list(reused.index))[-1]]
+    run = json.loads((root / "experiments" / row["folder"] / "log" / "config.json").read_text())
+    fresh = subprocess.run([sys.executable, "-c", FRESH_PROCESS_TRIAL, json.dumps(run["config"]), str(tmp_path),
+                            str(int(row["epochs_run"]))], capture_output=True, text=True, check=True)
+    again = pd.DataFrame(json.loads(fresh.stdout.splitlines()[-1]))
+    epochs = read_frame(root, EPOCHS)
+    recorded = epochs[epochs["trial_id"] == row["trial_id"]].sort_values("epoch").reset_index(drop=True)
+    assert len(recorded) == len(again) == row["epochs_run"]
+    for metric in ("train_loss", "train_top1", "val_loss", "val_top1", "val_top5"):  # NaN where it diverged
+        np.testing.assert_array_equal(recorded[metric].to_numpy(float), again[metric].to_numpy(float), metric)
 
 
 def test_both_subsets_run_side_by_side_in_one_tune_experiment(smoke):
