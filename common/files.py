@@ -25,6 +25,11 @@ def _umask() -> int:
 FILE_MODE = 0o666 & ~_umask()
 
 
+def is_uri(storage: str) -> bool:
+    """A storage given as a URI (s3://bucket/studies), not a local path."""
+    return "://" in storage
+
+
 @contextlib.contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; it is renamed onto ``target`` only if the block succeeds."""

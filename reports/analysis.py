@@ -12,9 +12,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import pandas as pd
 
+from common.files import is_uri
 from reports import inference
 from reports.findings import MIN_TESTED, Interaction, SubsetFindings, compare_subsets, searched_frame
 from reports.inference import ALPHA
@@ -97,8 +99,8 @@ class AcrossSubsets:
 class NextStep:
     action: str  # "add_trials", "train_longer", "repeat_seeds" or "done"
     trials_per_subset: int | None  # add_trials: the study's trial count per subset the power analysis asks for
-    added_trials: int | None  # per subset, beyond what ran
-    expected_s: float | None  # the command's run time at this study's measured pace (``pace_s``)
+    added_trials: int | None  # per subset, beyond what the study ran: what the command adds to it (--add-trials)
+    expected_s: float | None  # the added trials' run time at this study's measured pace (``pace_s``)
     command: str | None
     because: tuple[str, ...]  # the subsets and parameters that asked for it, e.g. "kinetics-motion: lr"
 
@@ -247,10 +249,10 @@ def pace_s(trials: pd.DataFrame) -> float | None:
     return float((end - start).total_seconds() / len(trials))
 
 
-def next_step(answers: tuple[SubsetAnswer, ...], trials: pd.DataFrame, manifest: dict, study: str) -> NextStep:
+def next_step(answers: tuple[SubsetAnswer, ...], trials: pd.DataFrame, manifest: dict, root: Path) -> NextStep:
     """What to run next: a later budget when no subset is shown above chance (nothing can be attributed then); more
-    trials when a parameter of a subset that learns could not be tested (as many as the power analysis asks for); a
-    later budget for a subset not shown above chance; else nothing is needed for the verdicts."""
+    trials in this study when a parameter of a subset that learns could not be tested (as many as the power analysis
+    asks for); a later budget for a subset not shown above chance; else nothing is needed for the verdicts."""
     silent = tuple(a.subset for a in answers if not a.learns)
     if answers and len(silent) == len(answers):
         return NextStep("train_longer", None, None, None, None, silent)
@@ -261,30 +263,27 @@ def next_step(answers: tuple[SubsetAnswer, ...], trials: pd.DataFrame, manifest:
         if any(c is None for c in counts):
             return NextStep("add_trials", None, None, None, None, because)
         per_subset = max(counts)
-        ran = max((a.trials for a in answers), default=0)
+        ran = manifest.get("request", {}).get("num_samples") or max((a.trials for a in answers), default=0)
         added = per_subset - ran
         pace = pace_s(search_trials(trials))
-        expected = None if pace is None else pace * per_subset * len(answers)  # the command runs a study that size
-        return NextStep("add_trials", per_subset, added, expected, study_command(manifest, study, per_subset), because)
+        expected = None if pace is None else pace * added * len(answers)
+        return NextStep("add_trials", per_subset, added, expected, grow_command(manifest, root, added), because)
     if silent:
         return NextStep("train_longer", None, None, None, None, silent)
     return NextStep("done", None, None, None, None, ())
 
 
-def study_command(manifest: dict, study: str, per_subset: int) -> str:
-    """A study of the same space, data and seed with ``per_subset`` trials per subset."""
-    request = manifest.get("request", {})
-    space = str(request.get("space") or study)
-    parts = ["python -m study.run", f"--space {space.rsplit('/', 1)[-1].removesuffix('.yaml')}"]
-    if request.get("data") not in (None, "synthetic"):
-        parts.append(f"--data {request['data']}")
-    subsets = request.get("subsets") or []
-    if len(subsets) == 1:
-        parts.append(f"--subset {subsets[0]}")
-    if request.get("seed") not in (None, 0):
-        parts.append(f"--seed {request['seed']}")
-    parts.append(f"--num-samples {per_subset}")
-    return " ".join(parts)
+def grow_command(manifest: dict, root: Path, added: int) -> str:
+    """The command that adds ``added`` trials per subset to this study (the study at ``root``). Its storage is named
+    unless it is ./studies of the directory the report is built from."""
+    space = str(manifest.get("request", {}).get("space") or root.name)
+    parts = ["python -m study.run", f"--space {space.rsplit('/', 1)[-1].removesuffix('.yaml')}", f"--name {root.name}"]
+    tune_storage = str(manifest.get("tune_storage") or "")
+    if is_uri(tune_storage):
+        parts.append(f"--storage {tune_storage.rsplit('/', 1)[0]}")
+    elif root.parent.resolve() != (Path.cwd() / "studies").resolve():
+        parts.append(f"--storage {root.parent.resolve()}")
+    return " ".join([*parts, "--resume", f"--add-trials {added}"])
 
 
 # ---------------------------------------------------------------------------------------------------- trials
@@ -386,8 +385,8 @@ def expected_best(trials: pd.DataFrame, epochs: pd.DataFrame, subsets: list[str]
 
 
 def analyse_study(found: dict[str, SubsetFindings], trials: pd.DataFrame, epochs: pd.DataFrame, levels: list[int],
-                  parameters: list[str], manifest: dict, study: str, links: Links) -> StudyAnalysis:
+                  parameters: list[str], manifest: dict, root: Path, links: Links) -> StudyAnalysis:
     answers = tuple(subset_answer(f, parameters) for f in found.values())
-    return StudyAnalysis(answers, across_answer(found, parameters), next_step(answers, trials, manifest, study),
+    return StudyAnalysis(answers, across_answer(found, parameters), next_step(answers, trials, manifest, root),
                          trial_rows(trials, epochs, found, parameters, links),
                          expected_best(trials, epochs, list(found), levels))

@@ -124,8 +124,8 @@ def next_step_lines(step: dict) -> list[str]:
     because = ", ".join(step["because"])
     if step["action"] == "add_trials" and step["command"]:
         time = f", about {duration(step['expected_s'])} at this study's pace" if step["expected_s"] else ""
-        return [f"Next: a study of {step['trials_per_subset']} trials per subset ({step['added_trials']} more than this "
-                f"one ran{time}), the fewest with which the test would find the response measured here with 80% "
+        return [f"Next: {step['added_trials']} more trials per subset in this study ({step['trials_per_subset']} in "
+                f"all{time}), the fewest with which the test would find the response measured here with 80% "
                 f"probability at its corrected level ({because}):", step["command"]]
     if step["action"] == "add_trials":
         return [f"Next: more trials ({because}), but from what this study measured no count up to 96 trials per subset "

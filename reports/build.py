@@ -180,7 +180,7 @@ def build(study: Path, out: Path | None = None) -> Path:
         mark_stops(results, trials, out)
     findings = [line for f in found.values() for line in f.sentences] + across_subsets(found, results.searched)
     tables = summary_tables(trials, found, varied(trials)) + [reproduction_table(trials, found), seed_comparisons(trials)]
-    analysis = analyse_study(found, trials, epochs, levels, results.searched, results.manifest, results.name,
+    analysis = analyse_study(found, trials, epochs, levels, results.searched, results.manifest, results.root,
                              links_from(results, out))
     summary = write_summary(out / SUMMARY, summarize(results, found, analysis, levels, findings, tables))
     figures, not_drawn = sensitivity.figures(summary, plots)

@@ -151,9 +151,11 @@ def without_gpus_here(plans: list[TrialPlan], echo: Callable[[str], None]) -> li
 
 def run_study(location: StudyLocation, request: StudyRequest | None, resume: bool = False,
               address: str | None = None, trainable: Callable = run_trial,
-              echo: Callable[[str], None] | None = None, dashboard_host: str = "127.0.0.1") -> pd.DataFrame:
+              echo: Callable[[str], None] | None = None, dashboard_host: str = "127.0.0.1",
+              add_trials: int = 0) -> pd.DataFrame:
     """Run (or resume) a study and return its trials table. ``trainable`` is replaceable for fault tests. A new
     study's directory is created only once every check has passed, so a failed start leaves nothing behind.
+    ``add_trials``: with ``resume``, this many more search trials per subset (the study grows; see ``grow``).
     ``echo`` says the progress (default: the ``stgcn.driver`` logger)."""
     echo = echo or logs.get("driver").info
     if resume:
@@ -162,9 +164,16 @@ def run_study(location: StudyLocation, request: StudyRequest | None, resume: boo
             study_dir.refuse_moved(location)
             request = study_dir.load_request(location.root)
             space = load_space(location.root / SPACE_COPY)
-            echo(f"resuming study {location.root} ({space.name}, subsets {', '.join(request.subsets)})")
-            return _fit(location, request, *_prepare(location, request, space, address, echo, dashboard_host),
-                        trainable, echo)
+            grown = grown_request(location, request, add_trials) if add_trials else None
+            prepared = _prepare(location, request, space, address, echo, dashboard_host)
+            if grown:
+                study_dir.update(location.root, request=grown.to_dict())
+                location.push(location.root / MANIFEST)
+                echo(f"growing study {location.root}: {add_trials} more trial(s) per subset, {grown.num_samples} in "
+                     f"all; the {request.num_samples} that ran are kept")
+            else:
+                echo(f"resuming study {location.root} ({space.name}, subsets {', '.join(request.subsets)})")
+            return _fit(location, grown or request, *prepared, trainable, echo)
     space = load_space(request.space)
     if location.remote and location.mirror.exists(MANIFEST):
         raise StudyDirError(f"{location.tune_storage}: a study of this name already exists; pass --resume to "
@@ -178,6 +187,18 @@ def run_study(location: StudyLocation, request: StudyRequest | None, resume: boo
                                 "was started")
     with driver_lock(location.root):
         return _fit(location, request, *prepared, trainable, echo)
+
+
+def grown_request(location: StudyLocation, request: StudyRequest, added: int) -> StudyRequest:
+    """The study with ``added`` more search trials per subset. Its budget in study.json is raised once Ray is up, and
+    the resumed search goes on from its Optuna journals (a QMC design continues its sequence, TPE learns from every
+    trial so far) while each subset's ASHA keeps its rungs; the trials that ran are not run again. A study with seed
+    repeats is refused: they were chosen from the search as it ended."""
+    if request.repeats and request.seeds:
+        raise StudyDirError(f"{location.root}: --add-trials: this study re-ran its best configs with new seeds (--repeats "
+                            f"{request.repeats} --seeds {request.seeds}), chosen from the search as it was; a larger "
+                            "search would choose others. Start a new study with more --num-samples instead")
+    return replace(request, num_samples=request.num_samples + added)
 
 
 def _prepare(location: StudyLocation, request: StudyRequest, space: SearchSpace, address: str | None,
@@ -256,7 +277,7 @@ def _fit(location: StudyLocation, request: StudyRequest, plans: list[TrialPlan],
                      budgets=comparable_budgets(plans[0], request.early_stopping))
     location.push(location.root / MANIFEST)
     by_subset = {plan.subset: plan for plan in plans}
-    session.activate(session.ActiveStudy(location, by_subset, dataset.source, request.seed, echo))
+    session.activate(session.ActiveStudy(location, by_subset, dataset.source, request.seed, request.num_samples, echo))
     wrapped = named_trainable(trainable, by_subset)
     with Interrupts(echo) as interrupts:
         interrupts.fit(restored(location, SEARCH, wrapped, echo) or search_tuner(location, by_subset, request, wrapped))

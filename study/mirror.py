@@ -30,10 +30,6 @@ FIRST_BACKOFF_S, MAX_BACKOFF_S = 1.0, 30.0
 log = logs.get("mirror")
 
 
-def is_uri(storage: str) -> bool:
-    return "://" in storage
-
-
 class Mirror:
     """One per study and driver process (``Mirror.of``): its copier thread is shared by every ``push``."""
 

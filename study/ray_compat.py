@@ -10,7 +10,8 @@ before a study starts, naming what to install.
   raises as a pyarrow error, or as a RuntimeError when its storage marker cannot be seen;
 - two hooks of the fault harness (study/faults.py): after Tune registers a trial's checkpoint, and inside Tune's
   upload of its experiment state;
-- the name of the trial a reused actor runs now: in its log lines' prefix, and on every task Tune sends it.
+- the name of the trial a reused actor runs now: in its log lines' prefix, and on every task Tune sends it;
+- a search that had finished, asked again after a restore when its searcher has trials left (a study that grows).
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from ray.tune.trainable.function_trainable import wrap_function
 
 TESTED_RAY = ("2.60",)  # major.minor releases whose private API this module was checked against
 
-__all__ = ["TESTED_RAY", "announce_actor_name", "check_version", "checkpoint_dir_name", "name_trial_tasks",
+__all__ = ["TESTED_RAY", "announce_actor_name", "check_version", "checkpoint_dir_name", "let_search_grow",
+           "name_trial_tasks",
            "on_checkpoint_registered", "restored_result", "trainable_storage", "upload_failed", "was_restored",
            "within_state_upload", "wrap_function"]
 
@@ -134,3 +136,24 @@ def name_trial_tasks() -> None:
 
     schedule.names_tasks = True
     TuneController._schedule_trial_task = schedule
+
+
+def let_search_grow() -> None:
+    """Tune saves a search that said it was finished as finished, and a restored experiment then asks it for nothing
+    more. After a restore the search is asked again when its searcher says it has trials left
+    (``has_trials_left()``: a study whose budget --add-trials raised). Installed once per driver process."""
+    from ray.tune.search.search_generator import SearchGenerator
+    original = SearchGenerator.set_state
+    if getattr(original, "lets_grow", False):
+        return
+
+    def set_state(self, state):
+        original(self, state)
+        searcher = self.searcher
+        while hasattr(searcher, "searcher"):  # Tune's wrappers (concurrency limits) around the study's searcher
+            searcher = searcher.searcher
+        if getattr(searcher, "has_trials_left", lambda: False)():
+            self._finished = False
+
+    set_state.lets_grow = True
+    SearchGenerator.set_state = set_state

@@ -11,6 +11,7 @@ Examples:
   python -m study.run --space smoke --subset kinetics-motion         # a first contact, about a minute
   python -m study.run --space full --data /data/kinetics-converted   # real data, the paper's network, GPUs
   python -m study.run --space sgd_lr --name lr-study --resume        # continue an interrupted study
+  python -m study.run --space sgd_lr --name lr-study --resume --add-trials 6   # 6 more trials per subset in it
   python -m study.run --space sgd_lr --repeats 2 --seeds 3           # plus the seed-noise floor
   RAY_ADDRESS=auto python -m study.run --space full                  # on a running Ray cluster (or as a Ray Job)
   python -m study.run --space full --data /data/kinetics-converted --plan cluster.yaml   # its cost, before it starts
@@ -45,9 +46,9 @@ from typing import TYPE_CHECKING
 import yaml
 
 from common import logs
+from common.files import is_uri
 from kinetics.errors import DataError
 from kinetics.subsets import SUBSET_NAMES
-from study.mirror import is_uri
 from study.spaces import SearchSpace, SpaceError, load_space, shipped_spaces
 from study.study_dir import (
     StudyDirError,
@@ -102,6 +103,10 @@ def parser(defaults: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true",
                    help="continue the study NAME (default: the latest study of SPACE) as it was started; other "
                         "options must be absent or equal to the stored ones")
+    p.add_argument("--add-trials", type=int, metavar="N",
+                   help="with --resume: N more trials per subset in the same study (what the report's next step asks "
+                        "for); the search continues from its Optuna journals, ASHA keeps its rungs, the trials that "
+                        "ran are kept, and the report is rebuilt over all of them")
     p.add_argument("--address", help="Ray cluster to join (auto, or HOST:6379); default RAY_ADDRESS, else a local "
                                      "Ray with its dashboard on 127.0.0.1. Ray Client (ray://) is refused: submit "
                                      "the study as a Ray Job instead")
@@ -186,9 +191,11 @@ def check_resume_options(argv: list[str], location: StudyLocation) -> None:
         field = {"subset": "subsets", "set": "overrides", "no_early_stopping": "early_stopping",
                  "no_reuse_actors": "reuse_actors"}.get(option, option)
         if getattr(asked, field) != getattr(stored, field):
+            grow = (f"; to run more trials in it: --add-trials {asked.num_samples - stored.num_samples}"
+                    if option == "num_samples" and asked.num_samples > stored.num_samples else "")
             raise StudyDirError(f"--{option.replace('_', '-')}: {getattr(asked, field)!r} differs from the study's "
                                 f"{getattr(stored, field)!r}; --resume continues the study as it was started, so drop "
-                                "the option (or start a new study with another --name)")
+                                f"the option (or start a new study with another --name){grow}")
 
 
 def location_from(args: argparse.Namespace) -> StudyLocation:
@@ -276,6 +283,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.report_every is not None and args.report_every <= 0:
         print(f"error: --report-every {args.report_every}: give a number of minutes above 0", file=sys.stderr)
         return 2
+    if args.add_trials is not None and (args.add_trials < 1 or not args.resume):
+        print(f"error: --add-trials {args.add_trials}: " + ("give a number of trials of at least 1" if args.resume else
+              "it grows an existing study: add --resume (and --name NAME, else the latest study of the space)"),
+              file=sys.stderr)
+        return 2
     try:
         location = location_from(args)
         if args.resume:
@@ -283,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         request = None if args.resume else request_from(args)
         with LiveReport(location, args.report_every, logs.get("report").info):
             trials = run_study(location, request, resume=args.resume, address=args.address,
-                               dashboard_host=args.dashboard_host)
+                               dashboard_host=args.dashboard_host, add_trials=args.add_trials or 0)
     except (ConfigError, DataError, SpaceError, StudyDirError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -209,14 +209,24 @@ class SubsetSearch:
 
 
 class StudySearcher(Searcher):
-    def __init__(self, subsets: tuple[str, ...], trials_per_subset: int, max_concurrent: int):
-        """Hands out ``trials_per_subset`` trials of each subset, at most ``max_concurrent`` of a subset at once,
+    def __init__(self, subsets: tuple[str, ...], max_concurrent: int):
+        """Hands out the study's trials per subset (``budget``), at most ``max_concurrent`` of a subset at once,
         starting the subset with the fewest trials in flight."""
         super().__init__(metric=METRIC, mode=MODE)
-        self.budget, self.max_concurrent = trials_per_subset, max_concurrent
+        self.max_concurrent = max_concurrent
         self.searches = {subset: SubsetSearch(subset) for subset in subsets}
         self.owner: dict[str, str] = {}  # Tune trial id -> subset
         self.live: dict[str, set[str]] = {subset: set() for subset in subsets}
+
+    @property
+    def budget(self) -> int:
+        """Read from the study, not pickled with the searcher: a study that grows (--add-trials) continues its search
+        with the new budget, from the same Optuna studies (a QMC design goes on with its sequence)."""
+        return session.active().trials_per_subset
+
+    def has_trials_left(self) -> bool:
+        """Whether a restored search that had said it was finished has trials to hand out again."""
+        return any(len(search.trials) < self.budget for search in self.searches.values())
 
     def suggest(self, trial_id: str) -> dict | str | None:
         asked = {s: len(search.trials) for s, search in self.searches.items()}

@@ -21,6 +21,7 @@ class ActiveStudy:
     plans: dict[str, TrialPlan]  # subset -> its trials' plan
     data_source: str  # synthetic or real
     seed: int  # the study seed: samplers and training
+    trials_per_subset: int  # the search's budget, as study.json holds it now (--add-trials raises it)
     echo: Callable[[str], None] = print
     # After a restore: the search trials Tune's saved state holds, Tune trial id -> (subset, Optuna number), for the
     # searcher to match its own state against (Tune copies the two to the storage one after the other).

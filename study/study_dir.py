@@ -27,8 +27,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from common.files import write_json, write_text
-from study.mirror import Mirror, is_uri
+from common.files import is_uri, write_json, write_text
+from study.mirror import Mirror
 from training.results import MANIFEST, SPACE_COPY
 
 LOCK = ".driver.lock"

@@ -141,6 +141,7 @@ def restored(location: StudyLocation, name: str, trainable, echo: Callable[[str]
     if not tune.Tuner.can_restore(experiment):
         return None
     echo(f"{name}: resuming Tune experiment {experiment}")
+    ray_compat.let_search_grow()
     tuner = tune.Tuner.restore(experiment, trainable=trainable, resume_unfinished=True)
     forget_unknown_trials(location, tuner, repeats=name == SEEDS, echo=echo)
     return tuner
@@ -248,7 +249,7 @@ def search_tuner(location: StudyLocation, plans: dict[str, TrialPlan], request: 
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
-            search_alg=StudySearcher(tuple(plans), request.num_samples, request.max_concurrent),
+            search_alg=StudySearcher(tuple(plans), request.max_concurrent),
             scheduler=asha(plans) if request.early_stopping else KeepsEndedTrials(), num_samples=-1,
             reuse_actors=request.reuse_actors, trial_name_creator=functools.partial(trial_name, location.name),
             trial_dirname_creator=trial_dirname),

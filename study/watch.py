@@ -23,9 +23,9 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
+from common.files import is_uri
 from kinetics.source import cache_root
 from kinetics.subsets import SUBSET_NAMES
-from study.mirror import is_uri
 from training.results import MANIFEST, OPTUNA
 
 

@@ -66,7 +66,7 @@ def hand_written() -> dict:
                    "across": {"budget": 2, "compared": True, "why": None, "differs": [], "tested": ["lr"],
                               "p_holm": [0.5]},
                    "next_step": {"action": "add_trials", "trials_per_subset": 9, "added_trials": 4, "expected_s": 190.0,
-                                 "command": "python -m study.run --space sgd_lr --num-samples 9",
+                                 "command": "python -m study.run --space sgd_lr --name lr --resume --add-trials 4",
                                  "because": ["kinetics-motion: lr"]}},
         "trials": [trial],
         "expected_best": [],
@@ -111,8 +111,8 @@ def test_each_subset_leads_with_at_most_five_lines_and_the_next_step_gives_comma
     assert "Cannot tell yet: learning rate: with 5 trials the test's smallest p is 0.036" in lines[1]
     assert ("Matters: learning rate, 17.5 points between its best and worst values (Holm p = 0.004; likely overstated: "
             "the test finds a response this size only 55% of the time)") in " ".join(lines)
-    assert lines[-1] == "python -m study.run --space sgd_lr --num-samples 9"
-    assert "a study of 9 trials per subset (4 more than this one ran, about 3 min 10 s at this study's pace)" in lines[-2]
+    assert lines[-1] == "python -m study.run --space sgd_lr --name lr --resume --add-trials 4"
+    assert "Next: 4 more trials per subset in this study (9 in all, about 3 min 10 s at this study's pace)" in lines[-2]
 
 
 def test_renderers_import_no_statistics():

@@ -275,3 +275,63 @@ def test_both_subsets_run_side_by_side_in_one_tune_experiment(smoke):
     assert spans.loc["kinetics-392", "start"] < spans.loc["kinetics-motion", "end"]
     assert spans.loc["kinetics-motion", "start"] < spans.loc["kinetics-392", "end"]
     assert sorted(p.name for p in root.iterdir() if (p / "tuner.pkl").is_file()) == ["search"]
+
+
+GROWING_SPACE = """
+description: a one-parameter space-filling design, small enough to grow twice in a test
+base: {optimizer: sgd}
+cpu_profile: {batch_size: 16, epochs: 2, scheduler: none, cap_per_class: 6, sample_images: 0}
+params:
+  lr: {type: loguniform, low: 1.0e-3, high: 0.3}
+sampler: qmc
+asha: {grace_period: 1, reduction_factor: 2}
+trials: 2
+subsets: [kinetics-motion]
+max_concurrent: 1
+include_paper_recipe: false
+"""
+
+
+def test_add_trials_grows_a_finished_study_where_its_search_left_off(cluster, data, tmp_path, capsys):
+    """--resume --add-trials N: N more trials per subset in the same study. The trials that ran are not run again,
+    the QMC design goes on with its sequence (the learning rates are those a study of the larger size draws), and
+    study.json holds the new size. Refused where it cannot hold: without --resume, with a size asked by
+    --num-samples, while another driver runs the study."""
+    space = tmp_path / "growing.yaml"
+    space.write_text(GROWING_SPACE)
+    args = ["--space", str(space), "--data", str(data), "--storage", str(tmp_path), "--name", "grows", "--no-report"]
+    assert main(args) == 0
+    root = tmp_path / "grows"
+    before_trials, before_epochs = read_frame(root, TRIALS), read_frame(root, EPOCHS)
+    assert len(before_trials) == 2
+
+    assert main([*args, "--add-trials", "2"]) == 2
+    assert "it grows an existing study: add --resume" in capsys.readouterr().err
+    assert main([*args, "--resume", "--num-samples", "4"]) == 2
+    assert "to run more trials in it: --add-trials 2" in capsys.readouterr().err
+    from study.study_dir import driver_lock
+    with driver_lock(root):
+        assert main([*args, "--resume", "--add-trials", "2"]) == 2
+    assert "another driver" in capsys.readouterr().err
+
+    assert main([*args, "--resume", "--add-trials", "2"]) == 0
+    trials, epochs = read_frame(root, TRIALS), read_frame(root, EPOCHS)
+    assert sorted(trials["index"]) == [0, 1, 2, 3] and trials["trial_id"].is_unique
+    kept = trials.set_index("trial_id").loc[before_trials["trial_id"]]
+    assert (kept["updated_at"].to_numpy() == before_trials.set_index("trial_id")["updated_at"].to_numpy()).all()
+    first_two = epochs[epochs["trial_id"].isin(before_trials["trial_id"])]
+    assert len(first_two) == len(before_epochs)  # no epoch of theirs ran again
+    assert json.loads((root / "study.json").read_text())["request"]["num_samples"] == 4
+
+    from study.searcher import make_sampler
+    from study.spaces import load_space
+    design = optuna.create_study(direction="maximize", sampler=make_sampler("qmc", 0, 0))
+    for _ in range(4):  # one at a time, each told as it ended, as the study's single trial slot did
+        trial = design.ask()
+        load_space(space).define_by_run(trial)
+        design.tell(trial, 0.5)
+    drawn = trials.sort_values("index")["lr"].tolist()
+    assert drawn == pytest.approx([t.params["lr"] for t in design.trials], rel=1e-12)
+    journal = optuna.load_study(study_name="kinetics-motion", storage=JournalStorage(JournalFileBackend(
+        str(optuna_journal(root, "kinetics-motion")))))
+    assert len(journal.trials) == 4 and all(t.state.is_finished() for t in journal.trials)
