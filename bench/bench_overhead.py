@@ -1,0 +1,145 @@
+"""What Ray Tune costs on the main job, against the simplest peer a user could write, and against the compute bound.
+
+    python -m bench.bench_overhead [--space sgd_lr] [--out bench/results]
+
+1. The main job as a user runs it: ``python -m study.run --space SPACE`` in its own process (a local Ray, the trials
+   in reused workers), timed from the command's start to the end of its report (``reports.build``).
+2. The peer: the same trials (the same configs, each for the epochs it ran in the study, ASHA's decisions replayed),
+   proposed by plain Optuna (each config enqueued and asked) and trained by the project's trainer in process, in as
+   many worker processes as the study ran trials at once, each taking the next trial when it is free, torch on one
+   thread per process as in the study. Timed from starting the workers to the end of the last trial. Both sides
+   are deterministic, so they do the same arithmetic.
+
+Prints the study's wall time (without its report) over the peer's, and the main job's wall time (report included)
+over its compute bound: the sum of its epochs' own times over the cores. Targets: 1.05 and 1.15. Writes the figures
+with the machine to bench/results/bench_overhead.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from bench import results
+from training.results import EPOCHS, TRIALS, read_frame
+
+ROOT = Path(__file__).resolve().parents[1]
+RAY_TARGET, BOUND_TARGET = 1.05, 1.15
+
+
+def _timed(command: list[str], cwd: Path) -> float:
+    began = time.perf_counter()
+    subprocess.run(command, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   env={**os.environ, "PYTHONPATH": str(ROOT)})
+    return time.perf_counter() - began
+
+
+def trial_jobs(root: Path) -> list[tuple[dict, int]]:
+    """Each trial of the study, in the order it started: its config (from its experiment folder) and epochs run."""
+    trials = read_frame(root, TRIALS).sort_values("started_at")
+    jobs = []
+    for folder, epochs in zip(trials["folder"], trials["epochs_run"]):
+        run = json.loads((root / "experiments" / folder / "log" / "config.json").read_text())
+        jobs.append((run["config"], int(epochs)))
+    return jobs
+
+
+def _peer_worker(queue, out: str, threads: int) -> None:
+    """One peer process: plain Optuna proposes (the study's config enqueued), the trainer trains in this process."""
+    import optuna
+    import torch
+
+    from kinetics.source import open_data
+    from training.config import from_dict
+    from training.experiment import Experiment
+    torch.set_num_threads(threads)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize")
+    datasets: dict = {}
+    while (job := queue.get()) is not None:
+        index, config, epochs = job
+        study.enqueue_trial({"lr": config["lr"]})
+        trial = study.ask()
+        config = from_dict({**config, "lr": trial.suggest_float("lr", config["lr"], config["lr"])}, source="peer")
+        dataset = datasets.setdefault(config.data, open_data(config.data))
+        experiment = Experiment(config, dataset, Path(out), index=index, curves_every_epoch=False, echo=lambda _: None)
+        for _ in range(epochs):
+            metrics = experiment.step()
+            trial.report(metrics["val_top1"], metrics["epoch"])
+        study.tell(trial, metrics["val_top1"])
+
+
+def run_peer(jobs: list[tuple[dict, int]], workers: int, threads: int, out: Path) -> float:
+    context = multiprocessing.get_context("spawn")  # a new interpreter per worker, as a user's script would start
+    queue = context.Queue()
+    for index, (config, epochs) in enumerate(jobs):
+        queue.put((index, config, epochs))
+    for _ in range(workers):
+        queue.put(None)
+    began = time.perf_counter()
+    processes = [context.Process(target=_peer_worker, args=(queue, str(out), threads)) for _ in range(workers)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join()
+        if process.exitcode:
+            raise RuntimeError(f"a peer worker exited with {process.exitcode}")
+    return time.perf_counter() - began
+
+
+def concurrency(root: Path) -> int:
+    """The most trials the study ran at once (from the trials' start and end times)."""
+    trials = read_frame(root, TRIALS)
+    events = sorted([(t, 1) for t in trials["started_at"]] + [(t, -1) for t in trials["updated_at"]],
+                    key=lambda e: (e[0], e[1]))
+    running = peak = 0
+    for _, step in events:
+        running += step
+        peak = max(peak, running)
+    return peak
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--space", default="sgd_lr", help="the space of the study (default sgd_lr, the main job)")
+    parser.add_argument("--out", type=Path, default=results.RESULTS, help="where bench_overhead.json goes")
+    args = parser.parse_args()
+    cores = os.cpu_count() or 1
+    with tempfile.TemporaryDirectory(prefix="stgcn-overhead-") as work:
+        work = Path(work)
+        root = work / "studies" / "main"
+        study_s = _timed([sys.executable, "-m", "study.run", "--space", args.space, "--name", "main", "--no-report",
+                          "--storage", str(work / "studies")], work)
+        report_s = _timed([sys.executable, "-m", "reports.build", str(root)], work)
+        epochs = read_frame(root, EPOCHS)
+        bound_s = float(epochs["epoch_time_s"].sum()) / cores
+        workers = concurrency(root)
+        threads = max(1, cores // workers)
+        peer_s = run_peer(trial_jobs(root), workers, threads, work / "peer")
+        trials = len(read_frame(root, TRIALS))
+    figures = {"space": args.space, "trials": trials, "epochs": len(epochs), "trials_at_once": workers,
+               "study_s": round(study_s, 1), "report_s": round(report_s, 1), "main_job_s": round(study_s + report_s, 1),
+               "peer_s": round(peer_s, 1), "compute_bound_s": round(bound_s, 1),
+               "ray_over_peer": round(study_s / peer_s, 3), "main_job_over_bound": round((study_s + report_s) / bound_s, 3),
+               "targets": {"ray_over_peer": RAY_TARGET, "main_job_over_bound": BOUND_TARGET}}
+    path = results.write("bench_overhead", figures, f"python -m bench.bench_overhead --space {args.space}", args.out)
+    print(f"{args.space}: {trials} trials, {len(epochs)} epochs, {workers} at once on {cores} cores")
+    print(f"study.run (no report) {study_s:.1f} s vs the peer (plain Optuna, trainer in process) {peer_s:.1f} s: "
+          f"{figures['ray_over_peer']:.2f}x (target <= {RAY_TARGET})")
+    print(f"main job (with its report, {report_s:.1f} s) {study_s + report_s:.1f} s vs its compute bound {bound_s:.1f} s "
+          f"(sum of epoch times / {cores} cores): {figures['main_job_over_bound']:.2f}x (target <= {BOUND_TARGET})")
+    print(f"written to {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
