@@ -13,9 +13,7 @@ it took them again. Writes the outcome with the machine it ran on to ``--out``/b
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -24,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from bench import results
 from training.experiment import CHECKPOINT
 from training.results import EPOCHS, TRIALS, read_frame
 
@@ -88,28 +87,21 @@ def run(work: Path, outage_s: float, data: str | None, address: str | None) -> d
             "trials": len(trials), "checks": checks, "held": all(checks.values())}
 
 
-def machine() -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").is_file() else ""
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
-            "date": time.strftime("%Y-%m-%d")}
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--outage-s", type=float, default=600.0, help="how long the storage is out (default 600)")
     parser.add_argument("--data", help="converted dataset (default: the cached synthetic set)")
     parser.add_argument("--address", help="a running Ray cluster (default: a local one)")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--out", type=Path, default=results.RESULTS)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="stgcn-outage-") as work:
-        result = {**run(Path(work), args.outage_s, args.data, args.address), "machine": machine()}
+        result = run(Path(work), args.outage_s, args.data, args.address)
     for check, held in result["checks"].items():
         print(f"{'held' if held else 'FAILED'}: {check}")
+    command = "python -m bench.bench_outage" + (f" --outage-s {args.outage_s:g}" if args.outage_s != 600 else "")
+    path = results.write("bench_outage", result, command, args.out)
     print(f"outage of {result['outage_s']:.0f} s, {result['epochs_recorded_during_outage']} epoch(s) recorded during it; "
-          f"machine: {result['machine']['cpu']}, {result['machine']['cores']} cores")
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "bench_outage.json").write_text(json.dumps(result, indent=1) + "\n")
+          f"written with the machine to {path}")
     return 0 if result["held"] else 1
 
 

@@ -27,8 +27,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import pandas as pd
-
 from bench import results
 from training.results import EPOCHS, TRIALS, read_frame
 

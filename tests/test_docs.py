@@ -42,3 +42,12 @@ def test_the_readme_is_a_short_manual_whose_links_resolve():
 def test_ci_runs_exactly_the_readmes_test_command():
     command = "bash .ci/venv && .venv/bin/ruff check . && .venv/bin/python -m pytest -q"
     assert command in (ROOT / ".ci" / "run").read_text()
+
+
+def test_the_docs_benchmark_tables_are_rendered_from_the_results_files():
+    """Every table between bench markers is what bench/results/NAME.json renders: no figure is pasted by hand."""
+    from bench import report
+    assert report.main(["--check"]) == 0
+    marked = "<!-- bench:bench_outage -->\n| pasted | 1.0x |\n<!-- /bench:bench_outage -->\n"
+    assert "| pasted |" not in report.rendered(marked) and "Measured by `python -m bench.bench_outage`" in \
+        report.rendered(marked)
