@@ -10,6 +10,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.collections import LineCollection
 from matplotlib.ticker import MaxNLocator
 
 from common.plotting import save_figure
@@ -52,10 +53,10 @@ def plot_skeleton(clip: np.ndarray, target: Path, title: str, bones, snapshots: 
     for ax, t in zip(np.atleast_1d(axes), picks):
         for m, colour in zip(range(clip.shape[3]), ("tab:blue", "tab:orange")):
             x, y, score = clip[0, t, :, m], clip[1, t, :, m], clip[2, t, :, m]
-            for i, j in bones:
-                if score[i] > 0 and score[j] > 0:
-                    ax.plot([x[i], x[j]], [y[i], y[j]], color=colour, linewidth=1.5)
             seen = score > 0
+            # one collection of a person's bones, not a line each: the same picture, drawn several times faster
+            ax.add_collection(LineCollection([((x[i], y[i]), (x[j], y[j])) for i, j in bones if seen[i] and seen[j]],
+                                             colors=colour, linewidths=1.5))
             ax.scatter(x[seen], y[seen], s=6, color=colour)
         ax.set_title(f"frame {t}", fontsize=8)
         ax.set_aspect("equal")
