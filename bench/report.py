@@ -1,6 +1,7 @@
 """python -m bench.report: the docs' benchmark tables, rendered from bench/results/*.json.
 
-A table in docs/*.md sits between two marker lines naming the result it shows:
+A table in README.md or docs/*.md sits between two marker lines naming the result it shows (and, after a colon,
+which view of it, where a result has more than one):
 
     <!-- bench:bench_overhead -->
     ...the table, rewritten by this command...
@@ -21,8 +22,8 @@ from pathlib import Path
 
 from bench import results
 
-DOCS = Path(__file__).resolve().parents[1] / "docs"
-MARKED = re.compile(r"(<!-- bench:(?P<name>[a-z_]+) -->\n)(?P<body>.*?)(<!-- /bench:(?P=name) -->)", re.S)
+ROOT = Path(__file__).resolve().parents[1]
+MARKED = re.compile(r"(<!-- bench:(?P<name>[a-z_]+(?::[a-z_]+)?) -->\n)(?P<body>.*?)(<!-- /bench:(?P=name) -->)", re.S)
 
 
 def _machine_line(result: dict) -> str:
@@ -45,6 +46,36 @@ def _overhead(result: dict) -> list[str]:
             f"| main job over its bound | **{f['main_job_over_bound']:.2f}x** | ≤ {target['main_job_over_bound']:.2f}x |"]
 
 
+def _answer(result: dict) -> list[str]:
+    """What the main job's page leads with, and how long the main job took."""
+    f = result["figures"]
+    return ["```", *f["answer"], "```", "",
+            f"The main job took {f['main_job_s'] // 60:.0f} min {f['main_job_s'] % 60:.0f} s ({f['trials']} trials, "
+            f"{f['epochs']} epochs, its report included), {f['main_job_over_bound']:.2f}x the time its epochs' "
+            f"computation takes on these cores."]
+
+
+def _turnover(result: dict) -> list[str]:
+    f = result["figures"]
+    return ["| trial turnover (a trial's end to its successor's first epoch), median | measured | target |", "|---|---|---|",
+            f"| in a reused worker (the default) | {f['reused_worker']['median_s']:.2f} s | ≤ {f['target_s']:.1f} s |",
+            f"| in a new worker process (`--no-reuse-actors`) | {f['new_worker']['median_s']:.2f} s | |"]
+
+
+def _model(result: dict) -> list[str]:
+    f = result["figures"]
+    shape = f["shape"]
+    return ["| training step (forward, backward, SGD) | measured |", "|---|---|",
+            f"| shape | batch {shape['batch']}, {shape['frames']} frames, width x{shape['width']:g}, "
+            f"{shape['threads']} thread(s) |",
+            f"| {f['baseline']} implementation / ours | {f['baseline_ms']:.1f} / {f['ours_ms']:.1f} ms "
+            f"({f['speed_up']:.2f}x) |",
+            f"| the convolutions alone at the GEMM rate ({f['gemm_gflops']:.0f} GFLOP/s, measured between the steps) "
+            f"| {f['bound_ms']:.1f} ms |",
+            f"| ours, as a share of that bound | **{100 * f['share_of_bound']:.0f}%** (target ≥ "
+            f"{100 * f['share_target']:.0f}%) |"]
+
+
 def _outage(result: dict) -> list[str]:
     f = result["figures"]
     rows = [f"| {check} | {'held' if held else '**failed**'} |" for check, held in f["checks"].items()]
@@ -52,14 +83,17 @@ def _outage(result: dict) -> list[str]:
             f"{f['trials']} trials) | |", "|---|---|", *rows]
 
 
-RENDERERS: dict[str, Callable[[dict], list[str]]] = {"bench_overhead": _overhead, "bench_outage": _outage}
+RENDERERS: dict[str, Callable[[dict], list[str]]] = {"bench_overhead": _overhead, "bench_overhead:answer": _answer,
+                                                     "bench_outage": _outage, "bench_trial_overhead": _turnover,
+                                                     "bench_model_paper": _model, "bench_model_cpu_profile": _model}
 
 
-def render(name: str) -> str:
+def render(view: str) -> str:
+    name = view.split(":")[0]
     result = results.read(name)
     if result is None:
         return f"No result yet: run `python -m bench.{name}`.\n"
-    return "\n".join([*RENDERERS[name](result), "", _machine_line(result)]) + "\n"
+    return "\n".join([*RENDERERS[view](result), "", _machine_line(result)]) + "\n"
 
 
 def rendered(text: str) -> str:
@@ -78,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="change nothing; exit 1 naming each doc whose tables differ from their results files")
     args = parser.parse_args(argv)
     stale = []
-    for doc in sorted(DOCS.glob("*.md")):
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
         text = doc.read_text()
         new = rendered(text)
         if new != text:

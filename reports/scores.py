@@ -55,7 +55,9 @@ def budgets(trials: pd.DataFrame, epochs: pd.DataFrame, manifest: dict) -> list[
 def at_budget(trials: pd.DataFrame, epochs: pd.DataFrame, budget: int, levels: list[int]) -> pd.DataFrame:
     """The trials compared at ``budget`` (one of ``levels``, the study's budgets), each with ``score`` and
     ``diverged``: at the final budget the completed trials and their last epoch; at a rung every trial that reached
-    that epoch, scored by its val top-1 there; and, at chance, the trials that diverged since the budget before."""
+    that epoch, scored by its val top-1 there; and, at chance, the trials that diverged since the budget before. In
+    the trials' own order (subset, index), whatever order they ended in: the permutation tests draw from the rows in
+    order, so the same trials give the same p-values in every run."""
     final = levels[-1] if levels else budget
     if budget >= final:
         scored = completed(trials)
@@ -69,7 +71,7 @@ def at_budget(trials: pd.DataFrame, epochs: pd.DataFrame, budget: int, levels: l
     blown = blown.assign(score=1.0 / blown["num_classes"].astype(float))
     out = pd.concat([scored.assign(diverged=False), blown.assign(diverged=True)], ignore_index=True) if len(blown) else \
         scored.assign(diverged=False)
-    return out
+    return out.sort_values([key for key in ("subset", "index", "trial_id") if key in out]).reset_index(drop=True)
 
 
 def diverged(trials: pd.DataFrame) -> pd.DataFrame:

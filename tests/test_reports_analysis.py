@@ -330,3 +330,23 @@ def test_a_deeper_budget_held_by_one_trial_is_said_as_one_trial_with_its_score()
     texts = [_text(_analyse(Design(trials=5), seed=seed)[0]) for seed in range(10)]
     assert any("(1 trial, " in text for text in texts)
     assert not any("(1 trials" in text for text in texts)
+
+
+def test_the_same_trials_give_the_same_p_values_whatever_order_they_ended_in(smoke):
+    """The tables hold trials in the order they ended, which depends on timing; the tests draw their permutations
+    from the rows in order, so the rows compared at a budget come in the trials' own order."""
+    from reports import inference
+    from reports.scores import at_budget
+    from training.results import EPOCHS, read_frame
+    root, trials = smoke
+    epochs = read_frame(root, EPOCHS)
+    shuffled = trials.sample(frac=1.0, random_state=3)
+    assert not shuffled["trial_id"].equals(trials["trial_id"])
+    for budget in (1, 3):
+        a, b = at_budget(trials, epochs, budget, [1, 3]), at_budget(shuffled, epochs, budget, [1, 3])
+        pd.testing.assert_frame_equal(a, b)
+        for subset in a["subset"].unique():
+            rows = a[a["subset"] == subset]
+            if rows["lr"].nunique() > 1:
+                assert inference.parameter_test(rows, "lr").p == inference.parameter_test(
+                    b[b["subset"] == subset], "lr").p
