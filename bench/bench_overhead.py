@@ -11,8 +11,10 @@
    thread per process as in the study. Timed from starting the workers to the end of the last trial. Both sides
    are deterministic, so they do the same arithmetic.
 
-Prints the answer the main job's page leads with, the study's wall time (without its report) over the peer's, and
-the main job's wall time (report included) over its compute bound: the sum of its epochs' own times over the cores.
+Each side runs ``--pairs`` times, alternating (study, peer, peer, study, ...), and the medians are compared; the peer
+replays the first study's trials. Prints the answer the main job's page leads with, the study's wall time (without
+its report) over the peer's, and the main job's wall time (report included) over its compute bound: the sum of its
+epochs' own times over the cores.
 Targets: 1.05 and 1.15. Writes the figures and the answer with the machine to bench/results/bench_overhead.json.
 """
 
@@ -22,6 +24,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -109,37 +112,62 @@ def concurrency(root: Path) -> int:
     return peak
 
 
+def run_main_job(space: str, work: Path, name: str) -> dict:
+    """The main job as a user runs it, then its report alone; its figures and the answer its page leads with."""
+    root = work / "studies" / name
+    main_s = _timed([sys.executable, "-m", "study.run", "--space", space, "--name", name,
+                     "--storage", str(work / "studies")], work)
+    answer = answer_lines(json.loads((root / "report" / SUMMARY).read_text()))
+    report_s = _timed([sys.executable, "-m", "reports.build", str(root)], work)
+    epochs = read_frame(root, EPOCHS)
+    return {"root": root, "main_s": main_s, "report_s": report_s, "study_s": main_s - report_s, "answer": answer,
+            "epochs": len(epochs), "bound_s": float(epochs["epoch_time_s"].sum()) / (os.cpu_count() or 1)}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--space", default="sgd_lr", help="the space of the study (default sgd_lr, the main job)")
+    parser.add_argument("--pairs", type=int, default=2,
+                        help="study and peer runs each (default 2), in the order study, peer, peer, study, ... so that "
+                             "a drift of the machine's speed hits both alike; the medians are compared")
     parser.add_argument("--out", type=Path, default=results.RESULTS, help="where bench_overhead.json goes")
     args = parser.parse_args()
     cores = os.cpu_count() or 1
+    studies, peers = [], []
     with tempfile.TemporaryDirectory(prefix="stgcn-overhead-") as work:
         work = Path(work)
-        root = work / "studies" / "main"
-        main_s = _timed([sys.executable, "-m", "study.run", "--space", args.space, "--name", "main",
-                         "--storage", str(work / "studies")], work)
-        answer = answer_lines(json.loads((root / "report" / SUMMARY).read_text()))
-        report_s = _timed([sys.executable, "-m", "reports.build", str(root)], work)
-        study_s = main_s - report_s
-        epochs = read_frame(root, EPOCHS)
-        bound_s = float(epochs["epoch_time_s"].sum()) / cores
-        workers = concurrency(root)
-        threads = max(1, cores // workers)
-        peer_s = run_peer(trial_jobs(root), workers, threads, work / "peer")
-        trials = len(read_frame(root, TRIALS))
-    figures = {"space": args.space, "trials": trials, "epochs": len(epochs), "trials_at_once": workers,
-               "study_s": round(study_s, 1), "report_s": round(report_s, 1), "main_job_s": round(main_s, 1),
-               "peer_s": round(peer_s, 1), "compute_bound_s": round(bound_s, 1),
+        for pair in range(args.pairs):
+            for side in (("study", "peer") if pair % 2 == 0 else ("peer", "study")):
+                if side == "study":
+                    studies.append(run_main_job(args.space, work, f"main-{pair}"))
+                    print(f"study {pair + 1}: {studies[-1]['main_s']:.1f} s", flush=True)
+                else:  # the first pair starts with the study: there is one to replay
+                    first = studies[0]["root"]
+                    workers = concurrency(first)
+                    peers.append(run_peer(trial_jobs(first), workers, max(1, cores // workers), work / f"peer-{pair}"))
+                    print(f"peer {pair + 1}: {peers[-1]:.1f} s", flush=True)
+        trials, workers = len(read_frame(studies[0]["root"], TRIALS)), concurrency(studies[0]["root"])
+
+    def median(key: str) -> float:
+        return statistics.median(run[key] for run in studies)
+
+    study_s, main_s, bound_s, peer_s = median("study_s"), median("main_s"), median("bound_s"), statistics.median(peers)
+    answer = studies[0]["answer"]
+    figures = {"space": args.space, "trials": trials, "epochs": studies[0]["epochs"], "trials_at_once": workers,
+               "pairs": args.pairs, "study_s": round(study_s, 1), "report_s": round(median("report_s"), 1),
+               "main_job_s": round(main_s, 1), "peer_s": round(peer_s, 1), "compute_bound_s": round(bound_s, 1),
+               "each": {"main_job_s": [round(r["main_s"], 1) for r in studies], "peer_s": [round(p, 1) for p in peers]},
                "ray_over_peer": round(study_s / peer_s, 3), "main_job_over_bound": round(main_s / bound_s, 3),
-               "targets": {"ray_over_peer": RAY_TARGET, "main_job_over_bound": BOUND_TARGET}, "answer": answer}
-    path = results.write("bench_overhead", figures, f"python -m bench.bench_overhead --space {args.space}", args.out)
+               "targets": {"ray_over_peer": RAY_TARGET, "main_job_over_bound": BOUND_TARGET}, "answer": answer,
+               "same_answer_every_run": all(run["answer"] == answer for run in studies)}
+    path = results.write("bench_overhead", figures,
+                         f"python -m bench.bench_overhead --space {args.space} --pairs {args.pairs}", args.out)
     print("\n".join(answer))
-    print(f"{args.space}: {trials} trials, {len(epochs)} epochs, {workers} at once on {cores} cores")
+    print(f"{args.space}: {trials} trials, {figures['epochs']} epochs, {workers} at once on {cores} cores; medians of "
+          f"{args.pairs} runs each (the same answer every run: {figures['same_answer_every_run']})")
     print(f"study.run (no report) {study_s:.1f} s vs the peer (plain Optuna, trainer in process) {peer_s:.1f} s: "
           f"{figures['ray_over_peer']:.2f}x (target <= {RAY_TARGET})")
-    print(f"main job (with its report, {report_s:.1f} s) {main_s:.1f} s vs its compute bound {bound_s:.1f} s "
+    print(f"main job (with its report, {figures['report_s']:.1f} s) {main_s:.1f} s vs its compute bound {bound_s:.1f} s "
           f"(sum of epoch times / {cores} cores): {figures['main_job_over_bound']:.2f}x (target <= {BOUND_TARGET})")
     print(f"written to {path}")
     return 0
