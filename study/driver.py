@@ -155,7 +155,7 @@ def run_study(location: StudyLocation, request: StudyRequest | None, resume: boo
               add_trials: int = 0) -> pd.DataFrame:
     """Run (or resume) a study and return its trials table. ``trainable`` is replaceable for fault tests. A new
     study's directory is created only once every check has passed, so a failed start leaves nothing behind.
-    ``add_trials``: with ``resume``, this many more search trials per subset (the study grows; see ``grow``).
+    ``add_trials``: with ``resume``, this many more search trials per subset (the study grows; see ``grown_request``).
     ``echo`` says the progress (default: the ``stgcn.driver`` logger)."""
     echo = echo or logs.get("driver").info
     if resume:

@@ -29,9 +29,8 @@ from ray.tune.trainable.function_trainable import wrap_function
 TESTED_RAY = ("2.60",)  # major.minor releases whose private API this module was checked against
 
 __all__ = ["TESTED_RAY", "announce_actor_name", "check_version", "checkpoint_dir_name", "let_search_grow",
-           "name_trial_tasks",
-           "on_checkpoint_registered", "restored_result", "trainable_storage", "upload_failed", "was_restored",
-           "within_state_upload", "wrap_function"]
+           "name_trial_tasks", "on_checkpoint_registered", "restored_result", "trainable_storage", "upload_failed",
+           "was_restored", "within_state_upload", "wrap_function"]
 
 
 class UntestedRay(RuntimeError):

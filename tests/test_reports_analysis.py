@@ -350,3 +350,16 @@ def test_the_same_trials_give_the_same_p_values_whatever_order_they_ended_in(smo
             if rows["lr"].nunique() > 1:
                 assert inference.parameter_test(rows, "lr").p == inference.parameter_test(
                     b[b["subset"] == subset], "lr").p
+
+
+def test_the_next_command_grows_this_study_naming_its_storage_unless_it_is_the_default(tmp_path, monkeypatch):
+    from reports.analysis import grow_command
+    monkeypatch.chdir(tmp_path)
+    manifest = {"request": {"space": "/somewhere/search_spaces/sgd_lr.yaml", "num_samples": 12}}
+    assert grow_command(manifest, tmp_path / "studies" / "lr", 4) == \
+        "python -m study.run --space sgd_lr --name lr --resume --add-trials 4"
+    assert grow_command(manifest, tmp_path / "elsewhere" / "lr", 4) == \
+        f"python -m study.run --space sgd_lr --name lr --storage {tmp_path / 'elsewhere'} --resume --add-trials 4"
+    remote = {**manifest, "tune_storage": "s3://bucket/studies/lr"}
+    assert grow_command(remote, tmp_path / "cache" / "lr", 4) == \
+        "python -m study.run --space sgd_lr --name lr --storage s3://bucket/studies --resume --add-trials 4"
