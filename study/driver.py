@@ -165,7 +165,7 @@ def run_study(location: StudyLocation, request: StudyRequest | None, resume: boo
             request = study_dir.load_request(location.root)
             space = load_space(location.root / SPACE_COPY)
             grown = grown_request(location, request, add_trials) if add_trials else None
-            prepared = _prepare(location, request, space, address, echo, dashboard_host)
+            prepared = _prepare(location, grown or request, space, address, echo, dashboard_host)
             if grown:
                 study_dir.update(location.root, request=grown.to_dict())
                 location.push(location.root / MANIFEST)
