@@ -4,7 +4,9 @@ report uses) against a percentile bootstrap, by simulation.
 Two configs of equal true accuracy with seed noise SD (the synthetic set's): the share of 500 comparisons whose
 interval excludes zero should be about 5%. A true difference of 3 SD: the share that finds it (power).
 
-    python -m bench.bench_intervals [--seeds 4] [--sd 0.08] [--comparisons 500]
+    python -m bench.bench_intervals [--seeds 3 4] [--sd 0.08] [--comparisons 500]
+
+Writes the rates to bench/results/bench_intervals.json (docs/report.md renders them, ``python -m bench.report``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import argparse
 
 import numpy as np
 
+from bench import results
 from reports.comparisons import welch_interval
 
 
@@ -46,11 +49,18 @@ def main() -> None:
     methods = {"Welch t": lambda a, b, rng: welch_interval(a, b),
                "percentile bootstrap": lambda a, b, rng: bootstrap_interval(a, b, rng)}
     print(f"95% intervals, seed noise sd {args.sd}, {args.comparisons} simulated comparisons each")
+    rows = []
     for seeds in args.seeds:
         for label, interval in methods.items():
             false, power = rates(interval, seeds, args.sd, args.comparisons)
+            rows.append({"seeds": seeds, "interval": label, "equal_called_different": round(false, 4),
+                         "three_sd_found": round(power, 4)})
             print(f"  {seeds} seeds, {label}: equal configs called different {100 * false:.1f}%; "
                   f"a 3-sd difference found {100 * power:.1f}%")
+    command = (f"python -m bench.bench_intervals --seeds {' '.join(map(str, args.seeds))} --sd {args.sd:g} "
+               f"--comparisons {args.comparisons}")
+    figures = {"sd": args.sd, "comparisons": args.comparisons, "rows": rows}
+    print(f"written to {results.write('bench_intervals', figures, command)}")
 
 
 if __name__ == "__main__":

@@ -76,6 +76,14 @@ def _model(result: dict) -> list[str]:
             f"{100 * f['share_target']:.0f}%) |"]
 
 
+def _intervals(result: dict) -> list[str]:
+    f = result["figures"]
+    return [f"| 95% interval, seed noise {100 * f['sd']:.0f} points, {f['comparisons']} simulated comparisons | seeds a "
+            "side | equal configs called different (target ≤ 5%) | a 3-noise-sd difference found |", "|---|---|---|---|",
+            *(f"| {r['interval']} | {r['seeds']} | {100 * r['equal_called_different']:.1f}% | "
+              f"{100 * r['three_sd_found']:.1f}% |" for r in f["rows"])]
+
+
 def _outage(result: dict) -> list[str]:
     f = result["figures"]
     rows = [f"| {check} | {'held' if held else '**failed**'} |" for check, held in f["checks"].items()]
@@ -85,7 +93,8 @@ def _outage(result: dict) -> list[str]:
 
 RENDERERS: dict[str, Callable[[dict], list[str]]] = {"bench_overhead": _overhead, "bench_overhead:answer": _answer,
                                                      "bench_outage": _outage, "bench_trial_overhead": _turnover,
-                                                     "bench_model_paper": _model, "bench_model_cpu_profile": _model}
+                                                     "bench_model_paper": _model, "bench_model_cpu_profile": _model,
+                                                     "bench_intervals": _intervals}
 
 
 def render(view: str) -> str:
