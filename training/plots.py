@@ -63,5 +63,5 @@ def plot_skeleton(clip: np.ndarray, target: Path, title: str, bones, snapshots: 
         ax.set_xticks([])
         ax.set_yticks([])
     np.atleast_1d(axes)[0].invert_yaxis()  # image coordinates: y grows downwards (axes are shared)
-    fig.suptitle(title, fontsize=9)
+    fig.suptitle(title, fontsize=9, y=1.0)  # above the frames' own titles (the saved image grows to fit it)
     save_figure(fig, target)
