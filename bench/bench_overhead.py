@@ -1,15 +1,15 @@
 """What Ray Tune costs on the main job, against the simplest peer a user could write, and against the compute bound.
 
-    python -m bench.bench_overhead [--space sgd_lr] [--out bench/results]
+    python -m bench.bench_overhead [--space sgd_lr] [--pairs 2] [--out bench/results]
 
 1. The main job as a user runs it: ``python -m study.run --space SPACE`` in its own process (a local Ray, the trials
    in reused workers), timed from the command's start to its end, after its report; the report is then built again
    alone (``python -m reports.build``) to tell its share, and the answer the page leads with is kept.
 2. The peer: the same trials (the same configs, each for the epochs it ran in the study, ASHA's decisions replayed),
-   proposed by plain Optuna (each config enqueued and asked) and trained by the project's trainer in process, in as
-   many worker processes as the study ran trials at once, each taking the next trial when it is free, torch on one
-   thread per process as in the study. Timed from starting the workers to the end of the last trial. Both sides
-   are deterministic, so they do the same arithmetic.
+   proposed by plain Optuna (each trial's learning rate enqueued and asked, the rest of its config as it ran) and
+   trained by the project's trainer in process, in as many worker processes as the study ran trials at once, each
+   taking the next trial when it is free, torch on one thread per process as in the study. Timed from starting the
+   workers to the end of the last trial. Both sides are deterministic, so they do the same arithmetic.
 
 Each side runs ``--pairs`` times, alternating (study, peer, peer, study, ...), and the medians are compared; the peer
 replays the first study's trials. Prints the answer the main job's page leads with, the study's wall time (without

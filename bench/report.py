@@ -101,7 +101,7 @@ def render(view: str) -> str:
     name = view.split(":")[0]
     result = results.read(name)
     if result is None:
-        return f"No result yet: run `python -m bench.{name}`.\n"
+        return f"No result yet: bench/results/{name}.json is missing (bench/README.md names the command that writes it).\n"
     return "\n".join([*RENDERERS[view](result), "", _machine_line(result)]) + "\n"
 
 
