@@ -2,11 +2,11 @@
 seeds, on the cached synthetic set with the CPU profile; one local Ray, all studies in this process.
 
     python -m bench.bench_asha [--space sgd_lr] [--subset kinetics-motion] [--trials 8] [--seeds 0 ...]
-                               [--out bench/asha] [--set FIELD=VALUE ...] [--storage DIR [--report-only]]
+                               [--out bench/results] [--set FIELD=VALUE ...] [--storage DIR [--report-only]]
 
 For each study seed (the TPE sampler's seed and every trial's training seed, as study.run's --seed) prints each
 study's best val top-1 and the epochs it consumed, their difference and ratio, then the median over the seeds,
-and writes a plot of best-so-far val top-1 against epochs consumed (``--out``/asha_vs_no_stopping.png). The target:
+and writes a plot of best-so-far val top-1 against epochs consumed (``--out``/bench_asha.png). The target:
 ASHA within 1 point of the no-stopping best with at most 35% of its epochs. With at most 10 trials
 TPE is still in its seeded random start-up phase, so both studies of a seed train exactly the same configs and
 only the stopping differs; beyond that each TPE learns from its own study's results, and which configs it then
@@ -16,6 +16,7 @@ Per seed it also prints how well val top-1 at each of ASHA's rungs ranks the no-
 their best (Spearman): a rung whose ranking is near 0 stops trials at random; and how many of the ASHA study's
 trials went on past each rung (values tied at a rung's cutoff all go on), and how many seeds meet each of the target's
 bounds. ``--report-only`` prints all this again from the studies already in ``--storage``, without training.
+The figures go, with the machine, to ``--out``/bench_asha.json.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import ray  # noqa: E402
 
+from bench import results  # noqa: E402
 from study.driver import run_study  # noqa: E402
 from study.run import parser as run_parser  # noqa: E402
 from study.run import request_from  # noqa: E402
@@ -154,12 +156,12 @@ def main() -> None:
     args_parser.add_argument("--trials", type=int, default=8)
     args_parser.add_argument("--seeds", type=int, nargs="+", default=[0],
                              help="study seeds, each a pair of studies (default: 0)")
-    args_parser.add_argument("--out", type=Path, default=Path("bench/asha"))
     args_parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                              help="fix a config field in all studies, as study.run's --set")
     args_parser.add_argument("--storage", type=Path, help="where the studies go (default: a new temporary folder)")
     args_parser.add_argument("--report-only", action="store_true",
                              help="print the figures of the studies already in --storage; train nothing")
+    results.add_out_argument(args_parser, "bench_asha")
     args = args_parser.parse_args()
     if args.report_only and not args.storage:
         args_parser.error("--report-only reads the studies in --storage: name it")
@@ -181,9 +183,18 @@ def main() -> None:
     print(f"  seeds within {-TARGET_POINTS:.0f} point: {sum(close)} of {len(gaps)}; within {100 * TARGET_SHARE:.0f}% of "
           f"the epochs: {sum(cheap)}; both: {sum(a and b for a, b in zip(close, cheap))}")
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / "asha_vs_no_stopping.png"
+    path = args.out / "bench_asha.png"
     plot(pairs, path, f"ASHA vs no early stopping ({args.space}, {args.subset})")
     print(f"  plot: {path}")
+    per_seed = [{"seed": seed, "no_stopping_best": round(pair["no early stopping"]["best"], 4),
+                 "no_stopping_epochs": pair["no early stopping"]["epochs"], "asha_best": round(pair["ASHA"]["best"], 4),
+                 "asha_epochs": pair["ASHA"]["epochs"], "points": round(gap, 2), "share_of_epochs": round(share, 3)}
+                for (seed, pair), gap, share in zip(pairs.items(), gaps, shares)]
+    figures = {"space": args.space, "subset": args.subset, "trials": args.trials, "epochs": epochs, "set": args.set,
+               "seeds": per_seed, "median_points": round(statistics.median(gaps), 2),
+               "median_share_of_epochs": round(statistics.median(shares), 3),
+               "targets": {"points": TARGET_POINTS, "share_of_epochs": TARGET_SHARE}, "plot": path.name}
+    print(f"written to {results.write('bench_asha', figures, results.command(), args.out)}")
     if ray.is_initialized():
         ray.shutdown()
 

@@ -7,7 +7,8 @@ Prints median time per clip for each, their ratio, and moments of the outputs of
 two must draw from the same distribution: same mean and spread of coordinates, same share of zeroed frames).
 Timed twice: alternating (each call right after the other implementation ran: the headline figure, as in a
 process where augmentation shares the CPU caches and the allocator with other work) and in blocks (each
-implementation's calls back to back, warm caches and allocator: what a dedicated loader worker sees).
+implementation's calls back to back, warm caches and allocator: what a dedicated loader worker sees). Writes the
+figures with the machine to bench/results/bench_augment.json.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 import torch
 
 from bench import original_augment as original
+from bench import results
 from kinetics.augment import augment
 
 
@@ -61,6 +63,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--window", type=int, default=150)
     parser.add_argument("--repeats", type=int, default=7)
+    results.add_out_argument(parser, "bench_augment")
     args = parser.parse_args()
     torch.set_num_threads(1)  # one loader worker's share: the per-frame loop is single-threaded too
     x = clips(args.batch)
@@ -76,8 +79,9 @@ def main() -> None:
         blocks[name] = [per_clip_time(call, args.batch) for _ in range(args.repeats)]
     print(f"python {platform.python_version()}, torch {torch.__version__}, {platform.machine()}, 1 thread; "
           f"batch {args.batch}, window {args.window}, {args.repeats} repeats")
+    timings = {}
     for label, times in (("alternating", alternating), ("in blocks", blocks)):
-        medians = {k: statistics.median(v) for k, v in times.items()}
+        medians = timings[label] = {k: statistics.median(v) for k, v in times.items()}
         print(f"  {label}: " + ", ".join(f"{name} {1e3 * value:.3f} ms/clip" for name, value in medians.items())
               + f"; speed-up {medians['per-frame original'] / medians['batched (ours)']:.0f}x per clip")
     np.random.seed(1)
@@ -86,6 +90,13 @@ def main() -> None:
     print("  output moments (mean xy, std xy, share of all-zero frames) over 8 draws of the batch:")
     print("    original: {:.4f} {:.4f} {:.4f}".format(*moments(theirs)))
     print("    ours:     {:.4f} {:.4f} {:.4f}".format(*moments(ours)))
+    figures = {"batch": args.batch, "window": args.window, "repeats": args.repeats, "threads": 1,
+               "ms_per_clip": {label: {name: round(1e3 * value, 4) for name, value in medians.items()}
+                               for label, medians in timings.items()},
+               "speed_up": {label: round(m["per-frame original"] / m["batched (ours)"], 1) for label, m in timings.items()},
+               "moments": {"names": ["mean xy", "std xy", "share of all-zero frames"],
+                           "original": [round(v, 4) for v in moments(theirs)], "ours": [round(v, 4) for v in moments(ours)]}}
+    print(f"written to {results.write('bench_augment', figures, results.command(), args.out)}")
 
 
 if __name__ == "__main__":

@@ -21,8 +21,9 @@ driver cache), and checks:
 - the resume exits 0, the study is "finished", the report builds, and the storage holds the driver's files as they
   are locally (tables, journals, manifest).
 
-It prints "invariants held at K of N kill points" and each failure. The study's trials are tiny, so a kill point
-costs about a minute on 2 cores.
+It prints "invariants held at K of N kill points" and each failure, and writes each kill point's outcome with the
+machine to bench/results/bench_faults.json. The study's trials are tiny, so a kill point costs about a minute on
+2 cores.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
+from bench import results
 from training.results import EPOCHS, TRIALS, optuna_journal, read_frame
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -254,11 +256,12 @@ def main() -> None:
     parser.add_argument("--data", default="synthetic")
     parser.add_argument("--address", help="a running Ray cluster (default: start a local one with 2 CPUs)")
     parser.add_argument("--keep", type=Path, help="keep each kill point's study here")
+    results.add_out_argument(parser, "bench_faults")
     args = parser.parse_args()
     import ray
     address = args.address or ray.init(address="local", num_cpus=2, include_dashboard=False,
                                        log_to_driver=False).address_info["gcs_address"]
-    held, start = 0, time.perf_counter()
+    held, start, points = 0, time.perf_counter(), []
     for i, point in enumerate(draw(args.kills, args.seed)):
         work = Path(tempfile.mkdtemp(prefix=f"fault{i}-"))
         began = time.perf_counter()
@@ -266,10 +269,13 @@ def main() -> None:
         held += not failures
         print(f"{i + 1:3d}. {point.describe()}: {'held' if not failures else 'FAILED: ' + '; '.join(failures)} "
               f"({time.perf_counter() - began:.0f} s)", flush=True)
+        points.append({"kill": point.describe(), "failures": failures})
         if args.keep:
             shutil.copytree(work, args.keep / f"kill{i + 1}", symlinks=True)
         shutil.rmtree(work, ignore_errors=True)
     print(f"invariants held at {held} of {args.kills} kill points ({time.perf_counter() - start:.0f} s)")
+    figures = {"kills": args.kills, "seed": args.seed, "data": args.data, "held": held, "points": points}
+    print(f"written to {results.write('bench_faults', figures, results.command(), args.out)}")
     sys.exit(0 if held == args.kills else 1)
 
 

@@ -45,6 +45,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[3, 4])
     parser.add_argument("--sd", type=float, default=0.08)
     parser.add_argument("--comparisons", type=int, default=500)
+    results.add_out_argument(parser, "bench_intervals")
     args = parser.parse_args()
     methods = {"Welch t": lambda a, b, rng: welch_interval(a, b),
                "percentile bootstrap": lambda a, b, rng: bootstrap_interval(a, b, rng)}
@@ -60,7 +61,7 @@ def main() -> None:
     command = (f"python -m bench.bench_intervals --seeds {' '.join(map(str, args.seeds))} --sd {args.sd:g} "
                f"--comparisons {args.comparisons}")
     figures = {"sd": args.sd, "comparisons": args.comparisons, "rows": rows}
-    print(f"written to {results.write('bench_intervals', figures, command)}")
+    print(f"written to {results.write('bench_intervals', figures, command, args.out)}")
 
 
 if __name__ == "__main__":

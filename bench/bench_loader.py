@@ -7,7 +7,8 @@ frame stride: clips/s of the training loader for each worker count (the trainer'
 steady rate: the clock starts once worker start-up and the batches prefetched while it waited are consumed, which
 would otherwise count as free clips), clips/s of the training step alone (forward, backward, optimizer step on
 batches already in memory), their ratio, and the frames read per clip (a window's span, not the stored 300). The
-loader must not be what limits training: at least 3x the step.
+loader must not be what limits training: at least 3x the step. Writes the rates with the machine to
+bench/results/bench_loader.json.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import time
 import torch
 import torch.nn.functional as F
 
+from bench import results
 from kinetics.dataset import PREFETCH_BATCHES, Loader, batches
 from kinetics.source import open_data
 from training.config import CPU_PROFILE, from_dict
@@ -57,6 +59,7 @@ def main() -> None:
     parser.add_argument("--profile", choices=("cpu", "paper"), default="cpu")
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--batches", type=int, default=20)
+    results.add_out_argument(parser, "bench_loader")
     args = parser.parse_args()
     values = dict(CPU_PROFILE) if args.profile == "cpu" else {"batch_size": 16}
     config = from_dict({**values, "device": "cpu"}, source="bench")
@@ -67,13 +70,20 @@ def main() -> None:
           f"{len(trainer.train_set)} training clips")
     step = step_rate(trainer, config.batch_size, max(4, args.batches // 4))
     print(f"  training step alone: {step:8.1f} clips/s")
+    loaders = []
     for workers in args.workers:
         rate = loader_rate(trainer, config.batch_size, workers, args.batches)
+        loaders.append({"workers": workers, "clips_per_s": round(rate, 1), "over_step": round(rate / step, 2)})
         print(f"  loader, {workers} worker(s): {rate:8.1f} clips/s  = {rate / step:.1f}x the step")
     dataset = trainer.train_set
     dataset.frames_read = 0
     clips = sum(len(x) for x, _ in itertools.islice(iter(Loader(dataset, config.batch_size, 0, True).epoch(0)), 4))
     print(f"  frames read per training clip: {dataset.frames_read / clips:.0f} of {dataset.array.shape[2]} stored")
+    figures = {"profile": args.profile, "model_variant": config.model_variant, "batch_size": config.batch_size,
+               "window": config.window, "frame_stride": config.frame_stride, "threads": torch.get_num_threads(),
+               "step_clips_per_s": round(step, 1), "loaders": loaders, "target_over_step": 3.0,
+               "frames_read_per_clip": round(dataset.frames_read / clips), "frames_stored": dataset.array.shape[2]}
+    print(f"written to {results.write('bench_loader', figures, results.command(), args.out)}")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ Writes two converted datasets of the given sizes (random skeleton values, the co
 straight to .npy memory maps, so making 4 GB takes seconds, not a conversion), then in a fresh process each
 trains the CPU-sized network for the same number of batches drawn from the whole training split, and reports
 the process's peak anonymous memory (its own allocations) and its file-backed resident pages (the memory map:
-page cache, given back under memory pressure). Only the first must stay flat.
+page cache, given back under memory pressure). Only the first must stay flat. Writes the figures with the machine
+to bench/results/bench_memory.json.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from numpy.lib.format import open_memmap
 
+from bench import results
 from kinetics.synth import class_names
 
 CLIP_BYTES = 3 * 300 * 18 * 2 * 4
@@ -79,10 +81,12 @@ def main() -> None:
     parser.add_argument("--large-mb", type=int, default=4000)
     parser.add_argument("--batches", type=int, default=40)
     parser.add_argument("--measure", type=Path, help=argparse.SUPPRESS)  # the child process's entry point
+    results.add_out_argument(parser, "bench_memory")
     args = parser.parse_args()
     if args.measure:
         print(json.dumps(measure(args.measure, args.batches)))
         return
+    rows = []
     with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp:
         print(f"{args.batches} training batches of 32 (CPU profile) on each dataset, each in a fresh process")
         for label, megabytes in (("small", args.small_mb), ("large", args.large_mb)):
@@ -95,6 +99,10 @@ def main() -> None:
             print(f"  {label:5s} {size:7.0f} MB on disk ({clips} clips): peak anonymous "
                   f"{result['peak_rss_anon_mb']:6.0f} MB, file-backed now {result['rss_file_mb']:6.0f} MB, "
                   f"peak RSS {result['peak_rss_mb']:6.0f} MB")
+            rows.append({"dataset": label, "disk_mb": round(size), "clips": clips,
+                         **{key: round(value, 1) for key, value in result.items()}})
+    figures = {"batches": args.batches, "batch_size": 32, "profile": "cpu", "rows": rows}
+    print(f"written to {results.write('bench_memory', figures, results.command(), args.out)}")
 
 
 if __name__ == "__main__":

@@ -201,6 +201,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="also print where each step's time goes")
     parser.add_argument("--layers", action="store_true",
                         help="time each graph convolution, dense against factored, instead of the whole step")
+    results.add_out_argument(parser, "bench_model")
     args = parser.parse_args()
     if args.cpu_profile:
         args.batch, args.frames, args.width, args.threads, args.against = 8, 40, 0.125, 1, "factored"
@@ -252,7 +253,7 @@ def main() -> None:
     if shape != "custom":
         flags = " --cpu-profile" if args.cpu_profile else ""
         path = results.write(f"bench_model_{shape}", figures,
-                             f"python -m bench.bench_model{flags} --repeats {args.repeats} --runs {args.runs}")
+                             f"python -m bench.bench_model{flags} --repeats {args.repeats} --runs {args.runs}", args.out)
         print(f"written to {path}")
     if args.profile:
         for _ in range(2):  # warm-up, as before the timed steps

@@ -92,7 +92,7 @@ def main() -> int:
     parser.add_argument("--outage-s", type=float, default=600.0, help="how long the storage is out (default 600)")
     parser.add_argument("--data", help="converted dataset (default: the cached synthetic set)")
     parser.add_argument("--address", help="a running Ray cluster (default: a local one)")
-    parser.add_argument("--out", type=Path, default=results.RESULTS)
+    results.add_out_argument(parser, "bench_outage")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="stgcn-outage-") as work:
         result = run(Path(work), args.outage_s, args.data, args.address)

@@ -130,7 +130,7 @@ def main() -> int:
     parser.add_argument("--pairs", type=int, default=2,
                         help="study and peer runs each (default 2), in the order study, peer, peer, study, ... so that "
                              "a drift of the machine's speed hits both alike; the medians are compared")
-    parser.add_argument("--out", type=Path, default=results.RESULTS, help="where bench_overhead.json goes")
+    results.add_out_argument(parser, "bench_overhead")
     args = parser.parse_args()
     cores = os.cpu_count() or 1
     studies, peers = [], []

@@ -44,6 +44,7 @@ def turnovers(root: Path) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=8)
+    results.add_out_argument(parser, "bench_trial_overhead")
     args = parser.parse_args()
     storage = Path(tempfile.mkdtemp(prefix="bench-turnover-"))
     ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False)
@@ -61,7 +62,7 @@ def main() -> None:
         print(f"  {key.replace('_', ' ')}: turnover median {statistics.median(gaps):.2f} s "
               f"(each: {', '.join(f'{g:.2f}' for g in gaps)})" + (f"; target <= {TARGET_S} s" if reuse else ""))
     ray.shutdown()
-    print(f"written to {results.write('bench_trial_overhead', figures, 'python -m bench.bench_trial_overhead')}")
+    print(f"written to {results.write('bench_trial_overhead', figures, results.command(), args.out)}")
 
 
 if __name__ == "__main__":

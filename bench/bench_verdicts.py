@@ -12,8 +12,9 @@ report's own analysis on them (reports.findings.analyse, the code the page is wr
 - power: the share of studies that find a planted effect, against 80%;
 - coverage: the share of intervals (or sets) that hold the true value, against their nominal level.
 
-A rate is "ok" when it is within two standard errors of its target on the right side. docs/report.md quotes the
-table; tests/test_verdicts.py runs a smaller draw of the same scenarios.
+A rate is "ok" when it is within two standard errors of its target on the right side. Writes the rates with the
+machine to bench/results/bench_verdicts.json, from which ``python -m bench.report`` renders docs/report.md's table;
+tests/test_verdicts.py runs a smaller draw of the same scenarios.
 """
 
 from __future__ import annotations
@@ -21,13 +22,13 @@ from __future__ import annotations
 import argparse
 import math
 import multiprocessing
-import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
 
+from bench import results as bench_results
 from bench.simulated_study import Design, Truth, learning_curve, simulate
 from reports import inference
 from reports.analysis import MATTERS, NOT_TESTABLE, parameter_answers
@@ -230,53 +231,55 @@ def scenarios(quick: bool = False) -> list[Scenario]:
     for n in null_counts:
         out.append(Scenario("nothing learns", Design(trials=n, subsets={MOTION: CHANCE_ONLY,
                                                                         K392: replace(CHANCE_ONLY, classes=32)}), (
-            Check("subset learns", any_learning_claim, 0.05, "false positives"),
-            Check("a trial learned", false_learned_trial, 0.05, "false positives"))))
+            Check('"S learns"', any_learning_claim, 0.05, "false positives"),
+            Check('"trial T learned"', false_learned_trial, 0.05, "false positives"))))
         out.append(Scenario("no parameter matters (seed noise 8 pts), the same on both subsets",
                             Design(trials=n, optimizers=("sgd", "adam"), subsets={MOTION: NO_LR_EFFECT,
                                                                                    K392: NO_LR_EFFECT}), (
-            Check("a parameter matters", any_parameter_claim({"lr", "optimizer", "weight_decay"}), 0.05,
+            Check('"P matters" (lr, optimizer, wd)', any_parameter_claim({"lr", "optimizer", "weight_decay"}), 0.05,
                   "false positives"),
-            Check("subsets differ", any_interaction_claim, 0.05, "false positives"))))
+            Check('"P\'s effect differs between the subsets"', any_interaction_claim, 0.05, "false positives"))))
     for n in power_counts:
         window = Design(trials=n, optimizers=("sgd", "adam"), subsets=BOTH)
         out.append(Scenario("lr window (chance to 60%), optimizer and wd inert, the same on both subsets", window, (
-            Check("subset learns (both, headline)", learns_at_headline, 0.80, "power"),
-            Check("lr matters (both, headline)", lr_matters_at_headline, 0.80, "power"),
-            Check("optimizer or wd matters", any_parameter_claim({"optimizer", "weight_decay"}), 0.05,
+            Check('"S learns", on both subsets', learns_at_headline, 0.80, "power"),
+            Check('"lr matters", on both subsets', lr_matters_at_headline, 0.80, "power"),
+            Check('"optimizer (or wd) matters"', any_parameter_claim({"optimizer", "weight_decay"}), 0.05,
                   "false positives"),
-            Check("a trial at chance learned", false_learned_trial, 0.05, "false positives"),
-            Check("subsets differ", any_interaction_claim, 0.05, "false positives"),
-            Check("value means, 95% t", level_interval_coverage, 0.95, "coverage"))))
+            Check('"trial T learned" of a trial at chance', false_learned_trial, 0.05, "false positives"),
+            Check('"P\'s effect differs between the subsets"', any_interaction_claim, 0.05, "false positives"),
+            Check("each lr bin's mean in its 95% t interval", level_interval_coverage, 0.95, "coverage"))))
         if quick and n < 40:
             n = 40  # the interaction needs more trials than the main effect for the same power
         out.append(Scenario("lr window, 60% on one subset and 25% on the other",
                             replace(window, trials=n, subsets={MOTION: WINDOW, K392: replace(
                                 WINDOW, classes=32, val_clips=190, top=0.25)}), (
-            Check("lr's effect differs", lr_interaction_found, 0.80, "power"),)))
+            Check('"lr\'s effect differs between the subsets"', lr_interaction_found, 0.80, "power"),)))
     if quick:
         return out
     out.append(Scenario("lr window, the 2 best configs x 2 repeat seeds", Design(trials=20, subsets=BOTH, repeats=2,
                                                                                   seeds=2), (
-        Check("could be the best, 95% set", best_set_coverage, 0.95, "coverage"),)))
+        Check('"could be the best" (95% set) holds the best', best_set_coverage, 0.95, "coverage"),)))
     out.append(Scenario("lr window, 5 trials (too few to test): a study of the size the page asks for", Design(
-        trials=5, subsets=BOTH), (Check("lr found with the trials asked for", trials_asked_for_find_it, 0.80, "power"),)))
+        trials=5, subsets=BOTH), (
+        Check('"N trials per subset would tell": lr found with N', trials_asked_for_find_it, 0.80, "power"),)))
     out.append(Scenario("lr window of 20 points (chance to 23%), 12 trials: effects found with little power",
                         Design(trials=12, subsets={MOTION: replace(WINDOW, top=0.23), K392: replace(
                             WINDOW, classes=32, val_clips=190, top=0.23)}), (
-        Check("'likely overstated' is overstated", flagged_overstated_is_overstated, 0.50, "coverage"),)))
+        Check('"likely overstated": the effect is above the true one', flagged_overstated_is_overstated, 0.50,
+              "coverage"),)))
     out.append(Scenario("lr inert, the 2 best configs x 2 repeat seeds", Design(
         trials=20, subsets={MOTION: NO_LR_EFFECT, K392: replace(NO_LR_EFFECT, classes=32)}, repeats=2, seeds=2), (
-        Check("a flat truth's set said to rule out nothing", uninformative_set_said, 0.80, "power"),)))
+        Check('"that set rules out almost nothing", said', uninformative_set_said, 0.80, "power"),)))
     flat = Design(trials=40, reduction=0, optimizers=("sgd", "adam"),
                   subsets={MOTION: NO_LR_EFFECT, K392: replace(NO_LR_EFFECT, classes=32)})
     out.append(Scenario("Adam as many points above SGD as the page said it could detect, lr without effect", flat, (
-        Check("difference it could detect found", detectable_difference_power, 0.80, "power"),)))
+        Check('"no effect larger than D points": D found', detectable_difference_power, 0.80, "power"),)))
     for alpha in (0.5, 1.0):
         out.append(Scenario("a window moving with the batch size, no ASHA", Design(
             trials=100, reduction=0, lr_range=(-5.0, 0.0), batches=(16, 32, 64, 128, 256),
             subsets={MOTION: replace(WINDOW, alpha=alpha, window=(-2.2, -1.2), diverge_above=-0.3)}), (
-            Check(f"alpha = {alpha} in its 90% interval", exponent_coverage(alpha), 0.90, "coverage"),)))
+            Check(f"α of lr* ∝ batch^α: {alpha} in its 90% interval", exponent_coverage(alpha), 0.90, "coverage"),)))
     out.append(Scenario("+6 pts per doubling of the training clips, no ASHA", Design(
         trials=24, reduction=0, lr_range=(-2.2, -1.6), clip_range=(1.0, 4.6),
         subsets={MOTION: replace(WINDOW, data_slope=0.06, diverge_above=None)}), (
@@ -319,23 +322,32 @@ def run_scenarios(quick: bool, draws: int, workers: int, first_seed: int = 0) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--draws", type=int, default=200)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--quick", action="store_true", help="only the rows the fast test runs")
+    parser.add_argument("--draws", type=int, default=200, help="simulated studies per scenario (default 200)")
+    parser.add_argument("--workers", type=int, default=2, help="processes sharing the scenarios out (default 2)")
+    parser.add_argument("--quick", action="store_true", help="only the rows the fast test runs (writes nothing)")
+    bench_results.add_out_argument(parser, "bench_verdicts")
     args = parser.parse_args()
     chosen = scenarios(args.quick)
-    print(f"machine: {platform.machine()}, {multiprocessing.cpu_count()} cores; {args.draws} simulated studies per "
-          f"scenario; permutations per test: {inference.PERMUTATIONS}")
+    print(f"{multiprocessing.cpu_count()} cores; {args.draws} simulated studies per scenario; permutations per test: "
+          f"{inference.PERMUTATIONS}", flush=True)
     start = time.perf_counter()
-    results = run_scenarios(args.quick, args.draws, args.workers)
-    print(f"{'verdict':34} {'kind':16} {'trials':>6} {'rate':>7} {'target':>7}  ok  scenario")
-    for scenario, totals in zip(chosen, results):
-        for check, (hits, cases) in zip(scenario.checks, totals):
+    totals = run_scenarios(args.quick, args.draws, args.workers)
+    rows = []
+    print(f"{'verdict':58} {'kind':16} {'trials':>6} {'rate':>7} {'target':>7}  ok  scenario")
+    for scenario, counts in zip(chosen, totals):
+        for check, (hits, cases) in zip(scenario.checks, counts):
             rate, se, ok = verdict(check, hits, cases)
-            print(f"{check.verdict:34} {check.kind:16} {scenario.design.trials:6d} {100 * rate:6.1f}% "
+            rows.append({"verdict": check.verdict, "kind": check.kind, "truth": scenario.name,
+                         "trials": scenario.design.trials, "rate": rate if cases else None, "target": check.target,
+                         "se": se if cases else None, "cases": cases, "ok": ok})
+            print(f"{check.verdict:58} {check.kind:16} {scenario.design.trials:6d} {100 * rate:6.1f}% "
                   f"{100 * check.target:6.0f}%  {'yes' if ok else 'NO '} {scenario.name} ({cases} cases, se "
                   f"{100 * se:.1f})")
     print(f"{time.perf_counter() - start:.0f} s")
+    if not args.quick:
+        figures = {"draws": args.draws, "permutations": inference.PERMUTATIONS, "rows": rows}
+        command = f"python -m bench.bench_verdicts --draws {args.draws}"
+        print(f"written to {bench_results.write('bench_verdicts', figures, command, args.out)}")
 
 
 if __name__ == "__main__":

@@ -91,10 +91,31 @@ def _outage(result: dict) -> list[str]:
             f"{f['trials']} trials) | |", "|---|---|", *rows]
 
 
+def _verdicts(result: dict) -> list[str]:
+    """One line per claim and truth, its rates at each trial count side by side; a rate more than two standard
+    errors on the wrong side of its target is named."""
+    f = result["figures"]
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for row in f["rows"]:
+        groups.setdefault((row["verdict"], row["truth"]), []).append(row)
+    lines = [f"| the page says | truth | rate over {f['draws']} simulated studies (trials per subset) | target | "
+             "met (within two standard errors) |", "|---|---|---|---|---|"]
+    for (claim, truth), rows in groups.items():
+        rates = " · ".join("—" if r["rate"] is None else f"{100 * r['rate']:.1f}%" for r in rows)
+        trials = " · ".join(str(r["trials"]) for r in rows)
+        cases = "" if len(rows) > 1 or rows[0]["se"] is None else \
+            f"; {rows[0]['cases']} cases, se {100 * rows[0]['se']:.1f}"
+        side = "≤" if rows[0]["kind"] == "false positives" else "≥"
+        missed = [str(r["trials"]) for r in rows if r["cases"] and not r["ok"]]
+        lines.append(f"| {claim} | {truth} | {rates} ({trials} trials{cases}) | {rows[0]['kind']} {side} "
+                     f"{100 * rows[0]['target']:.0f}% | {'not at ' + ', '.join(missed) + ' trials' if missed else 'yes'} |")
+    return [*lines, "", "—: the page does not make that claim at that size (no case)."]
+
+
 RENDERERS: dict[str, Callable[[dict], list[str]]] = {"bench_overhead": _overhead, "bench_overhead:answer": _answer,
                                                      "bench_outage": _outage, "bench_trial_overhead": _turnover,
                                                      "bench_model_paper": _model, "bench_model_cpu_profile": _model,
-                                                     "bench_intervals": _intervals}
+                                                     "bench_intervals": _intervals, "bench_verdicts": _verdicts}
 
 
 def render(view: str) -> str:

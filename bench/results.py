@@ -3,9 +3,12 @@ machine they were measured on, and ``python -m bench.report`` renders the docs' 
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
+import shlex
+import sys
 import time
 from importlib import metadata
 from pathlib import Path
@@ -44,3 +47,25 @@ def write(name: str, figures: dict, command: str, out: Path = RESULTS) -> Path:
 def read(name: str, out: Path = RESULTS) -> dict | None:
     path = out / f"{name}.json"
     return json.loads(path.read_text()) if path.is_file() else None
+
+
+def add_out_argument(parser: argparse.ArgumentParser, name: str) -> None:
+    """The ``--out`` every benchmark takes: the folder its NAME.json goes to."""
+    parser.add_argument("--out", type=Path, default=RESULTS,
+                        help=f"the folder {name}.json is written to (default bench/results)")
+
+
+def command() -> str:
+    """The command line this benchmark was started with, as a user would type it (``python -m bench.NAME ...``),
+    without ``--out``, which changes where the figures go, not what they are."""
+    main = sys.modules["__main__"]
+    module = main.__spec__.name if getattr(main, "__spec__", None) else Path(sys.argv[0]).stem
+    given, kept, i = sys.argv[1:], [], 0
+    while i < len(given):
+        if given[i] == "--out":
+            i += 2
+            continue
+        if not given[i].startswith("--out="):
+            kept.append(given[i])
+        i += 1
+    return shlex.join(["python", "-m", module, *kept])

@@ -51,3 +51,27 @@ def test_the_docs_benchmark_tables_are_rendered_from_the_results_files():
     marked = "<!-- bench:bench_outage -->\n| pasted | 1.0x |\n<!-- /bench:bench_outage -->\n"
     assert "| pasted |" not in report.rendered(marked) and "Measured by `python -m bench.bench_outage`" in \
         report.rendered(marked)
+
+
+def test_a_benchmarks_recorded_command_is_what_was_typed_without_where_it_wrote(monkeypatch):
+    """bench/results.command(): the figures' command line, ``--out`` dropped (it moves the file, not the figures)."""
+    import sys
+    from types import SimpleNamespace
+
+    from bench import results
+    monkeypatch.setitem(sys.modules, "__main__", SimpleNamespace(__spec__=SimpleNamespace(name="bench.bench_x")))
+    monkeypatch.setattr("sys.argv", ["x.py", "--draws", "50", "--out", "/tmp/r", "--label", "a b", "--out=/tmp/s"])
+    assert results.command() == "python -m bench.bench_x --draws 50 --label 'a b'"
+
+
+def test_the_error_rate_table_names_the_sizes_where_a_rate_misses_its_target():
+    """bench_verdicts' rows at several trial counts read as one line; a size with no case is a dash, not a miss."""
+    from bench import report
+    row = {"verdict": '"lr matters"', "kind": "power", "truth": "lr window", "target": 0.8}
+    result = {"figures": {"draws": 100, "rows": [
+        {**row, "trials": 5, "rate": None, "se": None, "cases": 0, "ok": False},
+        {**row, "trials": 8, "rate": 0.31, "se": 0.04, "cases": 100, "ok": False},
+        {**row, "trials": 20, "rate": 0.97, "se": 0.04, "cases": 100, "ok": True}]}}
+    table = report.RENDERERS["bench_verdicts"](result)
+    line = next(line for line in table if line.startswith('| "lr matters"'))
+    assert "— · 31.0% · 97.0% (5 · 8 · 20 trials)" in line and line.endswith("| not at 8 trials |")
