@@ -11,11 +11,13 @@ before a study starts, naming what to install.
 - two hooks of the fault harness (study/faults.py): after Tune registers a trial's checkpoint, and inside Tune's
   upload of its experiment state;
 - the name of the trial a reused actor runs now: in its log lines' prefix, and on every task Tune sends it;
-- a search that had finished, asked again after a restore when its searcher has trials left (a study that grows).
+- a search that had finished, asked again after a restore when its searcher has trials left (a study that grows);
+- Ray Train's logger of its line per checkpoint, quieted in the trial's process unless -v.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable
 
@@ -92,6 +94,12 @@ def within_state_upload(upload: Callable) -> None:
     original = _storage._upload_to_fs_path
     _storage._upload_to_fs_path = lambda local_path, fs, fs_path, exclude=None: upload(original, local_path, fs,
                                                                                       fs_path, exclude)
+
+
+def quiet_checkpoint_lines(level: int) -> None:
+    """Ray Train logs "Checkpoint successfully created at ..." at INFO after every report, in the trial's process;
+    the trainer's own line already says each epoch, so those lines show only with -v (``level`` DEBUG)."""
+    logging.getLogger(_storage.__name__).setLevel(logging.INFO if level <= logging.DEBUG else logging.WARNING)
 
 
 def announce_actor_name(name: str) -> None:

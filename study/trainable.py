@@ -110,6 +110,7 @@ def trial_epochs(sampled: dict, plans: dict[str, TrialPlan]) -> Iterator[dict]:
     config = plan.config_for(sampled)  # a sample the config refuses raises once: its trial is not retried
     torch.set_num_threads(max(1, int(plan.resources["cpu"])))
     logs.configure(plan.log_level)
+    ray_compat.quiet_checkpoint_lines(plan.log_level)
     said = logs.get("trainer")
     root = Path(plan.experiments_dir or context.get_trial_dir())
     experiment = Experiment(config, open_dataset(config.data), root, index=index, curves_every_epoch=False,
