@@ -15,7 +15,13 @@ Each side runs ``--pairs`` times, alternating (study, peer, peer, study, ...), a
 replays the first study's trials. Prints the answer the main job's page leads with, the study's wall time (without
 its report) over the peer's, and the main job's wall time (report included) over its compute bound: the sum of its
 epochs' own times over the cores.
-Targets: 1.05 and 1.15. Writes the figures and the answer with the machine to bench/results/bench_overhead.json.
+Targets: 1.05 and 1.15.
+
+A shared machine's speed drifts between runs minutes apart by more than the overhead measured, so each run also
+counts the CPU seconds of every process it started, by kind (bench/cpu_accounting.py): the trainers, the driver,
+Ray's own services, and the idle cores. The trainers do the same arithmetic on both sides, so the wall time per
+trainer CPU second, study over peer, is the ratio with the drift taken out; it is printed beside the plain one.
+Writes the figures and the answer with the machine to bench/results/bench_overhead.json.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import time
 from pathlib import Path
 
 from bench import results
+from bench.cpu_accounting import CpuAccount
 from reports.answer import answer_lines
 from reports.summary import FILENAME as SUMMARY
 from training.results import EPOCHS, TRIALS, read_frame
@@ -82,22 +89,25 @@ def _peer_worker(queue, out: str, threads: int) -> None:
         study.tell(trial, metrics["val_top1"])
 
 
-def run_peer(jobs: list[tuple[dict, int]], workers: int, threads: int, out: Path) -> float:
+def run_peer(jobs: list[tuple[dict, int]], workers: int, threads: int, out: Path) -> dict:
+    """The peer's wall time and its CPU seconds by kind of process."""
     context = multiprocessing.get_context("spawn")  # a new interpreter per worker, as a user's script would start
     queue = context.Queue()
     for index, (config, epochs) in enumerate(jobs):
         queue.put((index, config, epochs))
     for _ in range(workers):
         queue.put(None)
-    began = time.perf_counter()
-    processes = [context.Process(target=_peer_worker, args=(queue, str(out), threads)) for _ in range(workers)]
-    for process in processes:
-        process.start()
-    for process in processes:
-        process.join()
-        if process.exitcode:
-            raise RuntimeError(f"a peer worker exited with {process.exitcode}")
-    return time.perf_counter() - began
+    with CpuAccount(driver="bench.bench_overhead") as account:
+        began = time.perf_counter()
+        processes = [context.Process(target=_peer_worker, args=(queue, str(out), threads)) for _ in range(workers)]
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join()
+            if process.exitcode:
+                raise RuntimeError(f"a peer worker exited with {process.exitcode}")
+        wall = time.perf_counter() - began
+    return {"wall_s": wall, "cpu_s": account.totals(os.cpu_count() or 1)}
 
 
 def concurrency(root: Path) -> int:
@@ -115,12 +125,14 @@ def concurrency(root: Path) -> int:
 def run_main_job(space: str, work: Path, name: str) -> dict:
     """The main job as a user runs it, then its report alone; its figures and the answer its page leads with."""
     root = work / "studies" / name
-    main_s = _timed([sys.executable, "-m", "study.run", "--space", space, "--name", name,
-                     "--storage", str(work / "studies")], work)
+    with CpuAccount(driver="study.run") as account:
+        main_s = _timed([sys.executable, "-m", "study.run", "--space", space, "--name", name,
+                         "--storage", str(work / "studies")], work)
     answer = answer_lines(json.loads((root / "report" / SUMMARY).read_text()))
     report_s = _timed([sys.executable, "-m", "reports.build", str(root)], work)
     epochs = read_frame(root, EPOCHS)
     return {"root": root, "main_s": main_s, "report_s": report_s, "study_s": main_s - report_s, "answer": answer,
+            "cpu_s": account.totals(os.cpu_count() or 1),
             "epochs": len(epochs), "bound_s": float(epochs["epoch_time_s"].sum()) / (os.cpu_count() or 1)}
 
 
@@ -145,19 +157,26 @@ def main() -> int:
                     first = studies[0]["root"]
                     workers = concurrency(first)
                     peers.append(run_peer(trial_jobs(first), workers, max(1, cores // workers), work / f"peer-{pair}"))
-                    print(f"peer {pair + 1}: {peers[-1]:.1f} s", flush=True)
+                    print(f"peer {pair + 1}: {peers[-1]['wall_s']:.1f} s", flush=True)
         trials, workers = len(read_frame(studies[0]["root"], TRIALS)), concurrency(studies[0]["root"])
 
     def median(key: str) -> float:
         return statistics.median(run[key] for run in studies)
 
-    study_s, main_s, bound_s, peer_s = median("study_s"), median("main_s"), median("bound_s"), statistics.median(peers)
+    study_s, main_s, bound_s = median("study_s"), median("main_s"), median("bound_s")
+    peer_s = statistics.median(p["wall_s"] for p in peers)
     answer = studies[0]["answer"]
+    accounted = all(run["cpu_s"] for run in [*studies, *peers])
+    drift_free = statistics.median(s["study_s"] / s["cpu_s"]["trainer"] for s in studies) / statistics.median(
+        p["wall_s"] / p["cpu_s"]["trainer"] for p in peers) if accounted else None
     figures = {"space": args.space, "trials": trials, "epochs": studies[0]["epochs"], "trials_at_once": workers,
                "pairs": args.pairs, "study_s": round(study_s, 1), "report_s": round(median("report_s"), 1),
                "main_job_s": round(main_s, 1), "peer_s": round(peer_s, 1), "compute_bound_s": round(bound_s, 1),
-               "each": {"main_job_s": [round(r["main_s"], 1) for r in studies], "peer_s": [round(p, 1) for p in peers]},
+               "each": {"main_job_s": [round(r["main_s"], 1) for r in studies],
+                        "peer_s": [round(p["wall_s"], 1) for p in peers]},
+               "cpu_s": {"study": [r["cpu_s"] for r in studies], "peer": [p["cpu_s"] for p in peers]},
                "ray_over_peer": round(study_s / peer_s, 3), "main_job_over_bound": round(main_s / bound_s, 3),
+               "ray_over_peer_drift_free": round(drift_free, 3) if drift_free else None,
                "targets": {"ray_over_peer": RAY_TARGET, "main_job_over_bound": BOUND_TARGET}, "answer": answer,
                "same_answer_every_run": all(run["answer"] == answer for run in studies)}
     path = results.write("bench_overhead", figures,
@@ -167,6 +186,11 @@ def main() -> int:
           f"{args.pairs} runs each (the same answer every run: {figures['same_answer_every_run']})")
     print(f"study.run (no report) {study_s:.1f} s vs the peer (plain Optuna, trainer in process) {peer_s:.1f} s: "
           f"{figures['ray_over_peer']:.2f}x (target <= {RAY_TARGET})")
+    if accounted:
+        for side, runs in (("study", studies), ("peer", peers)):
+            print(f"  CPU seconds, {side}: " + "; ".join(
+                ", ".join(f"{k} {v:.0f}" for k, v in run["cpu_s"].items()) for run in runs))
+        print(f"  wall time per trainer CPU second, study over peer (the machine's drift taken out): {drift_free:.2f}x")
     print(f"main job (with its report, {figures['report_s']:.1f} s) {main_s:.1f} s vs its compute bound {bound_s:.1f} s "
           f"(sum of epoch times / {cores} cores): {figures['main_job_over_bound']:.2f}x (target <= {BOUND_TARGET})")
     print(f"written to {path}")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import statistics
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -41,9 +42,23 @@ def _overhead(result: dict) -> list[str]:
             f"without its report | {f['study_s']:.1f} s | |",
             f"| the same trials and epochs, plain Optuna with the trainer in process | {f['peer_s']:.1f} s | |",
             f"| study over peer | **{f['ray_over_peer']:.2f}x** | ≤ {target['ray_over_peer']:.2f}x |",
+            *_drift_free(f),
             f"| the main job with its report ({f['report_s']:.1f} s) | {f['main_job_s']:.1f} s | |",
             f"| its compute bound (sum of epoch times / cores) | {f['compute_bound_s']:.1f} s | |",
             f"| main job over its bound | **{f['main_job_over_bound']:.2f}x** | ≤ {target['main_job_over_bound']:.2f}x |"]
+
+
+def _drift_free(f: dict) -> list[str]:
+    """The CPU seconds by kind of process (medians over the runs), and the ratio with the machine's drift out."""
+    if not f.get("ray_over_peer_drift_free"):
+        return []
+    def cpu(side: str) -> str:
+        runs = f["cpu_s"][side]
+        return ", ".join(f"{kind} {statistics.median(run[kind] for run in runs):.0f}" for kind in runs[0])
+    return [f"| CPU seconds by process, study (median) | {cpu('study')} | |",
+            f"| CPU seconds by process, peer (median) | {cpu('peer')} | |",
+            f"| study over peer, wall time per trainer CPU second (the machine's drift taken out) | "
+            f"**{f['ray_over_peer_drift_free']:.2f}x** | ≤ {f['targets']['ray_over_peer']:.2f}x |"]
 
 
 def _answer(result: dict) -> list[str]:

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from bench.bench_overhead import concurrency, run_peer, trial_jobs
+from bench.cpu_accounting import kind
 from training.results import EPOCHS, read_frame
 
 
@@ -17,7 +18,9 @@ def test_the_peer_replays_the_studys_trials_with_the_same_scores(smoke, tmp_path
         trials.sort_values("started_at")["epochs_run"].tolist()
     assert 1 <= concurrency(root) <= 2  # the smoke study runs two trials at once on the suite's 2-CPU Ray
     chosen = jobs[:2]
-    assert run_peer(chosen, workers=1, threads=1, out=tmp_path) > 0
+    peer = run_peer(chosen, workers=1, threads=1, out=tmp_path)
+    # the worker's CPU seconds are the trainer's: it trained the two trials' epochs (seconds), sampled twice a second
+    assert peer["wall_s"] > 0 and peer["cpu_s"]["trainer"] > 0.5 and peer["cpu_s"]["ray"] == 0
     recorded = read_frame(root, EPOCHS)
     ordered = trials.sort_values("started_at").head(2)
     for index, (_, row) in enumerate(ordered.iterrows()):
@@ -25,3 +28,18 @@ def test_the_peer_replays_the_studys_trials_with_the_same_scores(smoke, tmp_path
         study = recorded[recorded["trial_id"] == row["trial_id"]].sort_values("epoch")
         for metric in ("train_loss", "val_top1"):  # NaN where a trial diverged
             np.testing.assert_array_equal(peer[metric].to_numpy(float), study[metric].to_numpy(float), metric)
+
+
+def test_processes_are_told_apart_by_what_they_run():
+    """What a study's processes call themselves (comm, then command line) decides whose CPU seconds they are."""
+    said = {"ray::ImplicitFu ray::ImplicitFunc.train": "trainer",
+            "ray::main.kinet ray::main.kinetics-motion.0003.train": "trainer",
+            "python3 /venv/bin/python -B -c from multiprocessing.spawn import spawn_main; spawn_main(...)": "trainer",
+            "raylet /venv/lib/python3.11/site-packages/ray/core/src/ray/raylet/raylet --raylet_socket_name=x": "ray",
+            "gcs_server /venv/.../ray/core/src/ray/gcs/gcs_server --log_dir=/tmp": "ray",
+            "ray-dashboard-N ray-dashboard-NodeHead-0 (/venv/bin/python -c ...)": "ray",
+            "ray::DashboardA ray::DashboardAgent": "ray", "ray::IDLE ray::IDLE": "ray",
+            "python /venv/bin/python -u /venv/.../ray/_private/log_monitor.py --session-dir=x": "ray",
+            "python /venv/bin/python -m study.run --space sgd_lr --name main-0": "driver",
+            "python /venv/bin/python -B -c from multiprocessing.resource_tracker import main": "other"}
+    assert {description: kind(description, "study.run") for description in said} == said
