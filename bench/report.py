@@ -127,10 +127,23 @@ def _verdicts(result: dict) -> list[str]:
     return [*lines, "", "—: the page does not make that claim at that size (no case)."]
 
 
+def _lr_response(result: dict) -> list[str]:
+    """Val top-1 per learning rate, at the judging epoch and the last, each subset side by side."""
+    f = result["figures"]
+    judged, last = str(f["judged_at"]), str(f["epochs"])
+    head = " | ".join(f"{subset}, epoch {epoch}" for epoch in (judged, last) for subset in f["subsets"])
+    lines = [f"| lr | {head} |", "|---|" + "---|" * (2 * len(f["subsets"]))]
+    for row in f["rows"]:
+        cells = " | ".join(f"{100 * row[subset][epoch]:.1f}%" for epoch in (judged, last) for subset in f["subsets"])
+        lines.append(f"| {row['lr']:.2g} | {cells} |")
+    return lines
+
+
 RENDERERS: dict[str, Callable[[dict], list[str]]] = {"bench_overhead": _overhead, "bench_overhead:answer": _answer,
                                                      "bench_outage": _outage, "bench_trial_overhead": _turnover,
                                                      "bench_model_paper": _model, "bench_model_cpu_profile": _model,
-                                                     "bench_intervals": _intervals, "bench_verdicts": _verdicts}
+                                                     "bench_intervals": _intervals, "bench_verdicts": _verdicts,
+                                                     "bench_lr_response": _lr_response}
 
 
 def render(view: str) -> str:
