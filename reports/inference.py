@@ -135,31 +135,41 @@ def between_sum_of_squares(codes: np.ndarray, y: np.ndarray, count: int) -> np.n
     return (sums ** 2 / np.where(sizes > 0, sizes, 1)).sum(axis=1)
 
 _SHUFFLES: dict[tuple[int, int, int], np.ndarray] = {}
-_SHUFFLES_BYTES = 64 * 2 ** 20
+_SHUFFLES_BYTES, _KEPT_SHUFFLE_BYTES = 64 * 2 ** 20, 2 ** 20
 
 
 def shuffles(n: int, permutations: int, seed: int) -> np.ndarray:
     """Row i: the i-th shuffle of n trials that a test seeded with ``seed`` draws. Numpy's ``permuted`` draws its
     swaps from the seed and n alone, never from the values, so ``y[shuffles(len(y), P, seed)]`` is exactly
-    ``default_rng(seed).permuted`` of P copies of y. The orders are drawn once and kept (up to 64 MB), because the
-    report, its power analysis and the simulations run the same tests on new scores again and again."""
+    ``default_rng(seed).permuted`` of P copies of y. Orders of up to 1 MB are drawn once and kept (64 MB in all),
+    because the report, its power analysis and the simulations run the same small tests on new scores again and
+    again; larger ones are drawn each time (kept, a power analysis's many seeds would only push each other out)."""
     key = (n, permutations, seed)
-    if key not in _SHUFFLES:
-        orders = np.random.default_rng(seed).permuted(np.broadcast_to(np.arange(n, dtype=np.int32), (permutations, n)),
-                                                      axis=1)
+    if key in _SHUFFLES:
+        return _SHUFFLES[key]
+    orders = np.random.default_rng(seed).permuted(np.broadcast_to(np.arange(n, dtype=np.int32), (permutations, n)),
+                                                  axis=1)
+    if orders.nbytes <= _KEPT_SHUFFLE_BYTES:
         orders.flags.writeable = False
-        while _SHUFFLES and sum(kept.nbytes for kept in _SHUFFLES.values()) + orders.nbytes > _SHUFFLES_BYTES:
+        while sum(kept.nbytes for kept in _SHUFFLES.values()) + orders.nbytes > _SHUFFLES_BYTES:
             _SHUFFLES.pop(next(iter(_SHUFFLES)))  # the oldest
         _SHUFFLES[key] = orders
-    return _SHUFFLES[key]
+    return orders
+
+
+def shuffled(y: np.ndarray, permutations: int, seed: int) -> np.ndarray:
+    """``permutations`` shuffles of the scores ``y``, exactly as ``default_rng(seed).permuted`` draws them."""
+    if len(y) * permutations * 4 > _KEPT_SHUFFLE_BYTES:  # not kept: shuffling the scores themselves is as cheap
+        return np.random.default_rng(seed).permuted(np.broadcast_to(y, (permutations, len(y))), axis=1)
+    return y[shuffles(len(y), permutations, seed)]
 
 
 def permutation_p(codes: np.ndarray, y: np.ndarray, count: int, seed: int = 0, permutations: int = PERMUTATIONS) -> float:
     """P(a shuffled assignment of scores to P's values explains at least as much) with the observed assignment
     counted among the shuffles, so the p-value is exact: under the null it is uniform (or conservative)."""
-    shuffled = y[shuffles(len(y), permutations, seed)]
+    null_scores = shuffled(y, permutations, seed)
     observed = between_sum_of_squares(codes, y, count)[0]
-    null = between_sum_of_squares(codes, shuffled, count)
+    null = between_sum_of_squares(codes, null_scores, count)
     return float((1 + (null >= observed - 1e-12 * max(1.0, abs(observed))).sum()) / (permutations + 1))
 
 def sign_flip_p(codes: np.ndarray, differences: np.ndarray, count: int, seed: int = 0) -> float:
@@ -179,9 +189,9 @@ def ordering_p(x: np.ndarray, y: np.ndarray, seed: int = 0, permutations: int = 
     of trials adjacent in the parameter's order (von Neumann's statistic), small when the score follows the
     parameter in any smooth way, a window included, against the same sum over shuffled scores."""
     order = np.argsort(x, kind="stable")
-    shuffled = y[shuffles(len(y), permutations, seed)]
+    null_scores = shuffled(y, permutations, seed)
     observed = float((np.diff(y[order]) ** 2).sum())
-    null = (np.diff(shuffled, axis=1) ** 2).sum(axis=1)
+    null = (np.diff(null_scores, axis=1) ** 2).sum(axis=1)
     return float((1 + (null <= observed * (1 + 1e-12)).sum()) / (permutations + 1))
 
 def omega_squared(codes: np.ndarray, y: np.ndarray) -> float:
@@ -316,8 +326,7 @@ def interaction_p(codes: np.ndarray, second: np.ndarray, y: np.ndarray, seed: in
         in_full = explained(full, ys)
         return (in_full - explained(additive, ys)) / np.maximum((ys ** 2).sum(axis=1) - in_full, 1e-300)
 
-    shuffled = fit + residual[shuffles(len(y), PERMUTATIONS, seed)]
-    observed, null = ratio(y[None])[0], ratio(shuffled)
+    observed, null = ratio(y[None])[0], ratio(fit + shuffled(residual, PERMUTATIONS, seed))
     return float((1 + (null >= observed * (1 - 1e-9)).sum()) / (PERMUTATIONS + 1))
 
 def _independent_columns(matrix: np.ndarray) -> list[int]:

@@ -16,7 +16,7 @@ from bench.simulated_study import SEED_SD, Design, Truth, simulate
 from reports import power
 from reports.comparisons import seed_comparisons, welch_interval
 from reports.findings import across_subsets, analyse, data_budget_slope, divergence_sentences
-from reports.inference import best_set, gupta_constant, holm, parameter_test, permutation_p, shuffles
+from reports.inference import best_set, gupta_constant, holm, parameter_test, permutation_p, shuffled, shuffles
 from reports.reproduction import reproduction_table
 from reports.scaling import batch_exponent
 from reports.scores import NoiseFloor, at_budget, expected_max, headline_budget, seed_noise
@@ -365,11 +365,13 @@ def test_the_next_command_grows_this_study_naming_its_storage_unless_it_is_the_d
         "python -m study.run --space sgd_lr --name lr --storage s3://bucket/studies --resume --add-trials 4"
 
 
-@pytest.mark.parametrize("n", [2, 5, 12, 40])
+@pytest.mark.parametrize("n", [2, 5, 12, 40, 300])
 def test_kept_shuffles_are_the_ones_the_seeded_generator_draws_for_any_scores(n):
-    """The permutation tests index the scores with shuffles drawn once per size and seed: exactly what shuffling
-    those scores with the seeded generator gives, ties included, so every p-value is what it was."""
+    """The permutation tests index the scores with shuffles drawn once per size and seed (small tests), or shuffle
+    the scores themselves (large ones): exactly what shuffling those scores with the seeded generator gives, ties
+    included, so every p-value is what it was."""
     scores = np.random.default_rng(n).normal(size=n).round(1)
     for seed, permutations in ((0, 4000), (7, 1000)):
         drawn = np.random.default_rng(seed).permuted(np.broadcast_to(scores, (permutations, n)), axis=1)
         np.testing.assert_array_equal(scores[shuffles(n, permutations, seed)], drawn)
+        np.testing.assert_array_equal(shuffled(scores, permutations, seed), drawn)
