@@ -311,13 +311,21 @@ def verdict(check: Check, hits: int, cases: int) -> tuple[float, float, bool]:
 def _run(args):
     """In a worker: the scenario by its place in the list (checks hold closures, which do not pickle)."""
     quick, index, draws, first_seed = args
-    return run_scenario(scenarios(quick)[index], draws, first_seed)
+    return index, run_scenario(scenarios(quick)[index], draws, first_seed)
 
 
-def run_scenarios(quick: bool, draws: int, workers: int, first_seed: int = 0) -> list[list[tuple[int, int]]]:
-    """Every scenario's (successes, cases) per check, the scenarios shared out over ``workers`` processes."""
+def run_scenarios(quick: bool, draws: int, workers: int, first_seed: int = 0,
+                  progress: Callable[[str], None] = lambda line: None) -> list[list[tuple[int, int]]]:
+    """Every scenario's (successes, cases) per check, the scenarios shared out over ``workers`` processes;
+    ``progress`` hears of each scenario as it ends."""
+    chosen = scenarios(quick)
+    done: dict[int, list[tuple[int, int]]] = {}
     with multiprocessing.get_context("spawn").Pool(workers) as pool:
-        return pool.map(_run, [(quick, i, draws, first_seed) for i in range(len(scenarios(quick)))], chunksize=1)
+        for index, totals in pool.imap_unordered(_run, [(quick, i, draws, first_seed) for i in range(len(chosen))]):
+            done[index] = totals
+            progress(f"  {len(done)}/{len(chosen)} scenarios drawn: {chosen[index].name}, "
+                     f"{chosen[index].design.trials} trials")
+    return [done[index] for index in range(len(chosen))]
 
 
 def main() -> None:
@@ -331,7 +339,7 @@ def main() -> None:
     print(f"{multiprocessing.cpu_count()} cores; {args.draws} simulated studies per scenario; permutations per test: "
           f"{inference.PERMUTATIONS}", flush=True)
     start = time.perf_counter()
-    totals = run_scenarios(args.quick, args.draws, args.workers)
+    totals = run_scenarios(args.quick, args.draws, args.workers, progress=lambda line: print(line, flush=True))
     rows = []
     print(f"{'verdict':58} {'kind':16} {'trials':>6} {'rate':>7} {'target':>7}  ok  scenario")
     for scenario, counts in zip(chosen, totals):
