@@ -38,7 +38,8 @@ def main() -> None:
                         "left there unfinished is resumed")
     results.add_out_argument(parser, "bench_lr_response")
     args = parser.parse_args()
-    judged = load_space(SPACE).grace_period
+    space = load_space(SPACE)
+    judged = space.grace_period
     storage = args.storage or Path(tempfile.mkdtemp(prefix="bench-lr-response-"))
     location = StudyLocation(storage, "lr-response")
     print(f"study in {location.root}", flush=True)
@@ -52,7 +53,7 @@ def main() -> None:
         run_study(location, request, echo=lambda line: None)
     ray.shutdown()
     epochs = read_frame(location.root, EPOCHS)
-    subsets = list(dict.fromkeys(epochs["subset"]))
+    subsets = [subset for subset in space.subsets if subset in set(epochs["subset"])]  # the space's order
     rows = []
     for lr, by_lr in epochs.groupby("lr"):
         row = {"lr": float(lr)}
@@ -69,7 +70,8 @@ def main() -> None:
             for subset in subsets))
     figures = {"space": SPACE, "trials": args.trials, "epochs": args.epochs, "judged_at": judged, "seed": 0,
                "data": "synthetic", "subsets": subsets, "rows": rows}
-    print(f"written to {results.write('bench_lr_response', figures, results.command(), args.out)}")
+    command = results.command(places=("--out", "--storage"))  # where the study and the file go: not the figures
+    print(f"written to {results.write('bench_lr_response', figures, command, args.out)}")
 
 
 if __name__ == "__main__":

@@ -55,17 +55,17 @@ def add_out_argument(parser: argparse.ArgumentParser, name: str) -> None:
                         help=f"the folder {name}.json is written to (default bench/results)")
 
 
-def command() -> str:
+def command(places: tuple[str, ...] = ("--out",)) -> str:
     """The command line this benchmark was started with, as a user would type it (``python -m bench.NAME ...``),
-    without ``--out``, which changes where the figures go, not what they are."""
+    without the options in ``places`` (each taking a value), which change where things go, not the figures."""
     main = sys.modules["__main__"]
     module = main.__spec__.name if getattr(main, "__spec__", None) else Path(sys.argv[0]).stem
     given, kept, i = sys.argv[1:], [], 0
     while i < len(given):
-        if given[i] == "--out":
+        if given[i] in places:
             i += 2
             continue
-        if not given[i].startswith("--out="):
+        if not given[i].startswith(tuple(f"{option}=" for option in places)):
             kept.append(given[i])
         i += 1
     return shlex.join(["python", "-m", module, *kept])

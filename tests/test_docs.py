@@ -62,6 +62,8 @@ def test_a_benchmarks_recorded_command_is_what_was_typed_without_where_it_wrote(
     monkeypatch.setitem(sys.modules, "__main__", SimpleNamespace(__spec__=SimpleNamespace(name="bench.bench_x")))
     monkeypatch.setattr("sys.argv", ["x.py", "--draws", "50", "--out", "/tmp/r", "--label", "a b", "--out=/tmp/s"])
     assert results.command() == "python -m bench.bench_x --draws 50 --label 'a b'"
+    monkeypatch.setattr("sys.argv", ["x.py", "--storage", "/tmp/s", "--trials", "12", "--out", "/tmp/r"])
+    assert results.command(places=("--out", "--storage")) == "python -m bench.bench_x --trials 12"
 
 
 def test_the_error_rate_table_names_the_sizes_where_a_rate_misses_its_target():
