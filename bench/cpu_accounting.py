@@ -72,9 +72,12 @@ class CpuAccount:
 
     def _sample(self) -> None:
         while self.available:
-            for key, value in _processes().items():
-                if key not in self.before:
-                    self.seen[key] = value
+            for key, (cpu, description) in _processes().items():
+                if key in self.before:
+                    continue
+                if key in self.seen and not description.partition(" ")[2]:  # ended, not yet reaped: no command line
+                    description = self.seen[key][1]
+                self.seen[key] = (cpu, description)
             if self._stop.wait(self.interval_s):
                 break
 

@@ -3,6 +3,8 @@ arithmetic as they did in the study (so the two wall times compare the same work
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -43,3 +45,23 @@ def test_processes_are_told_apart_by_what_they_run():
             "python /venv/bin/python -m study.run --space sgd_lr --name main-0": "driver",
             "python /venv/bin/python -B -c from multiprocessing.resource_tracker import main": "other"}
     assert {description: kind(description, "study.run") for description in said} == said
+
+
+def test_a_process_that_ended_before_it_was_reaped_keeps_its_kind_and_its_cpu_seconds():
+    """An ended process not yet reaped shows no command line; the account keeps what it saw while it ran."""
+    import subprocess
+    import sys
+    import time
+
+    from bench.cpu_accounting import CpuAccount
+    burn = ("import time\nstart = time.process_time()\nwhile time.process_time() - start < 0.6: pass\n"
+            "time.sleep(1.0)  # spawn_main: named as a peer's worker is")
+    with CpuAccount(driver="no-driver-here") as account:
+        child = subprocess.Popen([sys.executable, "-c", burn])
+        stat = Path(f"/proc/{child.pid}/stat")
+        while stat.read_text().rsplit(") ", 1)[1][0] != "Z":  # its exit, seen without reaping it (poll would)
+            time.sleep(0.1)
+        time.sleep(1.5)  # ended, not reaped, for three samples
+        child.wait()
+    totals = account.totals(cores=1)
+    assert totals["trainer"] >= 0.5 and totals["other"] < 0.5, totals
