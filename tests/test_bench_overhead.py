@@ -22,7 +22,7 @@ def test_the_peer_replays_the_studys_trials_with_the_same_scores(smoke, tmp_path
     chosen = jobs[:2]
     peer = run_peer(chosen, workers=1, threads=1, out=tmp_path)
     # the worker's CPU seconds are the trainer's: it trained the two trials' epochs (seconds), sampled twice a second
-    assert peer["wall_s"] > 0 and peer["cpu_s"]["trainer"] > 0.5 and peer["cpu_s"]["ray"] == 0
+    assert peer["wall_s"] > 0 and peer["cpu_s"]["trainer"] > 0.5
     recorded = read_frame(root, EPOCHS)
     ordered = trials.sort_values("started_at").head(2)
     for index, (_, row) in enumerate(ordered.iterrows()):
@@ -63,5 +63,6 @@ def test_a_process_that_ended_before_it_was_reaped_keeps_its_kind_and_its_cpu_se
             time.sleep(0.1)
         time.sleep(1.5)  # ended, not reaped, for three samples
         child.wait()
-    totals = account.totals(cores=1)
-    assert totals["trainer"] >= 0.5 and totals["other"] < 0.5, totals
+    # every process started meanwhile is counted (a parallel test's too): this one is found by its pid
+    (cpu, description), = [seen for (pid, _), seen in account.seen.items() if pid == child.pid]
+    assert kind(description, "no-driver-here") == "trainer" and cpu >= 0.5, (cpu, description)
