@@ -4,7 +4,7 @@ services, and the cores left idle.
 A wall-clock ratio between two runs minutes apart carries the machine's drift (a shared VM's speed moves by more
 than the overheads measured). CPU seconds by process do not depend on when they were spent: the trainers' CPU
 seconds are the same arithmetic on both sides, and what Ray's processes used is what Ray cost. Linux only (/proc):
-elsewhere ``CpuAccount`` records nothing and says so.
+elsewhere ``CpuAccount.totals`` is None and the benchmark prints wall times only.
 """
 
 from __future__ import annotations
@@ -37,20 +37,21 @@ def _processes() -> dict[tuple[int, int], tuple[float, str]]:
     return found
 
 
-def kind(description: str, driver_pid_marker: str) -> str:
-    """trainer, driver, ray or other, from a process's comm and command line."""
+def kind(description: str, driver: str) -> str:
+    """trainer, driver, ray or other, from a process's comm and command line; ``driver``: a string in the driving
+    process's command line."""
     if any(name in description for name in RAY_SERVICES):
         return "ray"
     if description.startswith("ray::") or "spawn_main" in description:
         return "trainer"  # a Tune trial's actor, or a peer's worker process
-    if driver_pid_marker in description:
+    if driver in description:
         return "driver"
     return "other"
 
 
 class CpuAccount:
-    """Samples every process started after ``start()`` until ``stop()``; ``totals()``: CPU seconds by kind, and the
-    idle core-seconds of the wall time between. ``driver``: a string in the driving process's command line."""
+    """A context: every process started while it is open, sampled; ``totals()``: CPU seconds by kind, and the idle
+    core-seconds of its wall time (None where /proc is missing). ``driver``: as ``kind`` takes it."""
 
     def __init__(self, driver: str, interval_s: float = 0.5):
         self.driver, self.interval_s = driver, interval_s
