@@ -54,13 +54,15 @@ def _timed(command: list[str], cwd: Path) -> float:
     return time.perf_counter() - began
 
 
-def trial_jobs(root: Path) -> list[tuple[dict, int]]:
-    """Each trial of the study, in the order it started: its config (from its experiment folder) and epochs run."""
+def trial_jobs(root: Path) -> list[tuple[dict, int, tuple[int, ...]]]:
+    """Each trial of the study, in the order it started: its config (from its experiment folder), the epochs it ran,
+    and ASHA's rungs before its last epoch (where a trial draws its sample predictions, as it may end there)."""
+    rungs = tuple(json.loads((root / "study.json").read_text())["budgets"][:-1])
     trials = read_frame(root, TRIALS).sort_values("started_at")
     jobs = []
     for folder, epochs in zip(trials["folder"], trials["epochs_run"]):
         run = json.loads((root / "experiments" / folder / "log" / "config.json").read_text())
-        jobs.append((run["config"], int(epochs)))
+        jobs.append((run["config"], int(epochs), rungs))
     return jobs
 
 
@@ -77,24 +79,25 @@ def _peer_worker(queue, out: str, threads: int) -> None:
     study = optuna.create_study(direction="maximize")
     datasets: dict = {}
     while (job := queue.get()) is not None:
-        index, config, epochs = job
+        index, config, epochs, rungs = job
         study.enqueue_trial({"lr": config["lr"]})
         trial = study.ask()
         config = from_dict({**config, "lr": trial.suggest_float("lr", config["lr"], config["lr"])}, source="peer")
         dataset = datasets.setdefault(config.data, open_data(config.data))
-        experiment = Experiment(config, dataset, Path(out), index=index, curves_every_epoch=False, echo=lambda _: None)
+        experiment = Experiment(config, dataset, Path(out), index=index, watched=False, may_end_after=rungs,
+                                echo=lambda _: None)
         for _ in range(epochs):
             metrics = experiment.step()
             trial.report(metrics["val_top1"], metrics["epoch"])
         study.tell(trial, metrics["val_top1"])
 
 
-def run_peer(jobs: list[tuple[dict, int]], workers: int, threads: int, out: Path) -> dict:
+def run_peer(jobs: list[tuple[dict, int, tuple[int, ...]]], workers: int, threads: int, out: Path) -> dict:
     """The peer's wall time and its CPU seconds by kind of process."""
     context = multiprocessing.get_context("spawn")  # a new interpreter per worker, as a user's script would start
     queue = context.Queue()
-    for index, (config, epochs) in enumerate(jobs):
-        queue.put((index, config, epochs))
+    for index, job in enumerate(jobs):
+        queue.put((index, *job))
     for _ in range(workers):
         queue.put(None)
     with CpuAccount(driver="bench.bench_overhead") as account:

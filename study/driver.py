@@ -86,16 +86,14 @@ def make_plan(location: StudyLocation, space: SearchSpace, request: StudyRequest
                      # remote storage: each trial writes its folder in its own directory, synced by Tune
                      experiments_dir="" if location.remote else str(location.root / EXPERIMENTS),
                      overrides={**request.overrides, "data": request.data, "seed": request.seed},
-                     resources=trial_resources(space, request, subset, cpu), log_level=logs.level())
+                     resources=trial_resources(space, request, subset, cpu), log_level=logs.level(),
+                     early_stopping=request.early_stopping)
 
 
-def comparable_budgets(plan: TrialPlan, early_stopping: bool) -> list[int]:
+def comparable_budgets(plan: TrialPlan) -> list[int]:
     """The epochs at which the report compares trials: ASHA's rungs (where every trial that got there has a score)
     and the final epoch."""
-    rungs, epochs = [], plan.epochs
-    while early_stopping and plan.space.grace_period * plan.space.reduction_factor ** len(rungs) < epochs:
-        rungs.append(plan.space.grace_period * plan.space.reduction_factor ** len(rungs))
-    return [*rungs, epochs]
+    return [*plan.rungs, plan.epochs]
 
 
 def check_plans(plans: list[TrialPlan], dataset: ConvertedDataset, request: StudyRequest) -> None:
@@ -106,7 +104,7 @@ def check_plans(plans: list[TrialPlan], dataset: ConvertedDataset, request: Stud
             check_grace_period(plan.space, plan.epochs, f"{plan.space.path}: asha.grace_period",
                                f"the {plan.epochs} epochs of this study's trials")
         declared = plan.space.raw.get("report_budget")
-        budgets = comparable_budgets(plan, request.early_stopping)
+        budgets = comparable_budgets(plan)
         if declared is not None and declared not in budgets:
             raise SpaceError(f"{plan.space.path}: report_budget: epoch {declared} is not a budget this study compares "
                              f"trials at ({', '.join(map(str, budgets))}: ASHA's rungs and the last epoch)")
@@ -274,7 +272,7 @@ def _fit(location: StudyLocation, request: StudyRequest, plans: list[TrialPlan],
     study_dir.update(location.root, data_dir=str(dataset.root), data_source=dataset.source, ray=ray.__version__,
                      optuna=optuna.__version__, status="running", tune_storage=location.tune_storage,
                      resources_per_trial={p.subset: p.resources for p in plans},
-                     budgets=comparable_budgets(plans[0], request.early_stopping))
+                     budgets=comparable_budgets(plans[0]))
     location.push(location.root / MANIFEST)
     by_subset = {plan.subset: plan for plan in plans}
     session.activate(session.ActiveStudy(location, by_subset, dataset.source, request.seed, request.num_samples, echo))

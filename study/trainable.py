@@ -58,6 +58,7 @@ class TrialPlan:
     overrides: dict = field(default_factory=dict)
     resources: dict = field(default_factory=lambda: {"cpu": 1.0, "gpu": 0.0})  # Ray resources of each trial
     log_level: int = logging.INFO  # the driver's (--quiet, -v), for the trainer's lines in the trial's process
+    early_stopping: bool = True  # ASHA stops trials at its rungs (--no-early-stopping: every trial runs to its end)
 
     def config_for(self, sampled: dict) -> TrainConfig:
         """A seed repeat's sample carries its own seed; the search adds keys about the trial (TRIAL_KEYS)."""
@@ -69,6 +70,16 @@ class TrialPlan:
     def epochs(self) -> int:
         """Epochs a trial plans to run (ASHA's max_t)."""
         return self.config_for({}).epochs
+
+    @property
+    def rungs(self) -> tuple[int, ...]:
+        """ASHA's rungs before the last epoch: the epochs after which the scheduler may stop a trial."""
+        if not self.early_stopping:
+            return ()
+        space, epochs, rungs = self.space, self.epochs, []
+        while space.grace_period * space.reduction_factor ** len(rungs) < epochs:
+            rungs.append(space.grace_period * space.reduction_factor ** len(rungs))
+        return tuple(rungs)
 
     def experiment_id(self, index: int) -> int:
         """Unique within the study and stable across resumes: 10000 per subset plus the trial's index."""
@@ -113,7 +124,8 @@ def trial_epochs(sampled: dict, plans: dict[str, TrialPlan]) -> Iterator[dict]:
     ray_compat.quiet_checkpoint_lines(plan.log_level)
     said = logs.get("trainer")
     root = Path(plan.experiments_dir or context.get_trial_dir())
-    experiment = Experiment(config, open_dataset(config.data), root, index=index, curves_every_epoch=False,
+    experiment = Experiment(config, open_dataset(config.data), root, index=index, watched=False,
+                            may_end_after=plan.rungs,
                             device=trial_device(config.device, ray.get_gpu_ids()),
                             experiment_id=plan.experiment_id(index),
                             echo=lambda line: said.info(f"[{context.get_trial_name()}] {line}"),

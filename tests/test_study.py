@@ -141,6 +141,9 @@ def test_experiment_folders_are_written_by_the_trials(smoke):
     for folder in trials["folder"]:
         path = root / "experiments" / folder
         assert json.loads((path / "log" / "config.json").read_text())["data_source"] == "synthetic"
+        # Sample predictions drawn after the trial's last epoch, also where ASHA stopped it (at one of its rungs).
+        sample, table = path / "images_independant" / "sample_0.png", path / "save_values_csv" / "epochs.csv"
+        assert sample.stat().st_mtime_ns >= table.stat().st_mtime_ns
 
 
 def test_rerunning_a_study_name_without_resume_is_refused(smoke, data, smoke_request):
@@ -236,7 +239,7 @@ from training.config import from_dict
 from training.experiment import Experiment
 torch.set_num_threads(1)  # as the trial had: the smoke space gives each trial one CPU
 config = from_dict(json.loads(sys.argv[1]), source="the trial's config.json")
-experiment = Experiment(config, open_data(config.data), Path(sys.argv[2]), curves_every_epoch=False)
+experiment = Experiment(config, open_data(config.data), Path(sys.argv[2]), watched=False)
 for _ in range(int(sys.argv[3])):
     experiment.step()
 print(json.dumps(experiment.trainer.history))

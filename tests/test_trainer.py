@@ -252,3 +252,25 @@ def test_on_synthetic_data_fine_tuning_beats_training_from_scratch_at_equal_epoc
                 trainer.run_epoch()
             scores[name].append(trainer.history[-1]["val_top1"])
     assert min(scores["fine-tuned"]) > max(scores["scratch"]), scores
+
+
+def test_a_trial_draws_its_figures_where_the_epoch_may_be_its_last(dataset, tmp_path):
+    """A study's trial (not watched) draws its sample predictions after the epochs ASHA may stop it at and at its end,
+    never after its first epoch (an untrained network's guesses), and its curves only at its end; a watched run
+    draws its samples after its first epoch too and its curves after every epoch."""
+    data = ConvertedDataset(dataset / "converted")
+    config = _config(dataset, epochs=3, sample_images=1)
+    drawn = {}
+    for watched in (False, True):
+        experiment = Experiment(config, data, tmp_path / str(watched), watched=watched, may_end_after=(2,))
+        sample = experiment.folder.path / "images_independant" / "sample_0.png"
+        curve = experiment.folder.path / "matplotlib_graphs" / "accuracy.png"
+        drawn[watched] = []
+        while not experiment.finished:
+            for png in (sample, curve):
+                png.unlink(missing_ok=True)
+            epoch = experiment.step()["epoch"]
+            drawn[watched] += [(epoch, png.parent.name) for png in (sample, curve) if png.exists()]
+    assert drawn[False] == [(2, "images_independant"), (3, "images_independant"), (3, "matplotlib_graphs")]
+    assert drawn[True] == [(1, "images_independant"), (1, "matplotlib_graphs"), (2, "images_independant"),
+                           (2, "matplotlib_graphs"), (3, "images_independant"), (3, "matplotlib_graphs")]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 import torch
@@ -38,13 +38,17 @@ class Experiment:
 
     def __init__(self, config: TrainConfig, dataset: ConvertedDataset, root: Path, index: int = 0,
                  experiment_id: int | None = None, echo: Callable[[str], None] | None = None, run_info: dict | None = None,
-                 continues: str | None = None, device: str | None = None, curves_every_epoch: bool = True):
+                 continues: str | None = None, device: str | None = None, watched: bool = True,
+                 may_end_after: Collection[int] = ()):
         """``continues``: the name of an existing folder this run must go on writing; a config or dataset that would
-        name another folder is refused before anything is written. ``curves_every_epoch``: redraw the curves after
-        every epoch (a run someone watches), or only at its end (a study's trial: its report draws the curves of a
-        trial ASHA stopped, and a figure nobody looks at is time taken from training)."""
+        name another folder is refused before anything is written. ``watched``: a run someone follows as it goes
+        (study.train) has its curves redrawn after every epoch and its sample predictions drawn after the first as
+        well as at its end. Otherwise (a study's trial) figures are drawn where they can be the run's last: its end,
+        and for the sample predictions also the epochs in ``may_end_after`` (ASHA's rungs, where the scheduler may
+        stop it from outside); the report draws the curves of a trial ASHA stopped, and a figure nobody looks at is
+        time taken from training."""
         self.config, self.echo = config, echo or logs.get("trainer").info
-        self.curves_every_epoch = curves_every_epoch
+        self.watched, self.may_end_after = watched, frozenset(may_end_after)
         weights = resolve_pretrained(config, self.echo)
         self.pretrained_sha256 = sha256(weights) if weights else None  # names the exact weights a result started from
         self.trainer = Trainer(config, dataset, device, weights)
@@ -75,8 +79,9 @@ class Experiment:
         self.echo(line)
         stop = (metrics["epoch"], "diverged (loss NaN)") if metrics["diverged"] else (None, None)
         ended = self.trainer.finished or metrics["diverged"]
-        self.folder.record_epochs(self.trainer.history, self.title, *stop, curves=self.curves_every_epoch or ended)
-        if self.config.sample_images and (self.trainer.finished or metrics["epoch"] == 1):
+        self.folder.record_epochs(self.trainer.history, self.title, *stop, curves=self.watched or ended)
+        if self.config.sample_images and (ended or metrics["epoch"] in self.may_end_after
+                                          or (self.watched and metrics["epoch"] == 1)):
             self.folder.write_samples(*self.trainer.sample_predictions(self.config.sample_images),
                                       self.trainer.class_names, LAYOUTS[self.trainer.model.config.layout].bones)
         return metrics

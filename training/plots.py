@@ -44,24 +44,29 @@ def plot_curves(epochs: pd.DataFrame, out_dir: Path, title: str, stop_epoch: int
 
 def plot_skeleton(clip: np.ndarray, target: Path, title: str, bones, snapshots: int = 6) -> None:
     """``clip`` (C, T, V, M) in the converted coordinates (x, y centred; score 0 = joint absent); ``bones``: the
-    layout's (joint, joint) pairs."""
+    layout's (joint, joint) pairs. Drawn for every trial, so drawn cheaply: the frames share limits set once (no
+    autoscaling per artist) and the layout is fixed (no second pass to crop it)."""
     frames = np.flatnonzero((clip[2] > 0).any(axis=(1, 2)))
     if len(frames) == 0:
         frames = np.arange(clip.shape[1])
     picks = frames[np.linspace(0, len(frames) - 1, snapshots).round().astype(int)]
-    fig, axes = plt.subplots(1, snapshots, figsize=(2 * snapshots, 2.6), sharex=True, sharey=True)
+    shown = clip[:, picks]
+    visible = shown[2] > 0
+    xs, ys = (shown[0][visible], shown[1][visible]) if visible.any() else (np.array([-1.0, 1.0]), np.array([-1.0, 1.0]))
+    pad = 0.05 * max(np.ptp(xs), np.ptp(ys), 1e-6)
+    fig, axes = plt.subplots(1, snapshots, figsize=(2 * snapshots, 2.6))
     for ax, t in zip(np.atleast_1d(axes), picks):
         for m, colour in zip(range(clip.shape[3]), ("tab:blue", "tab:orange")):
             x, y, score = clip[0, t, :, m], clip[1, t, :, m], clip[2, t, :, m]
             seen = score > 0
             # one collection of a person's bones, not a line each: the same picture in about half the time
             ax.add_collection(LineCollection([((x[i], y[i]), (x[j], y[j])) for i, j in bones if seen[i] and seen[j]],
-                                             colors=colour, linewidths=1.5))
-            ax.scatter(x[seen], y[seen], s=6, color=colour)
+                                             colors=colour, linewidths=1.5), autolim=False)
+            ax.plot(x[seen], y[seen], "o", markersize=2.5, color=colour)
         ax.set_title(f"frame {t}", fontsize=8)
-        ax.set_aspect("equal")
-        ax.set_xticks([])
-        ax.set_yticks([])
-    np.atleast_1d(axes)[0].invert_yaxis()  # image coordinates: y grows downwards (axes are shared)
-    fig.suptitle(title, fontsize=9, y=1.0)  # above the frames' own titles (the saved image grows to fit it)
-    save_figure(fig, target)
+        # image coordinates: y grows downwards
+        ax.set(xlim=(xs.min() - pad, xs.max() + pad), ylim=(ys.max() + pad, ys.min() - pad), xticks=[], yticks=[],
+               aspect="equal")
+    fig.suptitle(title, fontsize=9, y=0.97)
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.02, top=0.8, wspace=0.15)
+    save_figure(fig, target, tight=False)
