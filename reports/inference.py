@@ -136,6 +136,7 @@ def between_sum_of_squares(codes: np.ndarray, y: np.ndarray, count: int) -> np.n
 
 _SHUFFLES: dict[tuple[int, int, int], np.ndarray] = {}
 _SHUFFLES_BYTES, _KEPT_SHUFFLE_BYTES = 64 * 2 ** 20, 2 ** 20
+_LAST_LARGE: dict[tuple[int, int, int], np.ndarray] = {}  # the latest two orders over 1 MB
 
 
 def shuffles(n: int, permutations: int, seed: int) -> np.ndarray:
@@ -143,24 +144,30 @@ def shuffles(n: int, permutations: int, seed: int) -> np.ndarray:
     swaps from the seed and n alone, never from the values, so ``y[shuffles(len(y), P, seed)]`` is exactly
     ``default_rng(seed).permuted`` of P copies of y. Orders of up to 1 MB are drawn once and kept (64 MB in all),
     because the report, its power analysis and the simulations run the same small tests on new scores again and
-    again; larger ones are drawn each time (kept, a power analysis's many seeds would only push each other out)."""
+    again; of larger ones only the latest two are kept (the power analysis tests one simulated study at several
+    effect sizes with the same seed, then moves on to the next seed; a number's test shuffles all trials for the
+    spread between groups and those with a value for the order along it)."""
     key = (n, permutations, seed)
     if key in _SHUFFLES:
         return _SHUFFLES[key]
+    if key in _LAST_LARGE:
+        return _LAST_LARGE[key]
     orders = np.random.default_rng(seed).permuted(np.broadcast_to(np.arange(n, dtype=np.int32), (permutations, n)),
                                                   axis=1)
+    orders.flags.writeable = False
     if orders.nbytes <= _KEPT_SHUFFLE_BYTES:
-        orders.flags.writeable = False
         while sum(kept.nbytes for kept in _SHUFFLES.values()) + orders.nbytes > _SHUFFLES_BYTES:
             _SHUFFLES.pop(next(iter(_SHUFFLES)))  # the oldest
         _SHUFFLES[key] = orders
+    else:
+        while len(_LAST_LARGE) >= 2:
+            _LAST_LARGE.pop(next(iter(_LAST_LARGE)))  # the older
+        _LAST_LARGE[key] = orders
     return orders
 
 
 def shuffled(y: np.ndarray, permutations: int, seed: int) -> np.ndarray:
     """``permutations`` shuffles of the scores ``y``, exactly as ``default_rng(seed).permuted`` draws them."""
-    if len(y) * permutations * 4 > _KEPT_SHUFFLE_BYTES:  # not kept: shuffling the scores themselves is as cheap
-        return np.random.default_rng(seed).permuted(np.broadcast_to(y, (permutations, len(y))), axis=1)
     return y[shuffles(len(y), permutations, seed)]
 
 

@@ -105,6 +105,22 @@ def test_the_detectable_difference_is_found_four_times_in_five_by_the_test_that_
     assert 0.70 <= np.mean(found) <= 0.90
 
 
+def test_the_detectable_difference_is_where_the_simulated_power_first_reaches_80_percent():
+    """power.detectable bisects each simulated study on its own; its answer is the point of the half-point grid where
+    the power over all of them (the share of studies whose test finds the difference planted between the first and
+    the last choice) first reaches 80%."""
+    optimizer = pd.Series(np.repeat(["a", "b", "c", "d"], 3))
+    delta = power.detectable(pd.DataFrame({"optimizer": optimizer}), "optimizer", 0.06, 0.05, draws=20)
+    shift = (optimizer == "d").to_numpy(float) / 2 - (optimizer == "a").to_numpy(float) / 2
+
+    def share_found(difference: float) -> float:
+        return power._found_share(optimizer, lambda rng: 0.5 + difference * shift + rng.normal(0.0, 0.06, 12), 0.05,
+                                  20)
+
+    assert delta is not None and 0 < delta < 1
+    assert share_found(delta) >= 0.8 > share_found(delta - 1 / 256)
+
+
 def test_subsets_are_compared_at_the_one_named_budget_even_when_one_shows_no_effect():
     """Once the two subsets were compared at different budgets (one at epoch 8, one at epoch 2) without saying
     so, and not at all when one subset showed no sensitivity, which is the most interesting answer."""
@@ -367,11 +383,11 @@ def test_the_next_command_grows_this_study_naming_its_storage_unless_it_is_the_d
 
 @pytest.mark.parametrize("n", [2, 5, 12, 40, 300])
 def test_kept_shuffles_are_the_ones_the_seeded_generator_draws_for_any_scores(n):
-    """The permutation tests index the scores with shuffles drawn once per size and seed (small tests), or shuffle
-    the scores themselves (large ones): exactly what shuffling those scores with the seeded generator gives, ties
-    included, so every p-value is what it was."""
+    """The permutation tests index the scores with shuffles drawn once per size and seed (kept for small tests, the
+    latest two for large ones): exactly what shuffling those scores with the seeded generator gives, ties included,
+    so every p-value is what it was, whether the shuffles were kept or drawn again."""
     scores = np.random.default_rng(n).normal(size=n).round(1)
-    for seed, permutations in ((0, 4000), (7, 1000)):
+    for seed, permutations in ((0, 4000), (7, 1000), (0, 4000), (3, 1000), (7, 1000)):
         drawn = np.random.default_rng(seed).permuted(np.broadcast_to(scores, (permutations, n)), axis=1)
         np.testing.assert_array_equal(scores[shuffles(n, permutations, seed)], drawn)
         np.testing.assert_array_equal(shuffled(scores, permutations, seed), drawn)
