@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -174,10 +174,28 @@ def shuffled(y: np.ndarray, permutations: int, seed: int) -> np.ndarray:
 def permutation_p(codes: np.ndarray, y: np.ndarray, count: int, seed: int = 0, permutations: int = PERMUTATIONS) -> float:
     """P(a shuffled assignment of scores to P's values explains at least as much) with the observed assignment
     counted among the shuffles, so the p-value is exact: under the null it is uniform (or conservative)."""
-    null_scores = shuffled(y, permutations, seed)
-    observed = between_sum_of_squares(codes, y, count)[0]
-    null = between_sum_of_squares(codes, null_scores, count)
-    return float((1 + (null >= observed - 1e-12 * max(1.0, abs(observed))).sum()) / (permutations + 1))
+    return permutation_p_along(codes, y, None, count, seed, permutations)(0.0)
+
+
+def permutation_p_along(codes: np.ndarray, base: np.ndarray, direction: np.ndarray | None, count: int, seed: int = 0,
+                        permutations: int = PERMUTATIONS) -> Callable[[float], float]:
+    """``permutation_p`` of the scores base + δ·direction, as a function of δ. The groups' sums are linear in δ, so the
+    shuffled scores are gathered once for every δ tried (the power analysis tries several on one simulated study);
+    with no direction it is ``permutation_p`` of ``base`` itself, to the last bit."""
+    onehot = np.zeros((len(codes), count))
+    onehot[np.arange(len(codes)), codes] = 1.0
+    sizes = onehot.sum(axis=0)
+    sizes[sizes == 0] = 1
+    orders = shuffles(len(base), permutations, seed)
+    observed_base, null_base = (np.atleast_2d(base) @ onehot)[0], base[orders] @ onehot
+    observed_step, null_step = ((np.atleast_2d(direction) @ onehot)[0], direction[orders] @ onehot) \
+        if direction is not None else (0.0, 0.0)
+
+    def p(delta: float) -> float:
+        observed = float(((observed_base + delta * observed_step) ** 2 / sizes).sum())
+        null = ((null_base + delta * null_step) ** 2 / sizes).sum(axis=1)
+        return float((1 + (null >= observed - 1e-12 * max(1.0, abs(observed))).sum()) / (permutations + 1))
+    return p
 
 def sign_flip_p(codes: np.ndarray, differences: np.ndarray, count: int, seed: int = 0) -> float:
     """Whether paired differences (a config's score on one subset less its score on the other) depend on the
@@ -195,11 +213,29 @@ def ordering_p(x: np.ndarray, y: np.ndarray, seed: int = 0, permutations: int = 
     """Whether neighbours along a numeric parameter score alike: the sum of squared differences between the scores
     of trials adjacent in the parameter's order (von Neumann's statistic), small when the score follows the
     parameter in any smooth way, a window included, against the same sum over shuffled scores."""
+    return ordering_p_along(x, y, None, seed, permutations)(0.0)
+
+
+def ordering_p_along(x: np.ndarray, base: np.ndarray, direction: np.ndarray | None, seed: int = 0,
+                     permutations: int = PERMUTATIONS) -> Callable[[float], float]:
+    """``ordering_p`` of the scores base + δ·direction, as a function of δ: each sum of squared differences is a
+    quadratic in δ whose coefficients come from the shuffles gathered once; with no direction it is ``ordering_p``
+    of ``base`` itself, to the last bit."""
     order = np.argsort(x, kind="stable")
-    null_scores = shuffled(y, permutations, seed)
-    observed = float((np.diff(y[order]) ** 2).sum())
-    null = (np.diff(null_scores, axis=1) ** 2).sum(axis=1)
-    return float((1 + (null <= observed * (1 + 1e-12)).sum()) / (permutations + 1))
+    orders = shuffles(len(base), permutations, seed)
+    observed_base, null_base = np.diff(base[order]), np.diff(base[orders], axis=1)
+    constant = (float((observed_base * observed_base).sum()), (null_base * null_base).sum(axis=1))
+    if direction is None:
+        linear = quadratic = (0.0, 0.0)
+    else:
+        observed_step, null_step = np.diff(direction[order]), np.diff(direction[orders], axis=1)
+        linear = (2 * float((observed_base * observed_step).sum()), 2 * (null_base * null_step).sum(axis=1))
+        quadratic = (float((observed_step * observed_step).sum()), (null_step * null_step).sum(axis=1))
+
+    def p(delta: float) -> float:
+        observed, null = ((delta * delta) * a + delta * b + c for a, b, c in zip(quadratic, linear, constant))
+        return float((1 + (null <= observed * (1 + 1e-12)).sum()) / (permutations + 1))
+    return p
 
 def omega_squared(codes: np.ndarray, y: np.ndarray) -> float:
     """(SS_between - (k - 1) MS_within) / (SS_total + MS_within): the share of the score's variance the groups
@@ -284,11 +320,19 @@ def parameter_p(groups: Groups, x: np.ndarray | None, y: np.ndarray, seed: int =
     """The parameter test's p-value: the spread between the groups, and for a number (``x``) also the order along it,
     Bonferroni over the two statistics. ``permutations``: fewer resolve p more coarsely (1 / (permutations + 1)),
     which the power analysis's simulated tests can afford."""
-    p = permutation_p(groups.codes, y, groups.count, seed, permutations)
-    if x is not None and (~np.isnan(x)).sum() >= 4:
-        present = ~np.isnan(x)
-        p = min(1.0, 2 * min(p, ordering_p(x[present], y[present], seed, permutations)))
-    return p
+    return parameter_p_along(groups, x, y, None, seed, permutations)(0.0)
+
+
+def parameter_p_along(groups: Groups, x: np.ndarray | None, base: np.ndarray, direction: np.ndarray | None,
+                      seed: int = 0, permutations: int = PERMUTATIONS) -> Callable[[float], float]:
+    """``parameter_p`` of the scores base + δ·direction, as a function of δ (see permutation_p_along)."""
+    spread = permutation_p_along(groups.codes, base, direction, groups.count, seed, permutations)
+    if x is None or (~np.isnan(x)).sum() < 4:
+        return spread
+    present = ~np.isnan(x)
+    along = ordering_p_along(x[present], base[present], None if direction is None else direction[present], seed,
+                             permutations)
+    return lambda delta: min(1.0, 2 * min(spread(delta), along(delta)))
 
 
 def reachable_p(frame: pd.DataFrame, parameter: str) -> float:

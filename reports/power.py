@@ -73,8 +73,9 @@ def detectable(frame: pd.DataFrame, parameter: str, noise_sd: float, level: floa
     the other groups midway) that the test that is run finds with 80% probability at ``level`` on these trials'
     values, with noise ``noise_sd`` (the spread within groups), to half a point. None when even a difference of the
     whole accuracy scale is not found that often. Each simulated study's own smallest difference found is bisected
-    one study at a time (its shuffles drawn once for all the differences tried); the share of studies whose
-    difference is at most D is the power at D, and the answer the smallest D where that share reaches 80%."""
+    one study at a time (its shuffles drawn and gathered once for all the differences tried: the test's statistics
+    are quadratics in the difference); the share of studies whose difference is at most D is the power at D, and the
+    answer the smallest D where that share reaches 80%."""
     values = frame[parameter].reset_index(drop=True)
     groups = inference.groups_of(values)
     if groups.count < 2 or not noise_sd > 0:
@@ -87,9 +88,10 @@ def detectable(frame: pd.DataFrame, parameter: str, noise_sd: float, level: floa
     noises = [rng.normal(0.0, noise_sd, len(values)) for _ in range(draws)]
 
     def smallest_found(draw: int) -> float:
+        p = inference.parameter_p_along(groups, axis, 0.5 + noises[draw], shift, draw, POWER_PERMUTATIONS)
+
         def found(delta: float) -> bool:
-            scores = 0.5 + delta * shift + noises[draw]
-            return inference.parameter_p(groups, axis, scores, draw, POWER_PERMUTATIONS) <= level
+            return p(delta) <= level
 
         if not found(1.0):
             return math.inf

@@ -16,7 +16,19 @@ from bench.simulated_study import SEED_SD, Design, Truth, simulate
 from reports import power
 from reports.comparisons import seed_comparisons, welch_interval
 from reports.findings import across_subsets, analyse, data_budget_slope, divergence_sentences
-from reports.inference import best_set, gupta_constant, holm, parameter_test, permutation_p, shuffled, shuffles
+from reports.inference import (
+    axis_of,
+    best_set,
+    groups_of,
+    gupta_constant,
+    holm,
+    parameter_p,
+    parameter_p_along,
+    parameter_test,
+    permutation_p,
+    shuffled,
+    shuffles,
+)
 from reports.reproduction import reproduction_table
 from reports.scaling import batch_exponent
 from reports.scores import NoiseFloor, at_budget, expected_max, headline_budget, seed_noise
@@ -119,6 +131,22 @@ def test_the_detectable_difference_is_where_the_simulated_power_first_reaches_80
 
     assert delta is not None and 0 < delta < 1
     assert share_found(delta) >= 0.8 > share_found(delta - 1 / 256)
+
+
+@pytest.mark.parametrize("values", [np.geomspace(1e-4, 0.3, 14), np.repeat(["adam", "adamw", "sgd"], 5),
+                                    np.array([8.0, 16.0, np.nan, 32.0, 64.0] * 3)])
+def test_the_test_along_a_line_of_scores_gives_the_tests_own_p_value_at_every_point(values):
+    """The power analysis tests one simulated study at several planted differences through parameter_p_along (the
+    shuffles gathered once): at every difference it must give what parameter_p gives on those scores, a number's
+    order test and a value missing in some trials included."""
+    rng = np.random.default_rng(len(values))
+    x = pd.Series(values)
+    groups = groups_of(x)
+    noise, shift = rng.normal(0.5, 0.05, len(x)).round(2), rng.normal(size=len(x))  # rounded: ties among the scores
+    along = parameter_p_along(groups, axis_of(x, groups), noise, shift, seed=3, permutations=500)
+    for difference in (0.0, 0.02, 0.1, 0.5):
+        assert along(difference) == parameter_p(groups, axis_of(x, groups), noise + difference * shift, 3, 500)
+    assert along(0.0) == parameter_p(groups, axis_of(x, groups), noise, 3, 500)
 
 
 def test_subsets_are_compared_at_the_one_named_budget_even_when_one_shows_no_effect():
