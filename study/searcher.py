@@ -185,14 +185,24 @@ class SubsetSearch:
                 self.storage.set_trial_user_attr(self._storage_id(trial.number), "abandoned", "asked after Tune last "
                                                  "saved its state; no Tune trial runs it")
                 self.study.tell(trial.number, state=TrialState.FAIL)
-        for tid, number in self.trials.items():
-            row, _ = recorded(session.active().location.root, self.subset, tid)
-            if by_number[number].state == TrialState.RUNNING and row is not None and row["stop_reason"] in ENDED:
-                self.tell(tid, None, row["stop_reason"] == "errored")
         if any(by_number[n].user_attrs.get(SAMPLED_BY) == PAPER_RECIPE for n in self.trials.values()):
             self.queued = []
-        return {tid for tid, n in self.trials.items()
-                if self.storage.get_trial(self._storage_id(n)).state == TrialState.RUNNING}
+        return self.tell_ended()
+
+    def tell_ended(self) -> set[str]:
+        """Trials Optuna has running whose rows say they ended (the driver died between the row and the tell, or the
+        journal was put back to before the end) are told as the tables hold them: Tune may never run them again.
+        Returns the Tune ids of the trials still running."""
+        running = set()
+        for tid, number in self.trials.items():
+            if self.storage.get_trial(self._storage_id(number)).state != TrialState.RUNNING:
+                continue
+            row, _ = recorded(session.active().location.root, self.subset, tid)
+            if row is not None and row["stop_reason"] in ENDED:
+                self.tell(tid, None, row["stop_reason"] == "errored")
+            else:
+                running.add(tid)
+        return running
 
     def adopt_longer_journal(self, saved: bytes) -> None:
         """The journal saved with Tune's state or the one here, whichever holds more: both are beginnings of the
@@ -276,6 +286,9 @@ class StudySearcher(Searcher):
                 search = self.searches[subset]
                 search.trials, search.queued = own["trials"], own["queued"]
                 search.restore_journal(journal)
+                # Tune's state may be the newer of the two (copied one after the other): a trial it has ended
+                # would stay running here for ever
+                self.live[subset] &= search.tell_ended()
             return
         if state is not None:
             why = (f"{checkpoint_path}: saved with {len(state['owner'])} trials, Tune resumes {len(tune_trials)} (a "

@@ -143,6 +143,39 @@ def test_a_searcher_state_cut_short_or_older_than_tunes_trials_resumes_from_the_
     check_optuna_agrees(tmp_path / "cut")
 
 
+def test_a_searcher_state_saved_before_a_trial_ended_that_tunes_state_has_ended_tells_optuna_from_the_tables(
+        cluster, data, tmp_path, capsys):
+    """Tune copies its trials' state and the searcher's one after the other: a driver killed in between can leave
+    the searcher's state (its journal: the trial running) from before a trial ended, beside Tune's state from after
+    (the trial terminated, so Tune will not run it again), with the same trials in both. The resume tells Optuna how
+    that trial ended from the tables, and the search does not keep it as running."""
+    import json
+    import pickle
+
+    from bench.bench_faults import check_optuna_agrees
+    from training.results import TRIALS, read_frame
+
+    args = ["--space", "smoke", "--subset", "kinetics-motion", "--num-samples", "2", "--data", str(data),
+            "--storage", str(tmp_path), "--name", "older", "--no-report", "--address", cluster]
+    assert main(args) == 0
+    before = read_frame(tmp_path / "older", TRIALS)
+    for state in (tmp_path / "older" / "search").glob("searcher-state-*.pkl"):
+        saved = pickle.loads(state.read_bytes())
+        own, journal = saved["searches"]["kinetics-motion"]
+        last, number = max(own["trials"].items(), key=lambda item: item[1])
+        lines = journal.decode().splitlines(keepends=True)
+        ended = next(i for i, line in enumerate(lines) if json.loads(line).get("op_code") == 6
+                     and json.loads(line)["trial_id"] == number and json.loads(line)["state"] != 0)
+        saved["searches"]["kinetics-motion"] = (own, "".join(lines[:ended]).encode())  # the trial still running
+        saved["live"]["kinetics-motion"].add(last)
+        state.write_bytes(pickle.dumps(saved))
+    capsys.readouterr()
+    assert main([*args, "--resume"]) == 0
+    after = read_frame(tmp_path / "older", TRIALS)
+    assert sorted(after["updated_at"]) == sorted(before["updated_at"])  # nothing ran again
+    check_optuna_agrees(tmp_path / "older")
+
+
 def test_the_state_upload_window_copies_the_files_before_one_half_of_it_and_none_after(tmp_path, monkeypatch):
     """The harness's cut inside Tune's upload of its experiment state: what a driver killed mid-copy leaves."""
     import pyarrow.fs
