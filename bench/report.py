@@ -106,6 +106,14 @@ def _outage(result: dict) -> list[str]:
             f"{f['trials']} trials) | |", "|---|---|", *rows]
 
 
+def _faults(result: dict) -> list[str]:
+    """How many kill points held; each failed one named with what failed."""
+    f = result["figures"]
+    failed = [point for point in f["points"] if point["failures"]]
+    return [f"Invariants held at **{f['held']} of {f['kills']}** kill points (seed {f['seed']}, {f['data']} data).",
+            *(f"- {point['kill']}: **failed**: {'; '.join(point['failures'])}" for point in failed)]
+
+
 def _verdicts(result: dict) -> list[str]:
     """One line per claim and truth, its rates at each trial count side by side; a rate more than two standard
     errors on the wrong side of its target is named."""
@@ -143,7 +151,7 @@ RENDERERS: dict[str, Callable[[dict], list[str]]] = {"bench_overhead": _overhead
                                                      "bench_outage": _outage, "bench_trial_overhead": _turnover,
                                                      "bench_model_paper": _model, "bench_model_cpu_profile": _model,
                                                      "bench_intervals": _intervals, "bench_verdicts": _verdicts,
-                                                     "bench_lr_response": _lr_response}
+                                                     "bench_lr_response": _lr_response, "bench_faults": _faults}
 
 
 def render(view: str) -> str:
