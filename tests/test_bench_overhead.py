@@ -16,8 +16,9 @@ from training.results import EPOCHS, read_frame
 def test_the_peer_replays_the_studys_trials_with_the_same_scores(smoke, tmp_path):
     root, trials = smoke
     jobs = trial_jobs(root)
-    assert len(jobs) == len(trials) and [epochs for _, epochs in jobs] == \
+    assert len(jobs) == len(trials) and [epochs for _, epochs, _ in jobs] == \
         trials.sort_values("started_at")["epochs_run"].tolist()
+    assert {rungs for _, _, rungs in jobs} == {(1, 2)}  # the smoke space's ASHA rungs (grace 1, factor 2, 3 epochs)
     assert 1 <= concurrency(root) <= 2  # the smoke study runs two trials at once on the suite's 2-CPU Ray
     chosen = jobs[:2]
     peer = run_peer(chosen, workers=1, threads=1, out=tmp_path)
