@@ -125,14 +125,20 @@ def groups_of(values: pd.Series) -> Groups:
         order.append(math.nan)
     return Groups(codes, labels, order, binned=numeric and not all(math.isnan(o) for o in order))
 
-def between_sum_of_squares(codes: np.ndarray, y: np.ndarray, count: int) -> np.ndarray:
-    """SS_between for each row of ``y`` (permutations x trials): sum over groups of n_g * mean_g^2, less the
-    grand term, which is the same for every permutation and left out."""
+def group_indicators(codes: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """(trials x groups) one-hot matrix, and each group's size (1 for an empty one, whose sum is 0): scores times the
+    matrix are the groups' sums."""
     onehot = np.zeros((len(codes), count))
     onehot[np.arange(len(codes)), codes] = 1.0
     sizes = onehot.sum(axis=0)
-    sums = np.atleast_2d(y) @ onehot
-    return (sums ** 2 / np.where(sizes > 0, sizes, 1)).sum(axis=1)
+    return onehot, np.where(sizes > 0, sizes, 1)
+
+
+def between_sum_of_squares(codes: np.ndarray, y: np.ndarray, count: int) -> np.ndarray:
+    """SS_between for each row of ``y`` (permutations x trials): sum over groups of n_g * mean_g^2, less the
+    grand term, which is the same for every permutation and left out."""
+    onehot, sizes = group_indicators(codes, count)
+    return ((np.atleast_2d(y) @ onehot) ** 2 / sizes).sum(axis=1)
 
 _SHUFFLES: dict[tuple[int, int, int], np.ndarray] = {}
 _SHUFFLES_BYTES, _KEPT_SHUFFLE_BYTES = 64 * 2 ** 20, 2 ** 20
@@ -182,10 +188,7 @@ def permutation_p_along(codes: np.ndarray, base: np.ndarray, direction: np.ndarr
     """``permutation_p`` of the scores base + δ·direction, as a function of δ. The groups' sums are linear in δ, so the
     shuffled scores are gathered once for every δ tried (the power analysis tries several on one simulated study);
     with no direction it is ``permutation_p`` of ``base`` itself, to the last bit."""
-    onehot = np.zeros((len(codes), count))
-    onehot[np.arange(len(codes)), codes] = 1.0
-    sizes = onehot.sum(axis=0)
-    sizes[sizes == 0] = 1
+    onehot, sizes = group_indicators(codes, count)
     orders = shuffles(len(base), permutations, seed)
     observed_base, null_base = (np.atleast_2d(base) @ onehot)[0], base[orders] @ onehot
     observed_step, null_step = ((np.atleast_2d(direction) @ onehot)[0], direction[orders] @ onehot) \
