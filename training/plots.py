@@ -29,15 +29,17 @@ def plot_curves(epochs: pd.DataFrame, out_dir: Path, title: str, stop_epoch: int
             if column in epochs:
                 values = epochs[column] * (100 if as_percent else 1)
                 ax.plot(epochs["epoch"], values, marker="o", markersize=3, label=column.replace("_", " "))
-        if stop_epoch is not None:
+        if stop_epoch is not None:  # the label inside the axes, left of the line: the layout is fixed
             ax.axvline(stop_epoch, color="crimson", linestyle="--", linewidth=1)
-            ax.text(stop_epoch, ax.get_ylim()[1], f" {stop_label or 'stopped'}", color="crimson", va="top",
+            ax.text(stop_epoch, ax.get_ylim()[1], f"{stop_label or 'stopped'} ", color="crimson", va="top", ha="right",
                     fontsize=8)
-        ax.set(xlabel="epoch", ylabel=ylabel + (" (%)" if as_percent else ""), title=title)
+        ax.set(xlabel="epoch", ylabel=ylabel + (" (%)" if as_percent else ""))
+        ax.set_title(title, fontsize=9)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-        save_figure(fig, out_dir / name)
+        fig.subplots_adjust(left=0.12, right=0.97, bottom=0.12, top=0.92)
+        save_figure(fig, out_dir / name, tight=False)  # drawn for every trial: one drawing pass, not two
         written.append(out_dir / name)
     return written
 
