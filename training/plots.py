@@ -29,8 +29,10 @@ def plot_curves(epochs: pd.DataFrame, out_dir: Path, title: str, stop_epoch: int
             if column in epochs:
                 values = epochs[column] * (100 if as_percent else 1)
                 ax.plot(epochs["epoch"], values, marker="o", markersize=3, label=column.replace("_", " "))
-        if stop_epoch is not None:  # the label inside the axes, left of the line: the layout is fixed
+        if stop_epoch is not None:  # the label inside the axes, left of the line, above the curves: the layout is fixed
             ax.axvline(stop_epoch, color="crimson", linestyle="--", linewidth=1)
+            low, high = ax.get_ylim()
+            ax.set_ylim(low, high + 0.08 * (high - low))
             ax.text(stop_epoch, ax.get_ylim()[1], f"{stop_label or 'stopped'} ", color="crimson", va="top", ha="right",
                     fontsize=8)
         ax.set(xlabel="epoch", ylabel=ylabel + (" (%)" if as_percent else ""))
