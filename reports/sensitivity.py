@@ -217,7 +217,9 @@ def learning_curves(summary: dict, out: Path) -> Plot:
             values = np.array([math.nan if v is None else v for v in t["curve"]])
             colour = plt.cm.viridis(scale(math.log10(lr))) if scale is not None and lr else None
             label = f"{t['experiment_id']}: lr {lr:.2g}" if lr else str(t["experiment_id"])
-            line, = ax.plot(epochs, 100 * values, linewidth=1.2, alpha=0.85, color=colour, label=label)
+            scored = ~np.isnan(values)  # the validated epochs (eval_interval may skip some), joined, each marked
+            line, = ax.plot(epochs[scored], 100 * values[scored], linewidth=1.2, alpha=0.85, color=colour, label=label,
+                            marker="o", markersize=2.5)
             points += [(subset, t["trial_id"], e, v) for e, v in zip(epochs, values)]
             if t["stop_reason"] in ("stopped_by_asha", "diverged"):
                 y = 0 if math.isnan(values[-1]) else 100 * values[-1]
@@ -298,10 +300,10 @@ def pretraining(summary: dict, out: Path) -> Plot:
             group = [t for t in _search(summary, subset) if (t["config"].get("pretrained") is not None) == tuned]
             curves = [pd.Series([math.nan if v is None else v for v in t["curve"]], index=range(1, len(t["curve"]) + 1))
                       for t in group if t["curve"]]
-            for curve in curves:
+            for curve in (c.dropna() for c in curves):  # the validated epochs, joined
                 ax.plot(curve.index, 100 * curve.to_numpy(), color=colour, alpha=0.3, linewidth=0.8)
             if curves:
-                mean = pd.concat(curves, axis=1).mean(axis=1)
+                mean = pd.concat(curves, axis=1).mean(axis=1).dropna()
                 ax.plot(mean.index, 100 * mean.to_numpy(), color=colour, linewidth=2.5,
                         label=f"{label} ({count(len(curves), 'trial')})")
                 points += [(subset, label, e, v) for e, v in mean.items()]

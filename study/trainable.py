@@ -126,6 +126,7 @@ def trial_epochs(sampled: dict, plans: dict[str, TrialPlan]) -> Iterator[dict]:
     root = Path(plan.experiments_dir or context.get_trial_dir())
     experiment = Experiment(config, open_dataset(config.data), root, index=index, watched=False,
                             may_end_after=() if REPEAT_OF in sampled else plan.rungs,  # repeats run to their end
+                            validated_after=plan.rungs,  # where the report compares trials, repeats included
                             device=trial_device(config.device, ray.get_gpu_ids()),
                             experiment_id=plan.experiment_id(index),
                             echo=lambda line: said.info(f"[{context.get_trial_name()}] {line}"),

@@ -11,7 +11,7 @@ from kinetics.subsets import KINETICS_MOTION
 from model import STGCN, CheckpointError, ModelConfig
 from study.train import main as train_main
 from training.config import CPU_PROFILE, ConfigError, from_dict, load
-from training.experiment import Experiment
+from training.experiment import Experiment, describe_epoch
 from training.pretrain import pretrain
 from training.schedule import EpochSchedule
 from training.trainer import Trainer, loader_workers_for
@@ -68,6 +68,29 @@ def test_resumed_run_gives_the_same_epochs_as_an_uninterrupted_one(dataset):
     resumed.run_epoch()
     for key in ("train_loss", "train_top1", "val_loss", "val_top1", "val_top5", "epoch_lr"):
         assert [m[key] for m in resumed.history] == pytest.approx([m[key] for m in straight.history], rel=1e-6)
+
+
+def test_epochs_not_validated_leave_the_training_and_the_validated_epochs_unchanged(dataset):
+    """eval_interval 3 over 4 epochs, epoch 2 named (an ASHA rung): validated after 2, 3 (the interval) and 4 (the
+    last), not after 1; every training figure and every validated epoch's scores as when every epoch is validated. A
+    plateau schedule steps on the validation loss, so it validates every epoch whatever the interval."""
+    data = ConvertedDataset(dataset / "converted")
+    config = _config(dataset, epochs=4, optimizer="sgd", lr=0.05)
+    every = Trainer(config, data)
+    sparse = Trainer(_config(dataset, epochs=4, optimizer="sgd", lr=0.05, eval_interval=3), data, validated_after=(2,))
+    for trainer in (every, sparse):
+        while not trainer.finished:
+            trainer.run_epoch()
+    assert [not math.isnan(m["val_top1"]) for m in sparse.history] == [False, True, True, True]
+    for mine, theirs in zip(sparse.history, every.history):
+        for key in ("train_loss", "train_top1", "epoch_lr"):
+            assert mine[key] == theirs[key]
+        if mine["epoch"] > 1:
+            for key in ("val_loss", "val_top1", "val_top5", "motion_top1"):
+                assert mine[key] == pytest.approx(theirs[key], rel=1e-6, nan_ok=True)
+    plateau = Trainer(_config(dataset, epochs=2, scheduler="plateau", eval_interval=5), data)
+    assert [plateau.validates(epoch) for epoch in (1, 2)] == [True, True]
+    assert "val not scored this epoch" in describe_epoch(sparse.history[0])
 
 
 def test_persistent_loader_workers_give_the_same_epochs_as_loading_in_process(dataset):
@@ -179,6 +202,7 @@ def test_resuming_a_standalone_run_continues_in_its_own_folder(dataset, tmp_path
     ({"warmup_epochs": 50}, "'warmup_epochs' must be in \\[0, epochs\\)"),
     ({"beta2": 1.5}, "'beta2' must be in \\(0, 1\\)"),
     ({"loader_workers": -1}, "'loader_workers' must be >= 0"),
+    ({"eval_interval": 0}, "'eval_interval' must be >= 1"),
 ])
 def test_bad_config_values_name_the_field(values, message):
     with pytest.raises(ConfigError, match=message):

@@ -69,6 +69,9 @@ class TrainConfig:
     compile: bool = False  # torch.compile the training forward, CUDA only (on CPU: no gain, a crash in torch 2.13)
     loader_workers: int | None = None  # loader processes; None: chosen for the device (trainer.loader_workers_for)
     eval_batch_size: int = 64
+    # Validation after every eval_interval-th epoch and the last (the original's --eval_interval, 5 there); a study's
+    # trial also after ASHA's rungs, and a plateau schedule after every epoch (it steps on the validation loss).
+    eval_interval: int = 1
     sample_images: int = 4
 
     @property
@@ -197,7 +200,8 @@ def validate(c: TrainConfig, source: str = "config") -> None:
     for name in ("beta1", "beta2", "plateau_factor"):
         if not 0 < getattr(c, name) < 1:
             problems.append(f"'{name}' must be in (0, 1), got {getattr(c, name)}")
-    for name in ("batch_size", "epochs", "window", "frame_stride", "eval_batch_size", "plateau_patience"):
+    for name in ("batch_size", "epochs", "window", "frame_stride", "eval_batch_size", "eval_interval",
+                 "plateau_patience"):
         if getattr(c, name) < 1:
             problems.append(f"'{name}' must be >= 1, got {getattr(c, name)}")
     if c.batch_size < 2:

@@ -27,10 +27,11 @@ CHECKPOINT = "checkpoint.pt"
 def describe_epoch(m: dict) -> str:
     if m["diverged"]:
         return f"epoch {m['epoch']}: diverged (training loss is NaN/inf), lr {m['epoch_lr']:.3g}"
-    return (f"epoch {m['epoch']}: train loss {m['train_loss']:.4f} top-1 {100 * m['train_top1']:.1f}% | "
-            f"val loss {m['val_loss']:.4f} top-1 {100 * m['val_top1']:.1f}% top-5 {100 * m['val_top5']:.1f}% | "
-            f"lr {m['epoch_lr']:.3g} | {m['epoch_time_s']:.1f}s, {m['clips_per_s']:.0f} clips/s, "
-            f"{m['inference_ms_per_clip']:.2f} ms/clip inference")
+    val = (f"val loss {m['val_loss']:.4f} top-1 {100 * m['val_top1']:.1f}% top-5 {100 * m['val_top5']:.1f}%"
+           if not math.isnan(m["val_top1"]) else "val not scored this epoch (eval_interval)")
+    inference = f", {m['inference_ms_per_clip']:.2f} ms/clip inference" if not math.isnan(m["val_top1"]) else ""
+    return (f"epoch {m['epoch']}: train loss {m['train_loss']:.4f} top-1 {100 * m['train_top1']:.1f}% | {val} | "
+            f"lr {m['epoch_lr']:.3g} | {m['epoch_time_s']:.1f}s, {m['clips_per_s']:.0f} clips/s{inference}")
 
 
 class Experiment:
@@ -39,19 +40,20 @@ class Experiment:
     def __init__(self, config: TrainConfig, dataset: ConvertedDataset, root: Path, index: int = 0,
                  experiment_id: int | None = None, echo: Callable[[str], None] | None = None, run_info: dict | None = None,
                  continues: str | None = None, device: str | None = None, watched: bool = True,
-                 may_end_after: Collection[int] = ()):
+                 may_end_after: Collection[int] = (), validated_after: Collection[int] = ()):
         """``continues``: the name of an existing folder this run must go on writing; a config or dataset that would
         name another folder is refused before anything is written. ``watched``: a run someone follows as it goes
         (study.train) has its curves redrawn after every epoch and its sample predictions drawn after the first as
         well as at its end. Otherwise (a study's trial) figures are drawn where they can be the run's last: its end,
         and for the sample predictions also the epochs in ``may_end_after`` (ASHA's rungs, where the scheduler may
         stop it from outside); the report draws the curves of a trial ASHA stopped, and a figure nobody looks at is
-        time taken from training."""
+        time taken from training. ``validated_after``: epochs validated whatever the config's ``eval_interval``
+        says (a study's ASHA rungs, where trials are compared)."""
         self.config, self.echo = config, echo or logs.get("trainer").info
         self.watched, self.may_end_after = watched, frozenset(may_end_after)
         weights = resolve_pretrained(config, self.echo)
         self.pretrained_sha256 = sha256(weights) if weights else None  # names the exact weights a result started from
-        self.trainer = Trainer(config, dataset, device, weights)
+        self.trainer = Trainer(config, dataset, device, weights, validated_after)
         self.experiment_id = experiment_id if experiment_id is not None else int(time.time() * 1000) % 100_000
         name = folder_name(index, self.experiment_id, config, self.trainer.num_classes)
         if continues is not None and name != continues:

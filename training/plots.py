@@ -26,9 +26,10 @@ def plot_curves(epochs: pd.DataFrame, out_dir: Path, title: str, stop_epoch: int
     for name, ylabel, columns, as_percent in panels:
         fig, ax = plt.subplots(figsize=(6, 4))
         for column in columns:
-            if column in epochs:
-                values = epochs[column] * (100 if as_percent else 1)
-                ax.plot(epochs["epoch"], values, marker="o", markersize=3, label=column.replace("_", " "))
+            if column in epochs:  # the epochs it was measured after: validation may skip some (eval_interval)
+                scored = epochs[epochs[column].notna()]
+                ax.plot(scored["epoch"], scored[column] * (100 if as_percent else 1), marker="o", markersize=3,
+                        label=column.replace("_", " "))
         if stop_epoch is not None:  # the label inside the axes, left of the line, above the curves: the layout is fixed
             ax.axvline(stop_epoch, color="crimson", linestyle="--", linewidth=1)
             low, high = ax.get_ylim()

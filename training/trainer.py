@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Collection
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -56,10 +57,13 @@ def check_same_config(state: dict, config: TrainConfig) -> None:
 
 class Trainer:
     def __init__(self, config: TrainConfig, dataset: ConvertedDataset, device: str | None = None,
-                 weights: Path | None = None):
+                 weights: Path | None = None, validated_after: Collection[int] = ()):
         """``device``: where to train when the caller decided it (a Ray trial: what Ray reserved), else the
-        config's. ``weights``: the checkpoint file ``config.pretrained`` names (see training.pretrain)."""
+        config's. ``weights``: the checkpoint file ``config.pretrained`` names (see training.pretrain).
+        ``validated_after``: epochs validated whatever ``eval_interval`` says (a study's ASHA rungs: its scheduler
+        and its report compare trials there)."""
         self.config = config
+        self.validated_after = frozenset(validated_after)
         self.dataset = dataset
         self.device = pick_device(device or config.device)
         self.loader_workers = loader_workers_for(config.loader_workers, self.device)
@@ -148,8 +152,9 @@ class Trainer:
         start = time.perf_counter()
         train, trained = self._train(epoch)
         train_time = time.perf_counter() - start
-        val = self._evaluate() if not self.diverged else {key: math.nan for key in VALIDATION_METRICS}
-        if not self.diverged:
+        validated = not self.diverged and self.validates(epoch + 1)
+        val = self._evaluate() if validated else {key: math.nan for key in VALIDATION_METRICS}
+        if validated:
             self.schedule.observe(epoch, val["val_loss"])
         metrics = {"epoch": epoch + 1, **train, **val, "epoch_lr": lr, "epoch_time_s": time.perf_counter() - start,
                    "clips_per_s": trained / train_time if train_time > 0 else math.nan,
@@ -158,6 +163,13 @@ class Trainer:
         self.history.append(metrics)
         self.epoch += 1
         return metrics
+
+    def validates(self, epoch: int) -> bool:
+        """Whether the validation set is scored after 1-based ``epoch``. Skipping it changes nothing else: it draws no
+        random numbers, so the training is the same whichever epochs are validated."""
+        c = self.config
+        return (epoch % c.eval_interval == 0 or epoch == c.epochs or epoch in self.validated_after
+                or c.scheduler == "plateau")
 
     def _train(self, epoch: int) -> tuple[dict, int]:
         """Sums stay on the device and are read every DIVERGENCE_CHECK_STEPS steps and at the end: reading a CUDA
