@@ -18,7 +18,7 @@ from typing import NamedTuple
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+from matplotlib.ticker import LogLocator, MaxNLocator, NullFormatter, ScalarFormatter
 
 from common.plotting import save_figure
 from reports.answer import count
@@ -205,6 +205,8 @@ def learning_curves(summary: dict, out: Path) -> Plot:
     colour bar does past LEGEND_MAX trials), with an x where ASHA stopped it and a + where it diverged."""
     answers = _answers(summary)
     fig, axes = _panels(list(answers), "Learning curves of all trials (x: stopped by ASHA, +: diverged)")
+    xlabel = "epoch" + _validated_note(summary["trials"])
+    last = max((len(t["curve"]) for t in summary["trials"]), default=1)
     lrs = [t["config"].get("lr") for t in summary["trials"] if (t["config"].get("lr") or 0) > 0]
     scale = plt.Normalize(math.log10(min(lrs)), math.log10(max(lrs)) + 1e-9) if lrs else None
     points = []
@@ -225,7 +227,8 @@ def learning_curves(summary: dict, out: Path) -> Plot:
                 y = 0 if math.isnan(values[-1]) else 100 * values[-1]
                 ax.scatter([epochs[-1]], [y], marker="x" if t["stop_reason"] == "stopped_by_asha" else "+", s=50,
                            color=line.get_color())
-        ax.set(xlabel="epoch", ylabel="val top-1 (%)", title=subset)
+        ax.set(xlabel=xlabel, ylabel="val top-1 (%)", title=subset, xlim=(0.5, last + 0.5))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         if 0 < len(trials) <= LEGEND_MAX:
             ax.legend(fontsize=7, title="experiment: learning rate", title_fontsize=7)
@@ -233,6 +236,16 @@ def learning_curves(summary: dict, out: Path) -> Plot:
             fig.colorbar(plt.cm.ScalarMappable(norm=scale, cmap="viridis"), ax=ax, label="log10 learning rate")
     save_figure(fig, out / "learning_curves.png")
     return Plot(out / "learning_curves.png", pd.DataFrame(points, columns=["subset", "series", "x", "y"]))
+
+
+def _validated_note(trials: list[dict]) -> str:
+    """Where the trials skipped validation (eval_interval): the epochs it was scored after, else nothing."""
+    scored = sorted({e for t in trials for e, v in enumerate(t["curve"], start=1) if v is not None})
+    last = max((len(t["curve"]) for t in trials), default=0)
+    if not scored or len(scored) == last:
+        return ""
+    shown = ", ".join(map(str, scored[:8])) + (", ..." if len(scored) > 8 else "")
+    return f" (validation scored after epoch{'s' if len(scored) > 1 else ''} {shown} only: eval_interval)"
 
 
 def expected_max_plot(summary: dict, out: Path) -> Plot:
