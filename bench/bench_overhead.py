@@ -56,7 +56,8 @@ def _timed(command: list[str], cwd: Path) -> float:
 
 def trial_jobs(root: Path) -> list[tuple[dict, int, tuple[int, ...]]]:
     """Each trial of the study, in the order it started: its config (from its experiment folder), the epochs it ran,
-    and ASHA's rungs before its last epoch (where a trial draws its sample predictions, as it may end there)."""
+    and ASHA's rungs before its last epoch (where a trial validates, and draws its sample predictions, as it may end
+    there)."""
     rungs = tuple(json.loads((root / "study.json").read_text())["budgets"][:-1])
     trials = read_frame(root, TRIALS).sort_values("started_at")
     jobs = []
@@ -85,10 +86,11 @@ def _peer_worker(queue, out: str, threads: int) -> None:
         config = from_dict({**config, "lr": trial.suggest_float("lr", config["lr"], config["lr"])}, source="peer")
         dataset = datasets.setdefault(config.data, open_data(config.data))
         experiment = Experiment(config, dataset, Path(out), index=index, watched=False, may_end_after=rungs,
-                                echo=lambda _: None)
+                                validated_after=rungs, echo=lambda _: None)
         for _ in range(epochs):
             metrics = experiment.step()
-            trial.report(metrics["val_top1"], metrics["epoch"])
+            if metrics["val_top1"] == metrics["val_top1"]:  # an epoch validated (eval_interval), as the study reports
+                trial.report(metrics["val_top1"], metrics["epoch"])
         study.tell(trial, metrics["val_top1"])
 
 

@@ -5,10 +5,11 @@ the study directory, run each subset's Tune experiments, and summarise. ``run_st
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 import optuna
@@ -227,6 +228,23 @@ class StorageIncomplete(Exception):
 SYNC_TIMEOUT_S = float(os.environ.get("STGCN_STUDY_SYNC_TIMEOUT_S", "600"))
 
 
+@contextlib.contextmanager
+def waiting_trials(count: int) -> Iterator[None]:
+    """How many trials Tune creates before resources free up for them (TUNE_MAX_PENDING_TRIALS_PG, unless the user set
+    it). Tune allows one with a searcher of its own, so a study's first trials started one after another, a worker's
+    start-up apart. The study's searcher hands out at most max_concurrent trials of each subset at once, so that many
+    may wait, as Tune allows its own ConcurrencyLimiter (and an autoscaler sees them all at once)."""
+    name = "TUNE_MAX_PENDING_TRIALS_PG"
+    if name in os.environ:
+        yield
+        return
+    os.environ[name] = str(count)
+    try:
+        yield
+    finally:
+        os.environ.pop(name, None)
+
+
 class Interrupts:
     """Ctrl-C during a study. The first asks Tune to stop gracefully (it saves its experiment state and returns from
     fit; Tune listens to SIGUSR1 for that when its own SIGINT handler is off) and is remembered, so the driver
@@ -277,7 +295,7 @@ def _fit(location: StudyLocation, request: StudyRequest, plans: list[TrialPlan],
     by_subset = {plan.subset: plan for plan in plans}
     session.activate(session.ActiveStudy(location, by_subset, dataset.source, request.seed, request.num_samples, echo))
     wrapped = named_trainable(trainable, by_subset)
-    with Interrupts(echo) as interrupts:
+    with Interrupts(echo) as interrupts, waiting_trials(len(plans) * request.max_concurrent):
         interrupts.fit(restored(location, SEARCH, wrapped, echo) or search_tuner(location, by_subset, request, wrapped))
         faults.point("driver.search_done")
         if request.repeats and request.seeds and not interrupts.interrupted:
