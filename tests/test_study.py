@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,7 @@ from optuna.storages.journal import JournalFileBackend
 from ray import cloudpickle
 from ray.tune import ExperimentAnalysis
 
-from study.driver import run_study
+from study.driver import run_study, waiting_trials
 from study.run import main
 from study.study_dir import StudyDirError, StudyLocation
 from study.trainable import trial_epochs
@@ -177,6 +178,46 @@ def test_a_trial_that_raises_is_retried_from_its_checkpoint_without_duplicate_ep
     assert epochs["epoch"].tolist() == [1, 2, 3]
     log = (location.root / "experiments" / row["folder"] / "log" / "train.log").read_text()
     assert "after epoch 2" in log and log.count("epoch 1:") == 1
+
+
+def test_epochs_not_validated_are_recorded_without_scores_and_the_study_still_judges_and_reports(cluster, data,
+                                                                                                tmp_path, smoke_request):
+    """eval_interval 2 over 3 epochs, no early stopping: epoch 1 is recorded with its training figures and no
+    validation scores, epochs 2 and 3 with theirs; the trial is Optuna's COMPLETE with its last score and only the
+    validated epochs as intermediate values; the report builds, its curves joining the validated epochs."""
+    from reports.build import build
+    location = StudyLocation(tmp_path, "sparse")
+    trials = run_study(location, smoke_request(data, "--subset", "kinetics-motion", "--num-samples", "1",
+                                               "--no-early-stopping", "--set", "eval_interval=2"),
+                       echo=lambda line: None)
+    epochs = read_frame(location.root, EPOCHS).sort_values("epoch")
+    assert epochs["epoch"].tolist() == [1, 2, 3]
+    assert epochs["val_top1"].isna().tolist() == [True, False, False]
+    assert epochs["train_loss"].notna().all()
+    row = trials.iloc[0]
+    assert row["stop_reason"] == "completed" and row["last_val_top1"] == epochs["val_top1"].iloc[-1]
+    storage = JournalStorage(JournalFileBackend(str(optuna_journal(location.root, "kinetics-motion"))))
+    (recorded,) = optuna.load_study(study_name="kinetics-motion", storage=storage).trials
+    assert recorded.state == optuna.trial.TrialState.COMPLETE and recorded.value == row["last_val_top1"]
+    assert sorted(recorded.intermediate_values) == [2, 3]
+    out = build(location.root)
+    curve = json.loads((out / "summary.json").read_text())["trials"][0]["curve"]
+    assert curve[0] is None and curve[1:] == pytest.approx(epochs["val_top1"].iloc[1:].tolist())
+    assert (out / "plots" / "learning_curves.png").is_file()
+
+
+def test_tune_may_hold_as_many_waiting_trials_as_the_searcher_hands_out_and_a_users_setting_wins(monkeypatch):
+    """Ray's TUNE_MAX_PENDING_TRIALS_PG while a study fits: subsets x max_concurrent, gone afterwards; the user's own
+    value stays as it is."""
+    name = "TUNE_MAX_PENDING_TRIALS_PG"
+    monkeypatch.delenv(name, raising=False)
+    with waiting_trials(4):
+        assert os.environ[name] == "4"
+    assert name not in os.environ
+    monkeypatch.setenv(name, "16")
+    with waiting_trials(4):
+        assert os.environ[name] == "16"
+    assert os.environ[name] == "16"
 
 
 def test_cli_rejects_unknown_space_and_bad_numbers(capsys, tmp_path):
