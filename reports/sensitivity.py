@@ -222,7 +222,7 @@ def learning_curves(summary: dict, out: Path) -> Plot:
             scored = ~np.isnan(values)  # the validated epochs (eval_interval may skip some), joined, each marked
             line, = ax.plot(epochs[scored], 100 * values[scored], linewidth=1.2, alpha=0.85, color=colour, label=label,
                             marker="o", markersize=2.5)
-            points += [(subset, t["trial_id"], e, v) for e, v in zip(epochs, values)]
+            points += [(subset, t["trial_id"], e, v) for e, v in zip(epochs[scored], values[scored])]
             if t["stop_reason"] in ("stopped_by_asha", "diverged"):
                 y = 0 if math.isnan(values[-1]) else 100 * values[-1]
                 ax.scatter([epochs[-1]], [y], marker="x" if t["stop_reason"] == "stopped_by_asha" else "+", s=50,
@@ -371,7 +371,8 @@ IMPORTANCE_CAPTION = ("How much of the spread of scores each searched parameter 
 LR_BATCH_CAPTION = ("Learning rate against batch size, coloured by val top-1 at the headline budget; dashed: the linear "
                     "scaling rule through the paper's recipe (lr 0.1 at batch 256); solid: the fitted lr* ~ batch^alpha "
                     "where estimated.")
-CURVES_CAPTION = ("Validation top-1 per epoch for every trial, one colour per trial by its learning rate (the legend names "
+CURVES_CAPTION = ("Validation top-1 at each validated epoch (every epoch unless the space sets eval_interval) for every "
+                  "trial, one colour per trial by its learning rate (the legend names "
                   "each trial's experiment and learning rate); x marks where ASHA stopped a trial, + a divergence.")
 EXPECTED_MAX_CAPTION = ("Expected best validation top-1 as a function of the number of trials (Dodge et al., 2019), "
                         "from the independent random draws of the space (random trials, or TPE's random start-up; a "

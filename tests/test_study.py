@@ -186,6 +186,7 @@ def test_epochs_not_validated_are_recorded_without_scores_and_the_study_still_ju
     validation scores, epochs 2 and 3 with theirs; the trial is Optuna's COMPLETE with its last score and only the
     validated epochs as intermediate values; the report builds, its curves joining the validated epochs."""
     from reports.build import build
+    from reports.sensitivity import learning_curves
     location = StudyLocation(tmp_path, "sparse")
     trials = run_study(location, smoke_request(data, "--subset", "kinetics-motion", "--num-samples", "1",
                                                "--no-early-stopping", "--set", "eval_interval=2"),
@@ -201,9 +202,11 @@ def test_epochs_not_validated_are_recorded_without_scores_and_the_study_still_ju
     assert recorded.state == optuna.trial.TrialState.COMPLETE and recorded.value == row["last_val_top1"]
     assert sorted(recorded.intermediate_values) == [2, 3]
     out = build(location.root)
-    curve = json.loads((out / "summary.json").read_text())["trials"][0]["curve"]
+    summary = json.loads((out / "summary.json").read_text())
+    curve = summary["trials"][0]["curve"]
     assert curve[0] is None and curve[1:] == pytest.approx(epochs["val_top1"].iloc[1:].tolist())
     assert (out / "plots" / "learning_curves.png").is_file()
+    assert learning_curves(summary, tmp_path / "plots").points["x"].tolist() == [2, 3]  # what the curve shows
 
 
 def test_tune_may_hold_as_many_waiting_trials_as_the_searcher_hands_out_and_a_users_setting_wins(monkeypatch):

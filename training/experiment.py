@@ -27,9 +27,10 @@ CHECKPOINT = "checkpoint.pt"
 def describe_epoch(m: dict) -> str:
     if m["diverged"]:
         return f"epoch {m['epoch']}: diverged (training loss is NaN/inf), lr {m['epoch_lr']:.3g}"
-    val = (f"val loss {m['val_loss']:.4f} top-1 {100 * m['val_top1']:.1f}% top-5 {100 * m['val_top5']:.1f}%"
-           if not math.isnan(m["val_top1"]) else "val not scored this epoch (eval_interval)")
-    inference = f", {m['inference_ms_per_clip']:.2f} ms/clip inference" if not math.isnan(m["val_top1"]) else ""
+    scored = not math.isnan(m["val_top1"])
+    val = (f"val loss {m['val_loss']:.4f} top-1 {100 * m['val_top1']:.1f}% top-5 {100 * m['val_top5']:.1f}%" if scored
+           else "val not scored this epoch (eval_interval)")
+    inference = f", {m['inference_ms_per_clip']:.2f} ms/clip inference" if scored else ""
     return (f"epoch {m['epoch']}: train loss {m['train_loss']:.4f} top-1 {100 * m['train_top1']:.1f}% | {val} | "
             f"lr {m['epoch_lr']:.3g} | {m['epoch_time_s']:.1f}s, {m['clips_per_s']:.0f} clips/s{inference}")
 
