@@ -223,7 +223,10 @@ def check(local: Path, remote: Path, trials_before: pd.DataFrame, epochs_before:
         failures.append(f"epochs recorded before the kill were run again: {rerun[['trial_id', 'epoch']].values.tolist()}")
     if forgotten and not all(f"trial {t}: started after Tune last saved its state" in output for t in forgotten):
         failures.append(f"trials dropped without a word: {sorted(forgotten)}")
-    ended = trials_before[trials_before["stop_reason"].isin(["completed", "stopped_by_asha", "diverged", "errored"])]
+    # A forgotten trial's rows are removed whether or not it ended (an ASHA stop at a first rung can end it with the
+    # epoch whose checkpoint Tune registered just before the kill); the resume must say so, checked above.
+    ended = trials_before[trials_before["stop_reason"].isin(["completed", "stopped_by_asha", "diverged", "errored"])
+                          & ~trials_before["trial_id"].isin(forgotten)]
     columns = ["trial_id", "stop_reason", "epochs_run", "last_val_top1", "updated_at"]
     after = trials.set_index("trial_id")
     for _, row in ended.iterrows():
