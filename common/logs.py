@@ -7,9 +7,24 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 LOGGER = "stgcn"
+# A trial's own lines start with its name in brackets ("[STUDY.SUBSET.0003] epoch 5: ..."). Ray's driver folds lines
+# of different workers that differ only in their numbers into one "[repeated 2x across cluster]", which would hide
+# every other epoch of two trials running side by side; lines that match this are printed as they come.
+TRIAL_LINE = r"^\[[^\]]+\] "
+DEDUP_ALLOW = "RAY_DEDUP_LOGS_ALLOW_REGEX"  # read by Ray once, when ray is first imported
+
+
+def trial_line(trial: str, text: str) -> str:
+    return f"[{trial}] {text}"
+
+
+def keep_trial_lines() -> None:
+    """Before Ray is imported: its log deduplication leaves the trials' lines alone (a user's own setting wins)."""
+    os.environ.setdefault(DEDUP_ALLOW, TRIAL_LINE)
 
 
 class _CurrentStdout(logging.StreamHandler):

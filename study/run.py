@@ -259,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     # Imported once the arguments parse: torch, Ray and the report's libraries take seconds, which --help and a
     # refused option should not wait for.
+    logs.keep_trial_lines()
     from study.driver import SYNC_TIMEOUT_S, StorageIncomplete, StudyInterrupted, mark_interrupted, run_study
     from study.live_report import LiveReport
     from study.plan import PlanError, plan_study

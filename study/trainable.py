@@ -129,7 +129,7 @@ def trial_epochs(sampled: dict, plans: dict[str, TrialPlan]) -> Iterator[dict]:
                             validated_after=plan.rungs,  # where the report compares trials, repeats included
                             device=trial_device(config.device, ray.get_gpu_ids()),
                             experiment_id=plan.experiment_id(index),
-                            echo=lambda line: said.info(f"[{context.get_trial_name()}] {line}"),
+                            echo=lambda line: said.info(logs.trial_line(context.get_trial_name(), line)),
                             run_info={"study": plan.study, "subset": plan.subset, "trial_id": context.get_trial_id(),
                                       "sampled": sampled, "worker_pid": os.getpid()})
     where = {"node": socket.gethostname(), "node_id": ray.get_runtime_context().get_node_id()}
