@@ -12,6 +12,7 @@ import logging
 import os
 import shutil
 import socket
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -102,6 +103,22 @@ def open_dataset(data: str) -> ConvertedDataset:
     return ConvertedDataset(resolve_data_dir(data))
 
 
+@functools.cache
+def quiet_stop_signal() -> None:
+    """Once per worker process. Ray's worker raises SystemExit from its SIGTERM handler, and Ray sends SIGTERM when
+    it ends a worker whose trials are done. When the signal lands while Python runs a cleanup callback (a weakref's),
+    Python cannot raise it there and prints "Exception ignored in ... SystemExit: 1" with a traceback: at the end of
+    a study, a failure that is none (Ray ends the worker anyway). That report alone is dropped; any other exception
+    in a callback is reported as before."""
+    previous = sys.unraisablehook
+
+    def hook(unraisable) -> None:
+        if not issubclass(unraisable.exc_type, SystemExit):
+            previous(unraisable)
+
+    sys.unraisablehook = hook
+
+
 def trial_device(requested: str, gpu_ids: list) -> str:
     """The device a trial trains on: exactly what Ray reserved for it. Ray 2.60 no longer hides the GPUs from an
     actor that reserved none, so 'auto' must not look at what CUDA can see."""
@@ -116,6 +133,7 @@ def trial_device(requested: str, gpu_ids: list) -> str:
 def trial_epochs(sampled: dict, plans: dict[str, TrialPlan]) -> Iterator[dict]:
     """The trial as a generator: restore, then per epoch train, checkpoint, report to Tune, and yield the
     metrics. A wrapper can act between epochs (the fault-tolerance tests raise there) without a hook in here."""
+    quiet_stop_signal()
     context = tune.get_context()
     plan, index = plans[sampled[SUBSET]], sampled[INDEX]
     config = plan.config_for(sampled)  # a sample the config refuses raises once: its trial is not retried

@@ -53,3 +53,41 @@ def test_study_run_sets_the_deduplication_before_ray_reads_it():
     said = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**env, logs.DEDUP_ALLOW: "mine"},
                           capture_output=True, text=True, timeout=120)
     assert said.stdout.splitlines()[-1] == "mine"
+
+
+STOP_INSIDE_A_CALLBACK = """
+import os, signal, sys, weakref
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # what Ray's worker does on SIGTERM
+if sys.argv[1] == "trial":
+    from study.trainable import quiet_stop_signal
+    quiet_stop_signal()
+
+class Held:
+    pass
+
+def stopped_here(_):  # Ray's SIGTERM arriving while Python runs a weakref callback
+    os.kill(os.getpid(), signal.SIGTERM)
+    sum(range(100_000))
+
+def fails_here(_):
+    raise ValueError("a real error in a callback")
+
+first, second = Held(), Held()
+refs = weakref.ref(first, stopped_here), weakref.ref(second, fails_here)
+del first, second
+print("went on")
+"""
+
+
+def test_a_trial_worker_stopped_by_ray_prints_no_traceback():
+    """Ray's SIGTERM landing inside a weakref callback: Python prints "Exception ignored ... SystemExit" (the
+    premise, in a plain process); in a trial's process that report is dropped, and other errors still show."""
+    def run(mode: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", STOP_INSIDE_A_CALLBACK, mode], cwd=ROOT, capture_output=True,
+                              text=True, timeout=120)
+
+    plain, trial = run("plain"), run("trial")
+    assert "SystemExit" in plain.stderr and "ValueError" in plain.stderr
+    assert trial.stdout == "went on\n"
+    assert "SystemExit" not in trial.stderr and "Traceback" in trial.stderr
+    assert "ValueError: a real error in a callback" in trial.stderr
