@@ -138,7 +138,8 @@ def run_main_job(space: str, work: Path, name: str) -> dict:
     epochs = read_frame(root, EPOCHS)
     return {"root": root, "main_s": main_s, "report_s": report_s, "study_s": main_s - report_s, "answer": answer,
             "cpu_s": account.totals(os.cpu_count() or 1),
-            "epochs": len(epochs), "bound_s": float(epochs["epoch_time_s"].sum()) / (os.cpu_count() or 1)}
+            "epochs": len(epochs), "bound_s": float(epochs["epoch_time_s"].sum()) / (os.cpu_count() or 1),
+            "clips_per_s": float(epochs["clips_per_s"].median())}
 
 
 def main() -> int:
@@ -177,6 +178,7 @@ def main() -> int:
     figures = {"space": args.space, "trials": trials, "epochs": studies[0]["epochs"], "trials_at_once": workers,
                "pairs": args.pairs, "study_s": round(study_s, 1), "report_s": round(median("report_s"), 1),
                "main_job_s": round(main_s, 1), "peer_s": round(peer_s, 1), "compute_bound_s": round(bound_s, 1),
+               "clips_per_s": round(median("clips_per_s"), 1),
                "each": {"main_job_s": [round(r["main_s"], 1) for r in studies],
                         "peer_s": [round(p["wall_s"], 1) for p in peers]},
                "cpu_s": {"study": [r["cpu_s"] for r in studies], "peer": [p["cpu_s"] for p in peers]},
@@ -197,7 +199,8 @@ def main() -> int:
                 ", ".join(f"{k} {v:.0f}" for k, v in run["cpu_s"].items()) for run in runs))
         print(f"  wall time per trainer CPU second, study over peer (the machine's drift taken out): {drift_free:.2f}x")
     print(f"main job (with its report, {figures['report_s']:.1f} s) {main_s:.1f} s vs its compute bound {bound_s:.1f} s "
-          f"(sum of epoch times / {cores} cores): {figures['main_job_over_bound']:.2f}x (target <= {BOUND_TARGET})")
+          f"(sum of epoch times / {cores} cores): {figures['main_job_over_bound']:.2f}x (target <= {BOUND_TARGET}); "
+          f"its trials trained at a median {figures['clips_per_s']:.0f} clips/s")
     print(f"written to {path}")
     return 0
 

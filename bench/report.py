@@ -67,7 +67,16 @@ def _answer(result: dict) -> list[str]:
     return ["```", *f["answer"], "```", "",
             f"The main job took {f['main_job_s'] // 60:.0f} min {f['main_job_s'] % 60:.0f} s ({f['trials']} trials, "
             f"{f['epochs']} epochs, its report included), {f['main_job_over_bound']:.2f}x the time its epochs' "
-            f"computation takes on these cores."]
+            f"computation takes on these cores" + _speed(f) + "."]
+
+
+def _speed(f: dict) -> str:
+    """The cores' speed the time was measured at: the same machine type varies by a fifth from one run to another,
+    and the main job's time with it."""
+    if "clips_per_s" not in f:
+        return ""
+    return (f", its trials training at a median {f['clips_per_s']:.0f} clips/s each (the time grows in proportion "
+            "on slower cores)")
 
 
 def _turnover(result: dict) -> list[str]:
