@@ -71,8 +71,8 @@ def _answer(result: dict) -> list[str]:
 
 
 def _speed(f: dict) -> str:
-    """The cores' speed the time was measured at: a shared VM's speed moves between runs (by a fifth to twice over a
-    day on the 2-core Xeon the README quotes), and the main job's time with it."""
+    """The cores' speed the time was measured at: a shared VM's speed moves between runs, and the main job's time
+    with it."""
     if "clips_per_s" not in f:
         return ""
     return (f", its trials training at a median {f['clips_per_s']:.0f} clips/s each (the time grows in proportion "
