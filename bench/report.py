@@ -67,16 +67,13 @@ def _answer(result: dict) -> list[str]:
     return ["```", *f["answer"], "```", "",
             f"The main job took {f['main_job_s'] // 60:.0f} min {f['main_job_s'] % 60:.0f} s ({f['trials']} trials, "
             f"{f['epochs']} epochs, its report included), {f['main_job_over_bound']:.2f}x the time its epochs' "
-            f"computation takes on these cores" + _speed(f) + "."]
+            f"computation takes on these cores{_speed(f)}. On slower cores (or the same VM at a slower moment: a "
+            f"shared machine's speed moves) it takes longer in proportion."]
 
 
 def _speed(f: dict) -> str:
-    """The cores' speed the time was measured at: a shared VM's speed moves between runs, and the main job's time
-    with it."""
-    if "clips_per_s" not in f:
-        return ""
-    return (f", its trials training at a median {f['clips_per_s']:.0f} clips/s each (the time grows in proportion "
-            "on slower cores)")
+    """The cores' speed the time was measured at, where the run recorded it."""
+    return f", its trials training at a median {f['clips_per_s']:.0f} clips/s each" if "clips_per_s" in f else ""
 
 
 def _turnover(result: dict) -> list[str]:
