@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import multiprocessing
 import os
 import statistics
@@ -89,7 +90,7 @@ def _peer_worker(queue, out: str, threads: int) -> None:
                                 validated_after=rungs, echo=lambda _: None)
         for _ in range(epochs):
             metrics = experiment.step()
-            if metrics["val_top1"] == metrics["val_top1"]:  # an epoch validated (eval_interval), as the study reports
+            if not math.isnan(metrics["val_top1"]):  # an epoch validated (eval_interval), as the study reports
                 trial.report(metrics["val_top1"], metrics["epoch"])
         study.tell(trial, metrics["val_top1"])
 
