@@ -7,7 +7,9 @@ import time
 
 
 class Progress:
-    def __init__(self, label: str, total: int, every_s: float = 2.0, stream=sys.stderr):
+    def __init__(self, label: str, total: int, every_s: float = 2.0, stream=None):
+        """``stream``: where the lines go; by default whatever sys.stderr is when one is printed (a caller may have
+        replaced it since this module was imported, and a stream captured then may be closed by now)."""
         self.label, self.total, self.every_s, self.stream = label, total, every_s, stream
         self.start = self.last = time.monotonic()
         self.done = 0
@@ -25,4 +27,4 @@ class Progress:
         eta = (self.total - self.done) / rate if rate > 0 else float("inf")
         pct = 100.0 * self.done / self.total if self.total else 100.0
         print(f"{self.label}: {self.done}/{self.total} ({pct:.1f}%), {rate:.0f}/s, eta {eta:.0f}s",
-              file=self.stream, flush=True)
+              file=self.stream or sys.stderr, flush=True)

@@ -1,4 +1,5 @@
-"""What a study prints while it runs: every line of every trial, also of trials that run side by side."""
+"""What the commands print while they run: every line of every trial, also of trials that run side by side; no
+traceback when Ray stops a worker; progress lines to the standard error of the moment."""
 
 from __future__ import annotations
 
@@ -97,3 +98,16 @@ def test_a_trial_worker_stopped_by_ray_prints_no_traceback():
     assert trial.stdout == "went on\n"
     assert "SystemExit" not in trial.stderr and "Traceback" in trial.stderr
     assert "ValueError: a real error in a callback" in trial.stderr
+
+
+def test_progress_lines_go_to_the_standard_error_of_the_moment(monkeypatch):
+    """Progress lines go to sys.stderr as it is when they print, not as it was when the module was imported: a stream
+    replaced since (a test's capture, closed after it) made a later data generation fail on a closed file."""
+    import io
+
+    from common.progress import Progress
+    progress = Progress("synth train", 2, every_s=0.0)
+    now = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", now)
+    progress.advance(2)
+    assert now.getvalue().startswith("synth train: 2/2 (100.0%)")
