@@ -21,6 +21,9 @@ A shared machine's speed drifts between runs minutes apart by more than the over
 counts the CPU seconds of every process it started, by kind (bench/cpu_accounting.py): the trainers, the driver,
 Ray's own services, and the idle cores. The trainers do the same arithmetic on both sides, so the wall time per
 trainer CPU second, study over peer, is the ratio with the drift taken out; it is printed beside the plain one.
+Then, right after, the floor under that ratio (bench/ray_floor.py): an idle local Ray as study.run starts it, and
+one without its dashboard, each for ``--floor-idle-s`` seconds: what Ray's start, its idle services and its stop
+alone take from busy cores, as the least a study on it can cost over the peer just measured.
 Writes the figures and the answer with the machine to bench/results/bench_overhead.json.
 """
 
@@ -38,7 +41,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import results
+from bench import ray_floor, results
 from bench.cpu_accounting import CpuAccount
 from reports.answer import answer_lines
 from reports.summary import FILENAME as SUMMARY
@@ -149,6 +152,8 @@ def main() -> int:
     parser.add_argument("--pairs", type=int, default=2,
                         help="study and peer runs each (default 2), in the order study, peer, peer, study, ... so that "
                              "a drift of the machine's speed hits both alike; the medians are compared")
+    parser.add_argument("--floor-idle-s", type=float, default=60.0,
+                        help="how long each idle Ray of the floor runs (default 60; 0 skips the floor)")
     results.add_out_argument(parser, "bench_overhead")
     args = parser.parse_args()
     cores = os.cpu_count() or 1
@@ -187,8 +192,9 @@ def main() -> int:
                "ray_over_peer_drift_free": round(drift_free, 3) if drift_free else None,
                "targets": {"ray_over_peer": RAY_TARGET, "main_job_over_bound": BOUND_TARGET}, "answer": answer,
                "same_answer_every_run": all(run["answer"] == answer for run in studies)}
-    path = results.write("bench_overhead", figures,
-                         f"python -m bench.bench_overhead --space {args.space} --pairs {args.pairs}", args.out)
+    if args.floor_idle_s > 0:
+        figures["ray_floor"] = ray_floor.measure(args.floor_idle_s, peer_s, cores)
+    path = results.write("bench_overhead", figures, results.command(), args.out)
     print("\n".join(answer))
     print(f"{args.space}: {trials} trials, {figures['epochs']} epochs, {workers} at once on {cores} cores; medians of "
           f"{args.pairs} runs each (the same answer every run: {figures['same_answer_every_run']})")
@@ -199,6 +205,8 @@ def main() -> int:
             print(f"  CPU seconds, {side}: " + "; ".join(
                 ", ".join(f"{k} {v:.0f}" for k, v in run["cpu_s"].items()) for run in runs))
         print(f"  wall time per trainer CPU second, study over peer (the machine's drift taken out): {drift_free:.2f}x")
+    for row in figures.get("ray_floor", []):
+        print(ray_floor.describe(row))
     print(f"main job (with its report, {figures['report_s']:.1f} s) {main_s:.1f} s vs its compute bound {bound_s:.1f} s "
           f"(sum of epoch times / {cores} cores): {figures['main_job_over_bound']:.2f}x (target <= {BOUND_TARGET}); "
           f"its trials trained at a median {figures['clips_per_s']:.0f} clips/s")

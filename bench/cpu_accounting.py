@@ -21,7 +21,7 @@ RAY_SERVICES = ("gcs_server", "raylet", "dashboard", "ray-dashboard", "log_monit
                 "ray::DashboardA", "ray::RuntimeEnv", "runtime_env", "ray_client_server")
 
 
-def _processes() -> dict[tuple[int, int], tuple[float, str]]:
+def processes() -> dict[tuple[int, int], tuple[float, str]]:
     """(pid, start tick) -> (CPU seconds so far, what it is: its comm and command line)."""
     found = {}
     for entry in PROC.iterdir():
@@ -60,7 +60,7 @@ class CpuAccount:
         self._stop = threading.Event()
 
     def __enter__(self) -> CpuAccount:
-        self.before = set(_processes()) if self.available else set()
+        self.before = set(processes()) if self.available else set()
         self.began = time.perf_counter()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
@@ -73,7 +73,7 @@ class CpuAccount:
 
     def _sample(self) -> None:
         while self.available:
-            for key, (cpu, description) in _processes().items():
+            for key, (cpu, description) in processes().items():
                 if key in self.before:
                     continue
                 if key in self.seen and not description.partition(" ")[2]:  # ended, not yet reaped: no command line

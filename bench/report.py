@@ -45,7 +45,8 @@ def _overhead(result: dict) -> list[str]:
             *_drift_free(f),
             f"| the main job with its report ({f['report_s']:.1f} s) | {f['main_job_s']:.1f} s | |",
             f"| its compute bound (sum of epoch times / cores) | {f['compute_bound_s']:.1f} s | |",
-            f"| main job over its bound | **{f['main_job_over_bound']:.2f}x** | ≤ {target['main_job_over_bound']:.2f}x |"]
+            f"| main job over its bound | **{f['main_job_over_bound']:.2f}x** | ≤ {target['main_job_over_bound']:.2f}x |",
+            *_ray_floor(f)]
 
 
 def _drift_free(f: dict) -> list[str]:
@@ -59,6 +60,14 @@ def _drift_free(f: dict) -> list[str]:
             f"| CPU seconds by process, peer (median) | {cpu('peer')} | |",
             f"| study over peer, wall time per trainer CPU second (the machine's drift taken out) | "
             f"**{f['ray_over_peer_drift_free']:.2f}x** | ≤ {f['targets']['ray_over_peer']:.2f}x |"]
+
+
+def _ray_floor(f: dict) -> list[str]:
+    """The least a study on an idle local Ray costs over the peer: its start, idle services and stop alone."""
+    return [f"| the least any study on a local Ray {row['setup']} costs over "
+            f"the peer: its start ({row['init_cpu_s']:.1f} CPU s), idle services ({row['idle_cpu_s_per_min']:.1f} CPU s "
+            f"per minute) and stop ({row['shutdown_s']:.1f} s) | {row['floor_over_peer']:.3f}x | |"
+            for row in f.get("ray_floor", [])]
 
 
 def _answer(result: dict) -> list[str]:
@@ -93,8 +102,20 @@ def _model(result: dict) -> list[str]:
             f"({f['speed_up']:.2f}x) |",
             f"| the convolutions alone at the GEMM rate ({f['gemm_gflops']:.0f} GFLOP/s, measured between the steps) "
             f"| {f['bound_ms']:.1f} ms |",
-            f"| ours, as a share of that bound | **{100 * f['share_of_bound']:.0f}%** (target ≥ "
-            f"{100 * f['share_target']:.0f}%) |"]
+            f"| ours, as a share of that bound | **{100 * f['share_of_bound']:.0f}%**"
+            + (f" (target ≥ {100 * f['share_target']:.0f}%) |" if f["share_target"] else " |"),
+            f"| its convolutions and graph products, share of its step (torch.profiler) | "
+            f"{100 * f['contractions_share_of_step']:.0f}% |",
+            f"| the share of the bound with every other operator free | {100 * f['ceiling_share_of_bound']:.0f}% |"]
+
+
+def _model_layers(result: dict) -> list[str]:
+    f = result["figures"]
+    return ["| temporal convolution (forward + both gradients) | oneDNN, as the network runs it | the same products as "
+            "matmuls (MKL) | square GEMM | convolution / square GEMM |", "|---|---|---|---|---|",
+            *(f"| {r['channels']} channels, {r['frames']} frames, stride {r['stride']} | {r['convolution']:.0f} GFLOP/s "
+              f"| {r['matmuls']:.0f} GFLOP/s | {r['square_gemm']:.0f} GFLOP/s "
+              f"| {100 * r['convolution'] / r['square_gemm']:.0f}% |" for r in f["temporal"])]
 
 
 def _intervals(result: dict) -> list[str]:
@@ -156,6 +177,7 @@ def _lr_response(result: dict) -> list[str]:
 RENDERERS: dict[str, Callable[[dict], list[str]]] = {"bench_overhead": _overhead, "bench_overhead:answer": _answer,
                                                      "bench_outage": _outage, "bench_trial_overhead": _turnover,
                                                      "bench_model_paper": _model, "bench_model_cpu_profile": _model,
+                                                     "bench_model_layers": _model_layers,
                                                      "bench_intervals": _intervals, "bench_verdicts": _verdicts,
                                                      "bench_lr_response": _lr_response, "bench_faults": _faults}
 

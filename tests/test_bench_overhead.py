@@ -67,3 +67,15 @@ def test_a_process_that_ended_before_it_was_reaped_keeps_its_kind_and_its_cpu_se
     # every process started meanwhile is counted (a parallel test's too): this one is found by its pid
     (cpu, description), = [seen for (pid, _), seen in account.seen.items() if pid == child.pid]
     assert kind(description, "no-driver-here") == "trainer" and cpu >= 0.5, (cpu, description)
+
+
+def test_rays_floor_names_each_service_and_charges_its_cpu_to_the_busy_cores():
+    """bench_overhead's floor: a Python service is named by its script; Ray's CPU seconds come out of the trials'
+    cores."""
+    from bench.ray_floor import floor_over_peer, service
+    assert service("python /venv/bin/python -u /venv/lib/ray/_private/log_monitor.py --session-dir=x") == \
+        "log_monitor.py"
+    assert service("raylet /venv/lib/ray/core/src/ray/raylet/raylet --raylet_socket_name=x") == "raylet"
+    assert service("ray::IDLE ray::IDLE") == "ray::IDLE"
+    # 6 CPU s to start, 6 CPU s a minute for 300 s, on 2 cores: (6 + 30) / 2 = 18 s, plus a 1.5 s shutdown
+    assert floor_over_peer(6.0, 6.0, 1.5, peer_s=300.0, cores=2) == 1 + 19.5 / 300
