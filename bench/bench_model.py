@@ -16,11 +16,13 @@ median of their ratios: from one process to the next the step time varies more t
 per clip (torch's FlopCounterMode) and the GFLOP/s each achieves against a large fp32 GEMM timed in the same
 process (the faster of MKL's matmul and oneDNN's 1x1 convolution; the FLOPs are the baseline's arithmetic, the
 dense contraction does more of it, faster): the convolutions alone at that rate bound what any implementation of
-the same arithmetic can do.
+the same arithmetic can do. Then the step's ceiling: the share of its time its convolutions and graph products take
+(torch.profiler), and so the share of the bound it would reach with every other operator free.
 ``--profile`` adds where each implementation's step goes (torch.profiler, self CPU time by kind of operator).
 ``--layers`` times instead each graph convolution of the network at its own input shape, the dense form against the
 factored one (forward + backward, alternating), and which one the network picks on this CPU: the figures that set
-``model.stgcn.DENSE_MAX_CHANNEL_PRODUCT``.
+``model.stgcn.DENSE_MAX_CHANNEL_PRODUCT``; and each temporal convolution against the same products as matmuls and
+the square GEMM (bench_model_layers.json at the paper's shape): why the convolutions stay below the bound's rate.
 """
 
 from __future__ import annotations
@@ -321,7 +323,6 @@ def main() -> None:
     print(f"ours runs at {100 * share:.0f}% of that bound{target}")
     for _ in range(2):  # warm-up, as before the timed steps
         step_time(ours, x, y, ours_opt)
-        step_time(baseline, x, y, baseline_opt)
     ours_shares = step_profile(ours, x, y, ours_opt)
     contractions, ceiling = contraction_ceiling(ours_shares, med["ours"], bound)
     print(f"its convolutions and graph products take {100 * contractions:.0f}% of its step (torch.profiler): with "
@@ -340,6 +341,8 @@ def main() -> None:
                              f"python -m bench.bench_model{flags} --repeats {args.repeats} --runs {args.runs}", args.out)
         print(f"written to {path}")
     if args.profile:
+        for _ in range(2):
+            step_time(baseline, x, y, baseline_opt)
         shares = {base: step_profile(baseline, x, y, baseline_opt), "ours": ours_shares}
         for name in (base, "ours"):
             ordered = sorted(shares[name].items(), key=lambda item: -item[1])
