@@ -1,6 +1,6 @@
 """What Ray Tune costs on the main job, against the simplest peer a user could write, and against the compute bound.
 
-    python -m bench.bench_overhead [--space sgd_lr] [--pairs 2] [--out bench/results]
+    python -m bench.bench_overhead [--space sgd_lr] [--pairs 2] [--floor-idle-s 60] [--out bench/results]
 
 1. The main job as a user runs it: ``python -m study.run --space SPACE`` in its own process (a local Ray, the trials
    in reused workers), timed from the command's start to its end, after its report; the report is then built again
