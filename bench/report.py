@@ -76,8 +76,8 @@ def _answer(result: dict) -> list[str]:
     return ["```", *f["answer"], "```", "",
             f"The main job took {f['main_job_s'] // 60:.0f} min {f['main_job_s'] % 60:.0f} s ({f['trials']} trials, "
             f"{f['epochs']} epochs, its report included), {f['main_job_over_bound']:.2f}x the time its epochs' "
-            f"computation takes on these cores{_speed(f)}. On slower cores (or the same VM at a slower moment: a "
-            f"shared machine's speed moves) it takes longer in proportion."]
+            f"computation takes on these cores{_speed(f)}. On slower or busier cores (a shared machine's speed "
+            f"moves from one hour to the next) it takes longer in proportion."]
 
 
 def _speed(f: dict) -> str:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from bench.bench_overhead import concurrency, run_peer, trial_jobs
 from bench.cpu_accounting import kind
@@ -78,4 +79,4 @@ def test_rays_floor_names_each_service_and_charges_its_cpu_to_the_busy_cores():
     assert service("raylet /venv/lib/ray/core/src/ray/raylet/raylet --raylet_socket_name=x") == "raylet"
     assert service("ray::IDLE ray::IDLE") == "ray::IDLE"
     # 6 CPU s to start, 6 CPU s a minute for 300 s, on 2 cores: (6 + 30) / 2 = 18 s, plus a 1.5 s shutdown
-    assert floor_over_peer(6.0, 6.0, 1.5, peer_s=300.0, cores=2) == 1 + 19.5 / 300
+    assert floor_over_peer(6.0, 6.0, 1.5, peer_s=300.0, cores=2) == pytest.approx(1 + 19.5 / 300)
