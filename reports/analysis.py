@@ -99,10 +99,12 @@ class AcrossSubsets:
 class NextStep:
     action: str  # "add_trials", "train_longer", "repeat_seeds" or "done"
     trials_per_subset: int | None  # add_trials: the study's trial count per subset the power analysis asks for
-    added_trials: int | None  # per subset, beyond what the study ran: what the command adds to it (--add-trials)
+    added_trials: int | None  # per subset, beyond what the study ran: what the command adds to it
     expected_s: float | None  # the added trials' run time at this study's measured pace (``pace_s``)
     command: str | None
     because: tuple[str, ...]  # the subsets and parameters that asked for it, e.g. "kinetics-motion: lr"
+    repeats: int | None  # repeat_seeds: each subset's best configs the command re-runs (--repeats K)
+    seeds: int | None  # repeat_seeds: the new seeds each of them gets (--seeds N)
 
 
 @dataclass(frozen=True)
@@ -238,44 +240,77 @@ def _across(budget: int, compared: list[Interaction]) -> AcrossSubsets:
 
 
 # ------------------------------------------------------------------------------------------------ next step
-def pace_s(trials: pd.DataFrame) -> float | None:
-    """Seconds of the study's wall time per trial run: from its first trial's start to its last update, over the
-    trials that ran. It holds what the study's own machines did (concurrency, start-up, early stops included)."""
+# The seed repeats the next step asks for once the verdicts need nothing more: the best config against the runner-up
+# from new seeds alone (reports/comparisons.py), and a noise floor on 2 x (3 - 1) = 4 degrees of freedom per subset.
+REPEAT_CONFIGS, REPEAT_SEEDS = 2, 3
+
+
+def wall_s(trials: pd.DataFrame) -> float | None:
+    """The study's wall time over ``trials``: from the first one's start to the last update. It holds what the
+    study's own machines did (concurrency, start-up, early stops included)."""
     if trials.empty or "started_at" not in trials:
         return None
     start, end = pd.to_datetime(trials["started_at"]).min(), pd.to_datetime(trials["updated_at"]).max()
     if pd.isna(start) or pd.isna(end) or end <= start:
         return None
-    return float((end - start).total_seconds() / len(trials))
+    return float((end - start).total_seconds())
+
+
+def pace_s(trials: pd.DataFrame) -> float | None:
+    """Seconds of the study's wall time per trial run."""
+    wall = wall_s(trials)
+    return None if wall is None else wall / len(trials)
+
+
+def epoch_pace_s(trials: pd.DataFrame) -> float | None:
+    """Seconds of the study's wall time per epoch run: for trials that run to their end, as seed repeats do."""
+    wall, epochs = wall_s(trials), trials["epochs_run"].sum() if "epochs_run" in trials else 0
+    return None if wall is None or not epochs else wall / float(epochs)
 
 
 def next_step(answers: tuple[SubsetAnswer, ...], trials: pd.DataFrame, manifest: dict, root: Path) -> NextStep:
     """What to run next: a later budget when no subset is shown above chance (nothing can be attributed then); more
     trials in this study when a parameter of a subset that learns could not be tested (as many as the power analysis
-    asks for); a later budget for a subset not shown above chance; else nothing is needed for the verdicts."""
+    asks for); a later budget for a subset not shown above chance; else the verdicts need nothing more, and a study
+    without seed repeats is asked for them (without, the noise floor is only the validation set's sampling noise):
+    added to it, or, when it was started with them, run by resuming it."""
     silent = tuple(a.subset for a in answers if not a.learns)
     if answers and len(silent) == len(answers):
-        return NextStep("train_longer", None, None, None, None, silent)
+        return NextStep("train_longer", None, None, None, None, silent, None, None)
     asked = [(a.subset, p) for a in answers if a.learns for p in a.parameters if p.verdict == NOT_TESTABLE]
     if asked:
         counts = [p.trials_needed for _, p in asked]
         because = tuple(f"{s}: {p.parameter}" for s, p in asked)
         if any(c is None for c in counts):
-            return NextStep("add_trials", None, None, None, None, because)
+            return NextStep("add_trials", None, None, None, None, because, None, None)
         per_subset = max(counts)
         ran = manifest.get("request", {}).get("num_samples") or max((a.trials for a in answers), default=0)
         added = per_subset - ran
         pace = pace_s(search_trials(trials))
         expected = None if pace is None else pace * added * len(answers)
-        return NextStep("add_trials", per_subset, added, expected, grow_command(manifest, root, added), because)
+        return NextStep("add_trials", per_subset, added, expected,
+                        resume_command(manifest, root, f"--add-trials {added}"), because, None, None)
     if silent:
-        return NextStep("train_longer", None, None, None, None, silent)
-    return NextStep("done", None, None, None, None, ())
+        return NextStep("train_longer", None, None, None, None, silent, None, None)
+    searched = search_trials(trials)
+    if len(searched) < len(trials):
+        return NextStep("done", None, None, None, None, (), None, None)
+    request = manifest.get("request", {})
+    started_with = bool(request.get("repeats") and request.get("seeds"))  # its repeats not run yet: --resume runs them
+    configs = request["repeats"] if started_with else min(REPEAT_CONFIGS, min(a.trials for a in answers))
+    seeds = request["seeds"] if started_with else REPEAT_SEEDS
+    added = configs * seeds
+    pace = epoch_pace_s(searched)
+    epochs = searched["epochs_planned"].max() if "epochs_planned" in searched else None
+    expected = None if pace is None or pd.isna(epochs) else pace * float(epochs) * added * len(answers)
+    growth = () if started_with else (f"--repeats {configs} --seeds {seeds}",)
+    return NextStep("repeat_seeds", None, added, expected, resume_command(manifest, root, *growth),
+                    tuple(a.subset for a in answers), configs, seeds)
 
 
-def grow_command(manifest: dict, root: Path, added: int) -> str:
-    """The command that adds ``added`` trials per subset to this study (the study at ``root``). Its storage is named
-    unless it is ./studies of the directory the report is built from."""
+def resume_command(manifest: dict, root: Path, *growth: str) -> str:
+    """The command that resumes this study (the study at ``root``) with ``growth``, the options that add to it. Its
+    storage is named unless it is ./studies of the directory the report is built from."""
     space = str(manifest.get("request", {}).get("space") or root.name)
     parts = ["python -m study.run", f"--space {space.rsplit('/', 1)[-1].removesuffix('.yaml')}", f"--name {root.name}"]
     tune_storage = str(manifest.get("tune_storage") or "")
@@ -283,7 +318,7 @@ def grow_command(manifest: dict, root: Path, added: int) -> str:
         parts.append(f"--storage {tune_storage.rsplit('/', 1)[0]}")
     elif root.parent.resolve() != (Path.cwd() / "studies").resolve():
         parts.append(f"--storage {root.parent.resolve()}")
-    return " ".join([*parts, "--resume", f"--add-trials {added}"])
+    return " ".join([*parts, "--resume", *growth])
 
 
 # ---------------------------------------------------------------------------------------------------- trials

@@ -135,8 +135,15 @@ def next_step_lines(step: dict) -> list[str]:
         return [f"Next: no trial is shown above chance at the headline budget on {because}: judge at a later budget "
                 "(report_budget: an epoch of the study's budgets, in a copy of the space), where trials have had time "
                 "to learn, or train longer (more epochs, a longer grace period)."]
-    return ["Next: nothing more is needed for these verdicts; repeat the best configs with new seeds (--repeats K "
-            "--seeds N) to measure the seed noise."]
+    if step["action"] == "repeat_seeds":
+        time = f", about {duration(step['expected_s'])} at this study's pace" if step["expected_s"] else ""
+        why, which = ("the seed noise", "the best config") if step["repeats"] == 1 else (
+            "the seed noise and whether the best config beats the runner-up", f"the {step['repeats']} best configs")
+        return [f"Next: the verdicts need nothing more. To measure {why} from new seeds alone (without repeats the noise "
+                f"floor is only the validation set's sampling noise), re-run {which} of each subset with "
+                f"{step['seeds']} new seeds each, to their last epoch ({step['added_trials']} trials per subset"
+                f"{time}):", step["command"]]
+    return ["Next: nothing more is needed for these verdicts; the seed repeats measured the seed noise."]
 
 
 def answer_lines(summary: dict) -> list[str]:

@@ -342,7 +342,7 @@ def best_sentence(f: SubsetFindings, trials: pd.DataFrame) -> str:
         line = f"Best at epoch {f.budget}: {_pct(best['score'])} at {config}: a single run"
         line += f", the highest of {len(f.scored)}, so expect a re-run to score lower" if len(f.scored) > 1 else ""
         learned = f.words[f.words["trial_id"] == best["trial_id"]]["word"] if len(f.words) else pd.Series(dtype=str)
-        line += " (--repeats 1 --seeds 3 re-runs it with new seeds)." if (learned == "learned").any() else \
+        line += " (--resume --repeats 1 --seeds 3 re-runs it with new seeds)." if (learned == "learned").any() else \
             "; it is not shown above chance, so there is nothing to repeat."
     if f.noise.source == "seeds" and f.noise.dof >= 1 and "lr" in f.scored:
         candidates = f.scored[~f.scored["diverged"]]

@@ -102,7 +102,7 @@ class NoiseFloor:
             return (f"{100 * self.sd:.1f} points (standard deviation of the score across training seeds{at}, "
                     f"{self.runs} repeat runs of {self.configs} configs)")
         return (f"at least {100 * self.sd:.1f} points (only the validation set's sampling noise; seed noise not "
-                "measured: run the study with --repeats K --seeds N)")
+                "measured: add seed repeats to the study with --resume --repeats K --seeds N)")
 
     @property
     def dof(self) -> int:

@@ -32,7 +32,7 @@ from reports.findings import SubsetFindings
 from reports.load import StudyResults
 from reports.table import Table, plain
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 FILENAME = "summary.json"
 
 

@@ -151,10 +151,11 @@ def without_gpus_here(plans: list[TrialPlan], echo: Callable[[str], None]) -> li
 def run_study(location: StudyLocation, request: StudyRequest | None, resume: bool = False,
               address: str | None = None, trainable: Callable = run_trial,
               echo: Callable[[str], None] | None = None, dashboard_host: str = "127.0.0.1",
-              add_trials: int = 0) -> pd.DataFrame:
+              add_trials: int = 0, add_repeats: tuple[int, int] | None = None) -> pd.DataFrame:
     """Run (or resume) a study and return its trials table. ``trainable`` is replaceable for fault tests. A new
     study's directory is created only once every check has passed, so a failed start leaves nothing behind.
-    ``add_trials``: with ``resume``, this many more search trials per subset (the study grows; see ``grown_request``).
+    With ``resume`` the study can grow (see ``grown_request``): ``add_trials`` more search trials per subset, and
+    ``add_repeats`` (K, N): seed repeats of each subset's K best configs with N new seeds, for a study without any.
     ``echo`` says the progress (default: the ``stgcn.driver`` logger)."""
     echo = echo or logs.get("driver").info
     if resume:
@@ -163,13 +164,12 @@ def run_study(location: StudyLocation, request: StudyRequest | None, resume: boo
             study_dir.refuse_moved(location)
             request = study_dir.load_request(location.root)
             space = load_space(location.root / SPACE_COPY)
-            grown = grown_request(location, request, add_trials) if add_trials else None
+            grown = grown_request(location, request, add_trials, add_repeats)
             prepared = _prepare(location, grown or request, space, address, echo, dashboard_host)
             if grown:
                 study_dir.update(location.root, request=grown.to_dict())
                 location.push(location.root / MANIFEST)
-                echo(f"growing study {location.root}: {add_trials} more trial(s) per subset, {grown.num_samples} in "
-                     f"all; the {request.num_samples} that ran are kept")
+                echo(f"growing study {location.root}: " + "; ".join(growth(request, grown)))
             else:
                 echo(f"resuming study {location.root} ({space.name}, subsets {', '.join(request.subsets)})")
             return _fit(location, grown or request, *prepared, trainable, echo)
@@ -188,16 +188,33 @@ def run_study(location: StudyLocation, request: StudyRequest | None, resume: boo
         return _fit(location, request, *prepared, trainable, echo)
 
 
-def grown_request(location: StudyLocation, request: StudyRequest, added: int) -> StudyRequest:
-    """The study with ``added`` more search trials per subset. Its budget in study.json is raised once Ray is up, and
-    the resumed search goes on from its Optuna journals (a QMC design continues its sequence, TPE learns from every
-    trial so far) while each subset's ASHA keeps its rungs; the trials that ran are not run again. A study with seed
-    repeats is refused: they were chosen from the search as it ended."""
-    if request.repeats and request.seeds:
+def grown_request(location: StudyLocation, request: StudyRequest, added: int,
+                  repeats: tuple[int, int] | None = None) -> StudyRequest | None:
+    """The study with ``added`` more search trials per subset and, given ``repeats`` (K, N), seed repeats of each
+    subset's K best configs with N new seeds; None when it does not grow. Its size in study.json is raised once Ray is
+    up. The resumed search goes on from its Optuna journals (a QMC design continues its sequence, TPE learns from
+    every trial so far) while each subset's ASHA keeps its rungs; the trials that ran are not run again; the repeats
+    are chosen from the search as it ends, as in a study started with them. More search trials in a study with seed
+    repeats are refused: those were chosen from the search as it was."""
+    if added and request.repeats and request.seeds:
         raise StudyDirError(f"{location.root}: --add-trials: this study re-ran its best configs with new seeds (--repeats "
                             f"{request.repeats} --seeds {request.seeds}), chosen from the search as it was; a larger "
                             "search would choose others. Start a new study with more --num-samples instead")
-    return replace(request, num_samples=request.num_samples + added)
+    if not added and not repeats:
+        return None
+    grown = replace(request, num_samples=request.num_samples + added)
+    return replace(grown, repeats=repeats[0], seeds=repeats[1]) if repeats else grown
+
+
+def growth(request: StudyRequest, grown: StudyRequest) -> list[str]:
+    """How ``grown`` adds to ``request``, in words, for the driver's progress line."""
+    said = []
+    if grown.num_samples > request.num_samples:
+        said.append(f"{grown.num_samples - request.num_samples} more trial(s) per subset, {grown.num_samples} in all; "
+                    f"the {request.num_samples} that ran are kept")
+    if grown.repeats != request.repeats or grown.seeds != request.seeds:
+        said.append(f"then the best {grown.repeats} config(s) of each subset again with {grown.seeds} new seed(s)")
+    return said
 
 
 def _prepare(location: StudyLocation, request: StudyRequest, space: SearchSpace, address: str | None,
@@ -334,8 +351,9 @@ def mark_interrupted(location: StudyLocation) -> None:
 
 
 def summarize(trials: pd.DataFrame, order: tuple[str, ...] = ()) -> str:
-    """One line per subset: how its trials ended. What they say (the verdicts, the best at a named budget) is the
-    report's answer, which study.run prints from the report's summary.json."""
+    """One line per subset: how its trials ended, the search's and then the seed repeats'. What they say (the
+    verdicts, the best at a named budget) is the report's answer, which study.run prints from the report's
+    summary.json."""
     if trials.empty:
         return "no trial recorded"
     lines = []
@@ -344,9 +362,15 @@ def summarize(trials: pd.DataFrame, order: tuple[str, ...] = ()) -> str:
         if group.empty:
             lines.append(f"{subset}: no trial recorded")
             continue
-        counts = group["stop_reason"].value_counts()
-        known = ("completed", "stopped_by_asha", "diverged", "errored", "interrupted", "running")
-        reasons = [*(r for r in known if r in counts), *(r for r in counts.index if r not in known)]
-        lines.append(f"{subset}: {len(group)} trials; " + ", ".join(f"{counts[r]} {r.replace('_', ' ')}"
-                                                                      for r in reasons))
+        repeats = trials[(trials["subset"] == subset) & trials["repeat_of"].notna()]
+        lines.append(f"{subset}: {len(group)} trials; {ended(group)}"
+                     + (f"; {len(repeats)} seed repeats: {ended(repeats)}" if len(repeats) else ""))
     return "\n".join(lines)
+
+
+def ended(trials: pd.DataFrame) -> str:
+    """'4 completed, 8 stopped by asha': how ``trials`` ended, the usual reasons first."""
+    counts = trials["stop_reason"].value_counts()
+    known = ("completed", "stopped_by_asha", "diverged", "errored", "interrupted", "running")
+    reasons = [*(r for r in known if r in counts), *(r for r in counts.index if r not in known)]
+    return ", ".join(f"{counts[r]} {r.replace('_', ' ')}" for r in reasons)

@@ -13,6 +13,7 @@ Examples:
   python -m study.run --space sgd_lr --name lr-study --resume        # continue an interrupted study
   python -m study.run --space sgd_lr --name lr-study --resume --add-trials 6   # 6 more trials per subset in it
   python -m study.run --space sgd_lr --repeats 2 --seeds 3           # plus the seed-noise floor
+  python -m study.run --space sgd_lr --name lr-study --resume --repeats 2 --seeds 3   # the same, added to a study
   RAY_ADDRESS=auto python -m study.run --space full                  # on a running Ray cluster (or as a Ray Job)
   python -m study.run --space full --data /data/kinetics-converted --plan cluster.yaml   # its cost, before it starts
 Search spaces: search_spaces/*.yaml, or a path to your own file. Relative paths (--data, --storage, the space,
@@ -129,7 +130,8 @@ def parser(defaults: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--no-early-stopping", action="store_true",
                    help="run every trial to its last epoch (no ASHA): the baseline to judge ASHA's savings by")
     p.add_argument("--repeats", type=int, metavar="K",
-                   help="after the search, re-run the K best configs of each subset with --seeds more seeds")
+                   help="after the search, re-run the K best configs of each subset with --seeds more seeds; with "
+                        "--resume, adds them to a study that has none (what the report's next step asks for)")
     p.add_argument("--seeds", type=int, metavar="N",
                    help="seeds per repeated config (beyond the search's own), for the seed-noise floor")
     p.add_argument("--no-report", action="store_true", help="skip building the report at the end")
@@ -176,8 +178,9 @@ REQUEST_OPTIONS = ("subset", "num_samples", "data", "profile", "cpus_per_trial",
                    "max_failures", "seed", "set", "no_reuse_actors", "no_early_stopping", "repeats", "seeds")
 
 
-def check_resume_options(argv: list[str], location: StudyLocation) -> None:
-    """--resume continues the study as it was started: an option that would change it is refused, naming it."""
+def check_resume_options(argv: list[str], location: StudyLocation) -> tuple[int, int] | None:
+    """--resume continues the study as it was started: an option that would change it is refused, naming it. The one
+    change allowed is growth: --repeats K --seeds N on a study without seed repeats adds them, returned as (K, N)."""
     stored = fetch_request(location)
     space = load_space(location.root / SPACE_COPY)
     given = vars(parser(defaults=False).parse_args(argv))
@@ -185,8 +188,13 @@ def check_resume_options(argv: list[str], location: StudyLocation) -> None:
         raise StudyDirError(f"--space {given['space']}: the study was started with the space {space.name}; "
                             "resume it with that space")
     asked = request_from(parser().parse_args(argv), space)
+    adding = not (stored.repeats and stored.seeds) and bool({"repeats", "seeds"} & set(given))
+    if adding and not (asked.repeats and asked.seeds):
+        raise StudyDirError(f"--repeats {asked.repeats} --seeds {asked.seeds}: to add seed repeats to this study, give "
+                            "both, each at least 1 (--repeats K --seeds N re-runs each subset's K best configs with N "
+                            "new seeds)")
     for option in REQUEST_OPTIONS:
-        if option not in given:
+        if option not in given or (adding and option in ("repeats", "seeds")):
             continue
         field = {"subset": "subsets", "set": "overrides", "no_early_stopping": "early_stopping",
                  "no_reuse_actors": "reuse_actors"}.get(option, option)
@@ -196,6 +204,7 @@ def check_resume_options(argv: list[str], location: StudyLocation) -> None:
             raise StudyDirError(f"--{option.replace('_', '-')}: {getattr(asked, field)!r} differs from the study's "
                                 f"{getattr(stored, field)!r}; --resume continues the study as it was started, so drop "
                                 f"the option (or start a new study with another --name){grow}")
+    return (asked.repeats, asked.seeds) if adding else None
 
 
 def location_from(args: argparse.Namespace) -> StudyLocation:
@@ -291,12 +300,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         location = location_from(args)
-        if args.resume:
-            check_resume_options(argv, location)
+        add_repeats = check_resume_options(argv, location) if args.resume else None
         request = None if args.resume else request_from(args)
         with LiveReport(location, args.report_every, logs.get("report").info):
             trials = run_study(location, request, resume=args.resume, address=args.address,
-                               dashboard_host=args.dashboard_host, add_trials=args.add_trials or 0)
+                               dashboard_host=args.dashboard_host, add_trials=args.add_trials or 0,
+                               add_repeats=add_repeats)
     except (ConfigError, DataError, SpaceError, StudyDirError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

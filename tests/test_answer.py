@@ -13,6 +13,7 @@ from pathlib import Path
 import jsonschema
 import numpy as np
 import pandas as pd
+import pytest
 from openpyxl import load_workbook
 
 from reports import inference, power, schema, sensitivity
@@ -67,7 +68,7 @@ def hand_written() -> dict:
                               "p_holm": [0.5]},
                    "next_step": {"action": "add_trials", "trials_per_subset": 9, "added_trials": 4, "expected_s": 190.0,
                                  "command": "python -m study.run --space sgd_lr --name lr --resume --add-trials 4",
-                                 "because": ["kinetics-motion: lr"]}},
+                                 "because": ["kinetics-motion: lr"], "repeats": None, "seeds": None}},
         "trials": [trial],
         "expected_best": [],
         "findings": ["A sentence of the details."],
@@ -115,6 +116,38 @@ def test_each_subset_leads_with_at_most_five_lines_and_the_next_step_gives_comma
     assert "Next: 4 more trials per subset in this study (9 in all, about 3 min 10 s at this study's pace)" in lines[-2]
 
 
+REPEAT_SEEDS_STEP = {"action": "repeat_seeds", "trials_per_subset": None, "added_trials": 6, "expected_s": 163.0,
+                     "command": "python -m study.run --space sgd_lr --name lr --resume --repeats 2 --seeds 3",
+                     "because": ["kinetics-motion", "kinetics-392"], "repeats": 2, "seeds": 3}
+
+
+def with_next_step(step: dict) -> dict:
+    summary = hand_written()
+    summary["answer"]["next_step"] = step
+    return summary
+
+
+def test_when_the_verdicts_need_nothing_more_the_next_step_is_the_command_that_adds_seed_repeats(tmp_path):
+    """The page and the console end on the command itself, with what it runs and how long it takes; the summary
+    stays valid against the documented schema."""
+    summary = with_next_step(REPEAT_SEEDS_STEP)
+    jsonschema.validate(summary, json.loads(schema.DOCUMENT.read_text()))
+    lines = answer_lines(summary)
+    assert lines[-1] == REPEAT_SEEDS_STEP["command"]
+    assert lines[-2].startswith("Next: the verdicts need nothing more. To measure the seed noise and whether the best "
+                                "config beats the runner-up from new seeds alone")
+    assert lines[-2].endswith("re-run the 2 best configs of each subset with 3 new seeds each, to their last epoch "
+                              "(6 trials per subset, about 2 min 43 s at this study's pace):")
+    one = answer_lines(with_next_step({**REPEAT_SEEDS_STEP, "repeats": 1, "added_trials": 3, "expected_s": None}))
+    assert "re-run the best config of each subset with 3 new seeds each, to their last epoch (3 trials per subset):" \
+        in one[-2] and "runner-up" not in one[-2]
+    page = write_page(tmp_path / "index.html", summary, [], [], facts_of(summary), tables_of(summary),
+                      tmp_path / "book.xlsx").read_text()
+    assert f"<pre>{REPEAT_SEEDS_STEP['command']}</pre>" in page  # on a line of its own, to be copied whole
+    done = answer_lines(with_next_step({**REPEAT_SEEDS_STEP, "action": "done", "command": None}))
+    assert done[-1] == "Next: nothing more is needed for these verdicts; the seed repeats measured the seed noise."
+
+
 def test_renderers_import_no_statistics():
     for module in RENDERERS:
         tree = ast.parse((ROOT / "reports" / f"{module}.py").read_text())
@@ -149,11 +182,12 @@ def _numbers_in(data) -> list[float]:
     return [float(data)] if isinstance(data, int | float) and not isinstance(data, bool) else []
 
 
-def test_every_number_in_the_answer_is_one_of_summary_json(tmp_path):
+@pytest.mark.parametrize("step", [None, REPEAT_SEEDS_STEP])
+def test_every_number_in_the_answer_is_one_of_summary_json(step):
     """Each number the answer's lines say is a number of ``answer`` as written: a fraction as a percentage or points,
     a p-value or level to three decimals, a power in whole percent, a learning rate to two significant digits, a
-    count, or a duration."""
-    summary = hand_written()
+    count, or a duration; whichever the next step is."""
+    summary = with_next_step(step) if step else hand_written()
     said = set()
     for value in _numbers_in(summary["answer"]):
         said |= {f"{100 * value:.1f}", f"{100 * value:.0f}", f"{value:.3f}", f"{value:.2g}", f"{value:g}"}

@@ -396,16 +396,63 @@ def test_the_same_trials_give_the_same_p_values_whatever_order_they_ended_in(smo
 
 
 def test_the_next_command_grows_this_study_naming_its_storage_unless_it_is_the_default(tmp_path, monkeypatch):
-    from reports.analysis import grow_command
+    from reports.analysis import resume_command
     monkeypatch.chdir(tmp_path)
     manifest = {"request": {"space": "/somewhere/search_spaces/sgd_lr.yaml", "num_samples": 12}}
-    assert grow_command(manifest, tmp_path / "studies" / "lr", 4) == \
+    assert resume_command(manifest, tmp_path / "studies" / "lr", "--add-trials 4") == \
         "python -m study.run --space sgd_lr --name lr --resume --add-trials 4"
-    assert grow_command(manifest, tmp_path / "elsewhere" / "lr", 4) == \
+    assert resume_command(manifest, tmp_path / "elsewhere" / "lr", "--add-trials 4") == \
         f"python -m study.run --space sgd_lr --name lr --storage {tmp_path / 'elsewhere'} --resume --add-trials 4"
     remote = {**manifest, "tune_storage": "s3://bucket/studies/lr"}
-    assert grow_command(remote, tmp_path / "cache" / "lr", 4) == \
+    assert resume_command(remote, tmp_path / "cache" / "lr", "--add-trials 4") == \
         "python -m study.run --space sgd_lr --name lr --storage s3://bucket/studies --resume --add-trials 4"
+
+
+def _subset_answer(subset: str, verdict: str, trials: int = 12, trials_needed: int | None = None):
+    from reports.analysis import ParameterAnswer, SubsetAnswer
+    lr = ParameterAnswer("lr", verdict, trials, 0.01, 0.01, 0.025, 0.1, None, 0.001, trials_needed, 0.9)
+    return SubsetAnswer(subset, 5, False, trials, 1 / 30, True, 0.001, 8, 4, 0, 0.25, 10000, 0.005, (0.001, 0.01),
+                        (lr,), None, None)
+
+
+def _ran(trials: int, repeats: int = 0) -> pd.DataFrame:
+    """``trials`` search trials of each subset and ``repeats`` seed repeats, the study's wall time 600 s over 60 epochs
+    of the search (each search trial 5 of its 6 planned epochs, two subsets of six trials)."""
+    start = pd.Timestamp("2026-01-01 00:00:00")
+    rows = [{"subset": subset, "trial_id": f"{subset}{i}", "repeat_of": None, "epochs_run": 5, "epochs_planned": 6,
+             "started_at": start + pd.Timedelta(seconds=100 * i), "updated_at": start + pd.Timedelta(seconds=100 * i + 100)}
+            for subset in (MOTION, K392) for i in range(trials)]
+    rows += [{**rows[0], "trial_id": f"repeat{k}", "repeat_of": rows[0]["trial_id"]} for k in range(repeats)]
+    return pd.DataFrame(rows)
+
+
+def test_once_the_verdicts_need_nothing_more_the_next_step_adds_seed_repeats_to_this_study_with_its_time(
+        tmp_path, monkeypatch):
+    """Every subset learns and every parameter was tested: the next command adds the 2 best configs' repeats with 3
+    new seeds to this study (--resume --repeats 2 --seeds 3), timed at the study's own pace per epoch (600 s over 60
+    epochs here) for 2 x 3 trials of 6 epochs per subset; a study started with repeats that have not run yet is
+    resumed. With repeats done, nothing is asked for; a parameter that cannot be told yet asks for more search trials
+    first."""
+    from reports.analysis import NOT_TESTABLE, next_step
+    monkeypatch.chdir(tmp_path)
+    root, manifest = tmp_path / "studies" / "lr", {"request": {"space": "sgd_lr", "num_samples": 6}}
+    answers = (_subset_answer(MOTION, "matters"), _subset_answer(K392, "not_detected"))
+    step = next_step(answers, _ran(6), manifest, root)
+    assert (step.action, step.repeats, step.seeds, step.added_trials) == ("repeat_seeds", 2, 3, 6)
+    assert step.command == "python -m study.run --space sgd_lr --name lr --resume --repeats 2 --seeds 3"
+    assert step.expected_s == pytest.approx(600 / 60 * 6 * 6 * 2)
+    assert step.because == (MOTION, K392)
+    one_each = (_subset_answer(MOTION, "matters", trials=1), _subset_answer(K392, "matters", trials=1))
+    assert next_step(one_each, _ran(1), manifest, root).repeats == 1  # one config to repeat, not two
+    assert next_step(answers, _ran(6, repeats=3), manifest, root).action == "done"
+    started_with = {"request": {**manifest["request"], "repeats": 1, "seeds": 4}}  # not run yet: resuming runs them
+    resume = next_step(answers, _ran(6), started_with, root)
+    assert (resume.action, resume.repeats, resume.seeds, resume.added_trials) == ("repeat_seeds", 1, 4, 4)
+    assert resume.command == "python -m study.run --space sgd_lr --name lr --resume"
+    untold = (_subset_answer(MOTION, NOT_TESTABLE, trials_needed=9), answers[1])
+    grow = next_step(untold, _ran(6), manifest, root)
+    assert (grow.action, grow.added_trials) == ("add_trials", 3)
+    assert grow.command.endswith("--resume --add-trials 3")
 
 
 @pytest.mark.parametrize("n", [2, 5, 12, 40, 300])

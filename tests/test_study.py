@@ -271,7 +271,8 @@ def test_seed_repeats_rerun_the_best_configs_with_new_seeds_to_the_last_epoch_in
     assert "repeat runs of 2 configs" in page and "(repeat seeds only)" in page
     compared = json.loads((out / "summary.json").read_text())["tables"]["seed_comparisons"]["rows"]
     assert len(compared) == 1 and compared[0]["a_repeats"] == compared[0]["b_repeats"] == 2  # the repeat runs alone
-    assert said[-1].startswith("kinetics-motion: 3 trials; ")  # the driver's last words: how the trials ended
+    assert said[-1].startswith("kinetics-motion: 3 trials; ")  # the driver's last words: how the trials ended,
+    assert said[-1].endswith("; 4 seed repeats: 4 completed")  # the search's, then the repeats'
 
 
 FRESH_PROCESS_TRIAL = """
@@ -339,11 +340,11 @@ include_paper_recipe: false
 """
 
 
-def test_add_trials_grows_a_finished_study_where_its_search_left_off(cluster, data, tmp_path, capsys):
+def test_add_trials_then_seed_repeats_grow_a_finished_study_where_its_search_left_off(cluster, data, tmp_path, capsys):
     """--resume --add-trials N: N more trials per subset in the same study. The trials that ran are not run again,
     the QMC design goes on with its sequence (the learning rates are those a study of the larger size draws), and
     study.json holds the new size. Refused where it cannot hold: without --resume, with a size asked by
-    --num-samples, while another driver runs the study."""
+    --num-samples, while another driver runs the study. --resume --repeats K --seeds N then adds seed repeats."""
     space = tmp_path / "growing.yaml"
     space.write_text(GROWING_SPACE)
     args = ["--space", str(space), "--data", str(data), "--storage", str(tmp_path), "--name", "grows", "--no-report"]
@@ -382,3 +383,23 @@ def test_add_trials_grows_a_finished_study_where_its_search_left_off(cluster, da
     journal = optuna.load_study(study_name="kinetics-motion", storage=JournalStorage(JournalFileBackend(
         str(optuna_journal(root, "kinetics-motion")))))
     assert len(journal.trials) == 4 and all(t.state.is_finished() for t in journal.trials)
+
+    # Then seed repeats, added as the report's next step asks: the best config again with two new seeds, chosen from
+    # the search as it ended, to its last epoch; the search's trials stay as they were, and its size is now fixed.
+    assert main([*args, "--resume", "--repeats", "1"]) == 2
+    assert "give both, each at least 1" in capsys.readouterr().err
+    assert main([*args, "--resume", "--repeats", "1", "--seeds", "2"]) == 0
+    after = read_frame(root, TRIALS)
+    repeats, search = after[after["repeat_of"].notna()], after[after["repeat_of"].isna()].set_index("trial_id")
+    ranked = trials.assign(completed=trials["stop_reason"] == "completed").dropna(subset=["last_val_top1"])
+    best = ranked.sort_values(["completed", "last_val_top1"], ascending=False).iloc[0]
+    assert set(repeats["repeat_of"]) == {best["trial_id"]} and sorted(repeats["seed"]) == [1, 2]
+    assert (repeats["lr"] == best["lr"]).all() and (repeats["epochs_run"] == repeats["epochs_planned"]).all()
+    assert (search.loc[trials["trial_id"], "updated_at"].to_numpy() ==
+            trials.set_index("trial_id")["updated_at"].to_numpy()).all()
+    request = json.loads((root / "study.json").read_text())["request"]
+    assert (request["num_samples"], request["repeats"], request["seeds"]) == (4, 1, 2)
+    assert main([*args, "--resume", "--repeats", "2", "--seeds", "2"]) == 2
+    assert "--repeats: 2 differs from the study's 1" in capsys.readouterr().err
+    assert main([*args, "--resume", "--add-trials", "2"]) == 2
+    assert "re-ran its best configs with new seeds" in capsys.readouterr().err
