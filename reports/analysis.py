@@ -97,7 +97,7 @@ class AcrossSubsets:
 
 @dataclass(frozen=True)
 class NextStep:
-    action: str  # "add_trials", "train_longer", "repeat_seeds" or "done"
+    action: str  # "add_trials", "train_longer", "repeat_seeds", "done" or "resume" (no trial recorded yet)
     trials_per_subset: int | None  # add_trials: the study's trial count per subset the power analysis asks for
     added_trials: int | None  # per subset, beyond what the study ran: what the command adds to it
     expected_s: float | None  # the added trials' run time at this study's measured pace (``pace_s``)
@@ -269,13 +269,15 @@ def epoch_pace_s(trials: pd.DataFrame) -> float | None:
 
 
 def next_step(answers: tuple[SubsetAnswer, ...], trials: pd.DataFrame, manifest: dict, root: Path) -> NextStep:
-    """What to run next: a later budget when no subset is shown above chance (nothing can be attributed then); more
-    trials in this study when a parameter of a subset that learns could not be tested (as many as the power analysis
-    asks for); a later budget for a subset not shown above chance; else the verdicts need nothing more, and a study
-    without seed repeats is asked for them (without, the noise floor is only the validation set's sampling noise):
-    added to it, or, when it was started with them, run by resuming it."""
+    """What to run next: the study itself while no trial is recorded; a later budget when no subset is shown above
+    chance (nothing can be attributed then); more trials in this study when a parameter of a subset that learns could
+    not be tested (as many as the power analysis asks for); a later budget for a subset not shown above chance; else
+    the verdicts need nothing more, and a study without seed repeats is asked for them (without, the noise floor is
+    only the validation set's sampling noise): added to it, or, when it was started with them, run by resuming it."""
+    if not answers:  # no trial recorded yet: a study just started, or stopped before its first epoch ended
+        return NextStep("resume", None, None, None, resume_command(manifest, root), (), None, None)
     silent = tuple(a.subset for a in answers if not a.learns)
-    if answers and len(silent) == len(answers):
+    if len(silent) == len(answers):
         return NextStep("train_longer", None, None, None, None, silent, None, None)
     asked = [(a.subset, p) for a in answers if a.learns for p in a.parameters if p.verdict == NOT_TESTABLE]
     if asked:
@@ -293,7 +295,7 @@ def next_step(answers: tuple[SubsetAnswer, ...], trials: pd.DataFrame, manifest:
     if silent:
         return NextStep("train_longer", None, None, None, None, silent, None, None)
     searched = search_trials(trials)
-    if len(searched) < len(trials):
+    if len(searched) < len(trials):  # the repeats ran
         return NextStep("done", None, None, None, None, (), None, None)
     request = manifest.get("request", {})
     started_with = bool(request.get("repeats") and request.get("seeds"))  # its repeats not run yet: --resume runs them

@@ -135,6 +135,9 @@ def next_step_lines(step: dict) -> list[str]:
         return [f"Next: no trial is shown above chance at the headline budget on {because}: judge at a later budget "
                 "(report_budget: an epoch of the study's budgets, in a copy of the space), where trials have had time "
                 "to learn, or train longer (more epochs, a longer grace period)."]
+    if step["action"] == "resume":
+        return ["Next: no trial is recorded yet; this report fills in as the study's epochs end. A study that stopped "
+                "continues with:", step["command"]]
     if step["action"] == "repeat_seeds":
         time = f", about {duration(step['expected_s'])} at this study's pace" if step["expected_s"] else ""
         why, which = ("the seed noise", "the best config") if step["repeats"] == 1 else (

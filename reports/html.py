@@ -48,7 +48,8 @@ def answer_section(summary: dict) -> str:
         blocks.append(f"<p class=lead>{html.escape(across)}</p>")
     said, *command = next_step_lines(answer["next_step"])
     step = f"<p>{text(said)}</p>" + "".join(f"<pre>{html.escape(c)}</pre>" for c in command)
-    return f"<h2>The answer</h2><div class=answer>{''.join(blocks)}</div><h2>Next</h2>{step}"
+    answered = "".join(blocks) or "<p>No trial has reported yet.</p>"
+    return f"<h2>The answer</h2><div class=answer>{answered}</div><h2>Next</h2>{step}"
 
 
 def _link(target: str | None, text: str) -> str:
@@ -102,7 +103,7 @@ def write_page(target: Path, summary: dict, figures: list[tuple[Path, str]], not
 <html lang="en"><head><meta charset="utf-8"><title>ST-GCN sensitivity study: {name}</title>
 <style>{STYLE}</style></head><body>
 <h1>ST-GCN sensitivity study: {name}</h1>
-{answer_section(summary) if summary["answer"]["subsets"] else '<p>No trial has reported yet.</p>'}
+{answer_section(summary)}
 {trials_section(summary) if summary["trials"] else ''}
 <h2>Details</h2>
 <h3>What the data says</h3><ul class=findings>{said}</ul>

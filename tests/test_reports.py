@@ -283,6 +283,7 @@ def test_empty_study_builds_a_report_that_says_nothing_ran(smoke, tmp_path):
     out = build(study)
     page = (out / "index.html").read_text()
     assert "no rows yet" in page and "nothing to plot" in page
+    assert "Next: no trial is recorded yet" in page and f"--name {study.name} " in page  # how to go on, not a verdict
     assert load_workbook(out / FILENAME).sheetnames == ["Summary"]
 
 

@@ -432,7 +432,7 @@ def test_once_the_verdicts_need_nothing_more_the_next_step_adds_seed_repeats_to_
     new seeds to this study (--resume --repeats 2 --seeds 3), timed at the study's own pace per epoch (600 s over 60
     epochs here) for 2 x 3 trials of 6 epochs per subset; a study started with repeats that have not run yet is
     resumed. With repeats done, nothing is asked for; a parameter that cannot be told yet asks for more search trials
-    first."""
+    first; a study with no trial recorded yet is resumed."""
     from reports.analysis import NOT_TESTABLE, next_step
     monkeypatch.chdir(tmp_path)
     root, manifest = tmp_path / "studies" / "lr", {"request": {"space": "sgd_lr", "num_samples": 6}}
@@ -449,6 +449,8 @@ def test_once_the_verdicts_need_nothing_more_the_next_step_adds_seed_repeats_to_
     resume = next_step(answers, _ran(6), started_with, root)
     assert (resume.action, resume.repeats, resume.seeds, resume.added_trials) == ("repeat_seeds", 1, 4, 4)
     assert resume.command == "python -m study.run --space sgd_lr --name lr --resume"
+    nothing_yet = next_step((), _ran(0), manifest, root)
+    assert (nothing_yet.action, nothing_yet.command) == ("resume", "python -m study.run --space sgd_lr --name lr --resume")
     untold = (_subset_answer(MOTION, NOT_TESTABLE, trials_needed=9), answers[1])
     grow = next_step(untold, _ran(6), manifest, root)
     assert (grow.action, grow.added_trials) == ("add_trials", 3)
