@@ -131,12 +131,13 @@ def concurrency(root: Path) -> int:
     return peak
 
 
-def run_main_job(space: str, work: Path, name: str) -> dict:
-    """The main job as a user runs it, then its report alone; its figures and the answer its page leads with."""
-    root = work / "studies" / name
+def run_main_job(space: str, work: Path) -> dict:
+    """The main job as a user runs it (its command line, in ``work``: its study goes to ./studies under its default
+    name), then its report alone; its figures and the answer its page leads with."""
+    before = set((work / "studies").glob("*"))
     with CpuAccount(driver="study.run") as account:
-        main_s = _timed([sys.executable, "-m", "study.run", "--space", space, "--name", name,
-                         "--storage", str(work / "studies")], work)
+        main_s = _timed([sys.executable, "-m", "study.run", "--space", space], work)
+    (root,) = set((work / "studies").glob("*")) - before
     answer = answer_lines(json.loads((root / "report" / SUMMARY).read_text()))
     report_s = _timed([sys.executable, "-m", "reports.build", str(root)], work)
     epochs = read_frame(root, EPOCHS)
@@ -163,7 +164,7 @@ def main() -> int:
         for pair in range(args.pairs):
             for side in (("study", "peer") if pair % 2 == 0 else ("peer", "study")):
                 if side == "study":
-                    studies.append(run_main_job(args.space, work, f"main-{pair}"))
+                    studies.append(run_main_job(args.space, work))
                     print(f"study {pair + 1}: {studies[-1]['main_s']:.1f} s", flush=True)
                 else:  # the first pair starts with the study: there is one to replay
                     first = studies[0]["root"]

@@ -179,8 +179,8 @@ REQUEST_OPTIONS = ("subset", "num_samples", "data", "profile", "cpus_per_trial",
 
 
 def check_resume_options(argv: list[str], location: StudyLocation) -> tuple[int, int] | None:
-    """--resume continues the study as it was started: an option that would change it is refused, naming it. The one
-    change allowed is growth: --repeats K --seeds N on a study without seed repeats adds them, returned as (K, N)."""
+    """--resume continues the study as it was started: an option that would change it is refused, naming it.
+    --repeats K --seeds N on a study without seed repeats adds to it rather than changes it: returned as (K, N)."""
     stored = fetch_request(location)
     space = load_space(location.root / SPACE_COPY)
     given = vars(parser(defaults=False).parse_args(argv))
