@@ -213,7 +213,8 @@ def growth(request: StudyRequest, grown: StudyRequest) -> list[str]:
         said.append(f"{grown.num_samples - request.num_samples} more trial(s) per subset, {grown.num_samples} in all; "
                     f"the {request.num_samples} that ran are kept")
     if grown.repeats != request.repeats or grown.seeds != request.seeds:
-        said.append(f"then the best {grown.repeats} config(s) of each subset again with {grown.seeds} new seed(s)")
+        said.append(f"seed repeats of the best {grown.repeats} config(s) of each subset, {grown.seeds} new seed(s) "
+                    "each, after the search")
     return said
 
 
