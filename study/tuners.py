@@ -22,7 +22,7 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search import Searcher
 
 from common import logs
-from common.files import atomic_path, write_json
+from common.files import atomic_path, is_uri, write_json
 from study import ray_compat, session
 from study.recorder import StudyRecorder
 from study.searcher import METRIC, MODE, StudySearcher
@@ -138,13 +138,22 @@ def restored(location: StudyLocation, name: str, trainable, echo: Callable[[str]
     """The experiment ``name`` as stored, or None when it was never started. Its pickled callback, searcher and
     scheduler find the study through the active session (study/session.py), wherever the study is now."""
     experiment = f"{location.tune_storage}/{name}"
-    if not tune.Tuner.can_restore(experiment):
+    if not tune.Tuner.can_restore(experiment) or not state_saved(experiment):
         return None
     echo(f"{name}: resuming Tune experiment {experiment}")
     ray_compat.let_search_grow()
     tuner = tune.Tuner.restore(experiment, trainable=trainable, resume_unfinished=True)
     forget_unknown_trials(location, tuner, repeats=name == SEEDS, echo=echo)
     return tuner
+
+
+def state_saved(experiment: str) -> bool:
+    """Whether Tune saved the experiment's state at least once. A Tuner writes tuner.pkl when it is built, its state
+    only once it runs: one built and never run (a driver stopped in between, as after the seed repeats are chosen) is
+    built again, not restored (Tune restores it as a restart that ran only one of its seed repeats)."""
+    fs, path = pafs.FileSystem.from_uri(experiment) if is_uri(experiment) else (pafs.LocalFileSystem(), experiment)
+    entries = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+    return any(e.base_name.startswith("experiment_state") for e in entries)
 
 
 def forget_unknown_trials(location: StudyLocation, tuner: tune.Tuner, repeats: bool,

@@ -340,11 +340,13 @@ include_paper_recipe: false
 """
 
 
-def test_add_trials_then_seed_repeats_grow_a_finished_study_where_its_search_left_off(cluster, data, tmp_path, capsys):
+def test_add_trials_then_seed_repeats_grow_a_finished_study_where_its_search_left_off(cluster, data, tmp_path, capsys,
+                                                                                       monkeypatch):
     """--resume --add-trials N: N more trials per subset in the same study. The trials that ran are not run again,
     the QMC design goes on with its sequence (the learning rates are those a study of the larger size draws), and
     study.json holds the new size. Refused where it cannot hold: without --resume, with a size asked by
-    --num-samples, while another driver runs the study. --resume --repeats K --seeds N then adds seed repeats."""
+    --num-samples, while another driver runs the study. --resume --repeats K --seeds N then adds seed repeats, which
+    a plain --resume carries on after an interruption."""
     space = tmp_path / "growing.yaml"
     space.write_text(GROWING_SPACE)
     args = ["--space", str(space), "--data", str(data), "--storage", str(tmp_path), "--name", "grows", "--no-report"]
@@ -388,7 +390,13 @@ def test_add_trials_then_seed_repeats_grow_a_finished_study_where_its_search_lef
     # the search as it ended, to its last epoch; the search's trials stay as they were, and its size is now fixed.
     assert main([*args, "--resume", "--repeats", "1"]) == 2
     assert "give both, each at least 1" in capsys.readouterr().err
-    assert main([*args, "--resume", "--repeats", "1", "--seeds", "2"]) == 0
+    from study import faults  # Ctrl-C once the repeats are chosen: study.json holds them, a plain --resume runs them
+    monkeypatch.setattr(faults, "_counts", {})
+    monkeypatch.setenv(faults.ENV, "driver.repeats_chosen:1:INT")
+    assert main([*args, "--resume", "--repeats", "1", "--seeds", "2"]) == 130
+    assert read_frame(root, TRIALS)["repeat_of"].isna().all()
+    monkeypatch.delenv(faults.ENV)
+    assert main([*args, "--resume"]) == 0
     after = read_frame(root, TRIALS)
     repeats, search = after[after["repeat_of"].notna()], after[after["repeat_of"].isna()].set_index("trial_id")
     ranked = trials.assign(completed=trials["stop_reason"] == "completed").dropna(subset=["last_val_top1"])
